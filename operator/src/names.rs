@@ -1,0 +1,148 @@
+//! The six services, who calls whom, and how every object is named and labelled.
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+
+/// Field manager of every server-side apply the operator makes.
+pub const MANAGER: &str = "souk-operator";
+/// Finalizer the operator puts on every Shop.
+pub const FINALIZER: &str = "souk.dev/cleanup";
+/// Port every Souk service listens on inside its pod.
+pub const HTTP_PORT: i32 = 8080;
+pub const PG_PORT: i32 = 5432;
+
+/// A Souk service (all run by the same `souk` binary).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Svc {
+    User,
+    Product,
+    Cart,
+    Order,
+    Payment,
+    Gateway,
+}
+
+impl Svc {
+    pub const ALL: [Svc; 6] = [
+        Svc::User,
+        Svc::Product,
+        Svc::Cart,
+        Svc::Order,
+        Svc::Payment,
+        Svc::Gateway,
+    ];
+    /// Services with a database of their own (all but the gateway).
+    pub const WITH_DB: [Svc; 5] = [Svc::User, Svc::Product, Svc::Cart, Svc::Order, Svc::Payment];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Svc::User => "user",
+            Svc::Product => "product",
+            Svc::Cart => "cart",
+            Svc::Order => "order",
+            Svc::Payment => "payment",
+            Svc::Gateway => "gateway",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Svc> {
+        Svc::ALL.into_iter().find(|v| v.name() == s)
+    }
+
+    pub fn has_db(self) -> bool {
+        self != Svc::Gateway
+    }
+
+    /// Services that call this one: the only pods its NetworkPolicy admits.
+    /// The gateway is called from outside (the Ingress controller).
+    pub fn callers(self) -> &'static [Svc] {
+        match self {
+            Svc::User => &[Svc::Gateway, Svc::Order],
+            Svc::Product => &[Svc::Gateway, Svc::Cart, Svc::Order],
+            Svc::Cart => &[Svc::Gateway, Svc::Order],
+            Svc::Order => &[Svc::Gateway, Svc::Payment],
+            Svc::Payment => &[Svc::Gateway, Svc::Order],
+            Svc::Gateway => &[],
+        }
+    }
+
+    /// Environment variable holding this service's base URL.
+    pub fn url_env(self) -> Option<&'static str> {
+        match self {
+            Svc::User => Some("SOUK_USER_URL"),
+            Svc::Product => Some("SOUK_PRODUCT_URL"),
+            Svc::Cart => Some("SOUK_CART_URL"),
+            Svc::Order => Some("SOUK_ORDER_URL"),
+            Svc::Payment => Some("SOUK_PAYMENT_URL"),
+            Svc::Gateway => None,
+        }
+    }
+}
+
+/// `<shop>-<service>`: Deployment, Service, HPA, PDB and NetworkPolicy of one service.
+pub fn svc_object(shop: &str, svc: Svc) -> String {
+    format!("{shop}-{}", svc.name())
+}
+
+/// Migration Job of one service at one version: a new name per version, so each upgrade runs
+/// its own Job and a finished Job is never mutated.
+pub fn migration_job(shop: &str, svc: Svc, version: &str) -> String {
+    format!("{shop}-migrate-{}-{}", svc.name(), short_hash(version))
+}
+
+pub fn short_hash(s: &str) -> String {
+    hex::encode(&Sha256::digest(s.as_bytes())[..4])
+}
+
+pub fn internal_secret(shop: &str) -> String {
+    format!("{shop}-internal")
+}
+pub fn jwt_secret(shop: &str) -> String {
+    format!("{shop}-jwt")
+}
+pub fn db_credentials(shop: &str) -> String {
+    format!("{shop}-db-credentials")
+}
+pub fn database_urls(shop: &str) -> String {
+    format!("{shop}-database-urls")
+}
+pub fn postgres(shop: &str) -> String {
+    format!("{shop}-postgres")
+}
+pub fn cnpg_role_secret(shop: &str, svc: Svc) -> String {
+    format!("{shop}-db-{}", svc.name())
+}
+/// Database and role of one service inside the managed PostgreSQL (`order` and `user` are SQL
+/// keywords, hence the prefix).
+pub fn db_name(svc: Svc) -> String {
+    format!("souk_{}", svc.name())
+}
+
+pub const COMPONENT: &str = "app.kubernetes.io/component";
+pub const INSTANCE: &str = "app.kubernetes.io/instance";
+pub const VERSION_LABEL: &str = "app.kubernetes.io/version";
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+pub const SERVICE_LABEL: &str = "souk.dev/service";
+
+/// Labels that select one component's pods (stable: never include the version).
+pub fn selector(shop: &str, component: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".to_string(), "souk".to_string()),
+        (INSTANCE.to_string(), shop.to_string()),
+        (COMPONENT.to_string(), component.to_string()),
+    ])
+}
+
+/// Labels on every object the operator makes.
+pub fn labels(shop: &str, component: &str) -> BTreeMap<String, String> {
+    let mut l = selector(shop, component);
+    l.insert(MANAGED_BY.into(), MANAGER.into());
+    l.insert("app.kubernetes.io/part-of".into(), "souk".into());
+    l
+}
+
+/// Label selector of everything the operator makes, for watches.
+pub fn managed_selector() -> String {
+    format!("{MANAGED_BY}={MANAGER}")
+}
