@@ -1,0 +1,18 @@
+//! What every Souk service shares, and nothing that belongs to one service alone.
+
+pub mod caller;
+pub mod client;
+pub mod db;
+pub mod error;
+pub mod json;
+pub mod ops;
+pub mod pagination;
+pub mod server;
+pub mod settings;
+pub mod telemetry;
+pub mod testing;
+pub mod token;
+
+pub use caller::{AdminUser, AuthUser, Caller, InternalAuth, Role, ServiceCaller};
+pub use error::{ApiError, ApiResult, FieldError};
+pub use json::Json;

@@ -1,0 +1,175 @@
+//! The gateway: the only public entry. Routes `/api/v1/...` to the owning service, verifies
+//! access tokens, vouches for the caller to services, limits rates, bounds time and size.
+
+mod keys;
+mod proxy;
+mod ratelimit;
+pub mod routes;
+mod sessions;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use souk_common::client::{ServiceClient, http_client};
+use souk_common::ops::ReadyCheck;
+use souk_common::settings::{self, ConfigError};
+use souk_common::{ApiError, InternalAuth, server};
+
+use routes::Service;
+
+#[derive(Clone, Debug)]
+pub struct Upstreams {
+    pub user: String,
+    pub product: String,
+    pub cart: String,
+    pub order: String,
+    pub payment: String,
+}
+
+impl Upstreams {
+    pub fn base(&self, service: Service) -> &str {
+        match service {
+            Service::User => &self.user,
+            Service::Product => &self.product,
+            Service::Cart => &self.cart,
+            Service::Order => &self.order,
+            Service::Payment => &self.payment,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub internal_secret: String,
+    pub upstreams: Upstreams,
+    pub request_timeout: Duration,
+    pub payments_timeout: Duration,
+    pub rate_limit_per_sec: f64,
+    pub rate_limit_burst: f64,
+    pub session_cache_ttl: Duration,
+    /// Behind an ingress, the client's address is the first `X-Forwarded-For` entry.
+    pub trust_forwarded_for: bool,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            internal_secret: settings::internal_secret()?,
+            upstreams: Upstreams {
+                user: settings::base_url("SOUK_USER_URL")?,
+                product: settings::base_url("SOUK_PRODUCT_URL")?,
+                cart: settings::base_url("SOUK_CART_URL")?,
+                order: settings::base_url("SOUK_ORDER_URL")?,
+                payment: settings::base_url("SOUK_PAYMENT_URL")?,
+            },
+            request_timeout: Duration::from_millis(settings::parsed(
+                "SOUK_UPSTREAM_TIMEOUT_MS",
+                10_000,
+            )?),
+            payments_timeout: Duration::from_millis(settings::parsed(
+                "SOUK_PAYMENTS_TIMEOUT_MS",
+                30_000,
+            )?),
+            rate_limit_per_sec: settings::parsed("SOUK_RATE_LIMIT_PER_SEC", 50.0)?,
+            rate_limit_burst: settings::parsed("SOUK_RATE_LIMIT_BURST", 100.0)?,
+            session_cache_ttl: Duration::from_secs(settings::parsed(
+                "SOUK_SESSION_CACHE_SECS",
+                10,
+            )?),
+            trust_forwarded_for: settings::parsed("SOUK_TRUST_FORWARDED_FOR", false)?,
+        })
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    config: Arc<Config>,
+    internal: InternalAuth,
+    http: Client<HttpConnector, Full<Bytes>>,
+    keys: Arc<keys::KeyStore>,
+    sessions: Arc<sessions::Sessions>,
+    limiter: Arc<ratelimit::RateLimiter>,
+}
+
+/// The whole public API, served at `/openapi.json`.
+const OPENAPI: &str = include_str!("../openapi.json");
+
+pub async fn app(config: Config) -> anyhow::Result<Router> {
+    let internal = InternalAuth::new(&config.internal_secret);
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(Duration::from_secs(2)));
+    let http = Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(512)
+        .build(connector);
+    let user_client = ServiceClient::new(
+        http_client(Duration::from_secs(3)),
+        config.upstreams.user.clone(),
+        internal.clone(),
+        "gateway",
+        "user",
+    );
+    let keys = Arc::new(keys::KeyStore::new(user_client.clone()));
+    if keys.refresh().await.is_err() {
+        tracing::warn!("verification keys not fetched yet; will retry on the first token");
+    }
+    let state = AppState {
+        sessions: Arc::new(sessions::Sessions::new(
+            user_client,
+            config.session_cache_ttl,
+        )),
+        limiter: Arc::new(ratelimit::RateLimiter::new(
+            config.rate_limit_per_sec,
+            config.rate_limit_burst,
+        )),
+        config: Arc::new(config),
+        internal,
+        http,
+        keys: keys.clone(),
+    };
+    let routes = Router::new()
+        .route("/.well-known/jwks.json", get(jwks))
+        .route(
+            "/openapi.json",
+            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
+        )
+        .fallback(proxy::forward)
+        .with_state(state);
+    Ok(server::layers("gateway", routes, vec![keys_check(keys)]))
+}
+
+/// Ready once the verification keys are known (i.e. the user service has answered).
+fn keys_check(keys: Arc<keys::KeyStore>) -> ReadyCheck {
+    Arc::new(move || {
+        let keys = keys.clone();
+        Box::pin(async move {
+            if keys.published().keys.is_empty() {
+                keys.refresh().await.map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        })
+    })
+}
+
+async fn jwks(State(state): State<AppState>) -> Response {
+    if state.keys.published().keys.is_empty() && state.keys.refresh().await.is_err() {
+        return ApiError::unavailable("verification keys are not available yet").into_response();
+    }
+    let mut res = axum::Json(state.keys.published().as_ref().clone()).into_response();
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("public, max-age=300"),
+    );
+    res
+}

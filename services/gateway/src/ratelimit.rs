@@ -1,0 +1,82 @@
+//! Per-client token buckets (by user id when signed in, else by address). Kept in memory: each
+//! gateway replica limits what passes through it, which is what protects the services behind
+//! it, and no request pays a round trip to a shared store. Sharded to keep lock contention low.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::sync::Mutex;
+use std::time::Instant;
+
+const SHARDS: usize = 16;
+/// Beyond this many buckets in a shard, full (idle) buckets are dropped.
+const MAX_BUCKETS_PER_SHARD: usize = 10_000;
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+pub struct RateLimiter {
+    per_sec: f64,
+    burst: f64,
+    hasher: RandomState,
+    shards: Vec<Mutex<HashMap<String, Bucket>>>,
+}
+
+impl RateLimiter {
+    pub fn new(per_sec: f64, burst: f64) -> Self {
+        Self {
+            per_sec,
+            burst: burst.max(1.0),
+            hasher: RandomState::new(),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
+    }
+
+    /// `Ok(())` to go ahead, `Err(seconds)` to wait before the next request would pass.
+    pub fn check(&self, key: &str) -> Result<(), u64> {
+        let mut h = self.hasher.build_hasher();
+        key.hash(&mut h);
+        let mut shard = self.shards[h.finish() as usize % SHARDS]
+            .lock()
+            .expect("rate limit lock");
+        let now = Instant::now();
+        if shard.len() >= MAX_BUCKETS_PER_SHARD {
+            let (per_sec, burst) = (self.per_sec, self.burst);
+            shard
+                .retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * per_sec < burst);
+        }
+        let bucket = match shard.get_mut(key) {
+            Some(b) => b,
+            None => shard.entry(key.to_owned()).or_insert(Bucket {
+                tokens: self.burst,
+                at: now,
+            }),
+        };
+        bucket.tokens = (bucket.tokens
+            + now.duration_since(bucket.at).as_secs_f64() * self.per_sec)
+            .min(self.burst);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - bucket.tokens) / self.per_sec).ceil().max(1.0) as u64)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allows_the_burst_then_limits_each_key_alone() {
+        let limiter = RateLimiter::new(1.0, 3.0);
+        for _ in 0..3 {
+            assert!(limiter.check("a").is_ok());
+        }
+        assert_eq!(limiter.check("a"), Err(1));
+        assert!(limiter.check("b").is_ok());
+    }
+}

@@ -1,0 +1,141 @@
+//! Which service owns a public path, whether it needs a signed-in user, and how long it may take.
+
+use axum::http::Method;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Service {
+    User,
+    Product,
+    Cart,
+    Order,
+    Payment,
+}
+
+impl Service {
+    pub const ALL: [Service; 5] = [
+        Service::User,
+        Service::Product,
+        Service::Cart,
+        Service::Order,
+        Service::Payment,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::User => "user",
+            Service::Product => "product",
+            Service::Cart => "cart",
+            Service::Order => "order",
+            Service::Payment => "payment",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone; a token, if sent, must still be valid.
+    Public,
+    /// A signed-in user (the service decides about roles and ownership).
+    User,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timeout {
+    Default,
+    /// Checkout and cancellation talk to Stripe and may take longer.
+    Payments,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub service: Service,
+    pub access: Access,
+    pub timeout: Timeout,
+}
+
+pub const API_PREFIX: &str = "/api/v1/";
+
+/// Matches on whole path segments, so `/api/v1/productsX` matches nothing.
+pub fn resolve(method: &Method, path: &str) -> Option<Route> {
+    let rest = path.strip_prefix(API_PREFIX)?;
+    let mut segments = rest.split('/');
+    let first = segments.next()?;
+    let second = segments.next().unwrap_or("");
+    let route = |service, access| {
+        Some(Route {
+            service,
+            access,
+            timeout: Timeout::Default,
+        })
+    };
+    let read_only_public = if method == Method::GET || method == Method::HEAD {
+        Access::Public
+    } else {
+        Access::User
+    };
+    match first {
+        "auth" => match second {
+            "register" | "login" | "refresh" => route(Service::User, Access::Public),
+            _ => route(Service::User, Access::User),
+        },
+        "users" => route(Service::User, Access::User),
+        "admin" => match second {
+            "users" => route(Service::User, Access::User),
+            "orders" => route(Service::Order, Access::User),
+            _ => None,
+        },
+        "products" | "categories" => route(Service::Product, read_only_public),
+        "cart" => route(Service::Cart, Access::User),
+        "checkout" => Some(Route {
+            service: Service::Order,
+            access: Access::User,
+            timeout: Timeout::Payments,
+        }),
+        "orders" => Some(Route {
+            service: Service::Order,
+            access: Access::User,
+            timeout: Timeout::Payments,
+        }),
+        "payments" if second == "webhook" => route(Service::Payment, Access::Public),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_by_whole_segments() {
+        let get = Method::GET;
+        let post = Method::POST;
+        assert_eq!(
+            resolve(&post, "/api/v1/auth/login").unwrap().access,
+            Access::Public
+        );
+        assert_eq!(
+            resolve(&post, "/api/v1/auth/logout").unwrap().access,
+            Access::User
+        );
+        assert_eq!(
+            resolve(&get, "/api/v1/products").unwrap().access,
+            Access::Public
+        );
+        assert_eq!(
+            resolve(&post, "/api/v1/products").unwrap().access,
+            Access::User
+        );
+        assert_eq!(
+            resolve(&get, "/api/v1/admin/orders").unwrap().service,
+            Service::Order
+        );
+        assert_eq!(
+            resolve(&post, "/api/v1/checkout").unwrap().timeout,
+            Timeout::Payments
+        );
+        assert!(resolve(&get, "/api/v1/productsX").is_none());
+        assert!(resolve(&get, "/api/v1/admin/other").is_none());
+        assert!(resolve(&get, "/internal/users/1").is_none());
+        assert!(resolve(&get, "/api/v1/payments").is_none());
+    }
+}

@@ -1,0 +1,72 @@
+//! Whether a token's user still exists, and their current role. A token stays valid for its
+//! whole lifetime, so without this a deleted or demoted user would keep access until expiry.
+//! Answers are cached for a few seconds per user, so the user service sees at most one lookup
+//! per user per TTL.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::http::{Method, StatusCode};
+use souk_common::client::{CallError, ServiceClient};
+use souk_common::{Role, token::AccessClaims};
+use uuid::Uuid;
+
+/// Beyond this many cached users the cache starts over: memory stays bounded.
+const MAX_ENTRIES: usize = 100_000;
+
+#[derive(serde::Deserialize)]
+struct UserView {
+    role: Role,
+}
+
+pub struct Sessions {
+    user_service: ServiceClient,
+    ttl: Duration,
+    cache: Mutex<HashMap<Uuid, (Option<Role>, Instant)>>,
+}
+
+impl Sessions {
+    pub fn new(user_service: ServiceClient, ttl: Duration) -> Self {
+        Self {
+            user_service,
+            ttl,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The user's current role, or `None` when the account no longer exists. If the user
+    /// service cannot answer, the signed token's role is trusted so the rest of the shop
+    /// keeps working.
+    pub async fn current_role(&self, claims: &AccessClaims) -> Option<Role> {
+        if let Some((role, at)) = self
+            .cache
+            .lock()
+            .expect("session cache lock")
+            .get(&claims.sub)
+            .copied()
+            && at.elapsed() < self.ttl
+        {
+            return role;
+        }
+        let path = format!("/internal/users/{}", claims.sub);
+        let role = match self
+            .user_service
+            .call::<(), UserView>(Method::GET, &path, None, None)
+            .await
+        {
+            Ok(view) => Some(view.role),
+            Err(CallError::Api(e)) if e.status == StatusCode::NOT_FOUND => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "user lookup failed; trusting the token's role");
+                return Some(claims.role);
+            }
+        };
+        let mut cache = self.cache.lock().expect("session cache lock");
+        if cache.len() >= MAX_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(claims.sub, (role, Instant::now()));
+        role
+    }
+}

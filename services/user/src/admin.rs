@@ -1,0 +1,129 @@
+//! Admin-only user management, and seeding the first admin.
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, patch};
+use serde::Deserialize;
+use souk_common::error::parse_id;
+use souk_common::pagination::{Page, PageQuery};
+use souk_common::{AdminUser, ApiError, ApiResult, FieldError, Json, Role};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::auth::{insert_user, validate_email, validate_password};
+use crate::profile::Profile;
+use crate::profile_columns;
+use crate::{AppState, password};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/admin/users", get(list))
+        .route("/api/v1/admin/users/{id}", patch(set_role))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Json<Page<Profile>>> {
+    let limit = page.limit()?;
+    let after: Option<Uuid> = page.cursor()?;
+    // Ids are UUID v7, so id order is creation order: newest first, keyset on id.
+    let rows: Vec<Profile> = sqlx::query_as(concat!(
+        "SELECT ",
+        profile_columns!(),
+        " FROM users WHERE ($1::uuid IS NULL OR id < $1) ORDER BY id DESC LIMIT $2"
+    ))
+    .bind(after)
+    .bind(limit + 1)
+    .fetch_all(&state.db)
+    .await?;
+    Ok(Json(Page::from_rows(rows, limit, |p| p.id)))
+}
+
+#[derive(Deserialize)]
+struct RoleChange {
+    role: String,
+}
+
+async fn set_role(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Path(id): Path<String>,
+    Json(body): Json<RoleChange>,
+) -> ApiResult<Json<Profile>> {
+    let id = parse_id(&id, "user")?;
+    let role = Role::parse(&body.role)
+        .ok_or_else(|| ApiError::invalid_field("role", "must be \"customer\" or \"admin\""))?;
+    let mut tx = state.db.begin().await?;
+    // Serialise role changes so two admins cannot demote each other into having none.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('souk.user.roles'))")
+        .execute(&mut *tx)
+        .await?;
+    if role == Role::Customer {
+        let admins_left: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM users WHERE role = 'admin' AND id <> $1")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+        if admins_left == 0 {
+            return Err(ApiError::conflict(
+                "last_admin",
+                "the last admin cannot be demoted",
+            ));
+        }
+    }
+    let profile: Option<Profile> = sqlx::query_as(concat!(
+        "UPDATE users SET role = $2, updated_at = now() WHERE id = $1 RETURNING ",
+        profile_columns!(),
+        ""
+    ))
+    .bind(id)
+    .bind(role.as_str())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let profile = profile.ok_or_else(|| ApiError::not_found("no such user"))?;
+    tx.commit().await?;
+    tracing::info!(user_id = %id, role = role.as_str(), "role changed");
+    Ok(Json(profile))
+}
+
+/// Creates the admin, or promotes an existing account with that e-mail (its password is kept).
+/// Idempotent, so it can run at every start.
+pub async fn ensure_admin(
+    db: &PgPool,
+    email: &str,
+    password: &str,
+    name: &str,
+) -> anyhow::Result<Uuid> {
+    let mut errors: Vec<FieldError> = Vec::new();
+    let email = validate_email(email, &mut errors);
+    validate_password(password, &mut errors);
+    if let Some(e) = errors.first() {
+        anyhow::bail!("admin {}: {}", e.field, e.message);
+    }
+    let promoted: Option<Uuid> =
+        sqlx::query_scalar("UPDATE users SET role = 'admin', updated_at = now() WHERE lower(email) = lower($1) RETURNING id")
+            .bind(&email)
+            .fetch_optional(db)
+            .await?;
+    if let Some(id) = promoted {
+        return Ok(id);
+    }
+    let hash = password::hash(password.to_owned()).await?;
+    let mut tx = db.begin().await?;
+    let created = insert_user(&mut tx, &email, &hash, name, Role::Admin).await;
+    match created {
+        Ok(profile) => {
+            tx.commit().await?;
+            tracing::info!(user_id = %profile.id, "admin created");
+            Ok(profile.id)
+        }
+        // Created concurrently by another replica: promote that one.
+        Err(e) if e.code == "email_taken" => {
+            drop(tx);
+            Box::pin(ensure_admin(db, &email, password, name)).await
+        }
+        Err(e) => Err(anyhow::anyhow!("{e}")),
+    }
+}

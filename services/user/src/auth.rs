@@ -1,0 +1,294 @@
+//! Register, log in, refresh (with rotation and reuse detection) and log out.
+
+use std::net::SocketAddr;
+
+use axum::Extension;
+use axum::Router;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use souk_common::error::unique_violation;
+use souk_common::token::JwkSet;
+use souk_common::{ApiError, ApiResult, AuthUser, FieldError, Json, Role};
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::profile::{Profile, validate_name};
+use crate::profile_columns;
+use crate::{AppState, password, throttle, tokens};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/auth/register", post(register))
+        .route("/api/v1/auth/login", post(login))
+        .route("/api/v1/auth/refresh", post(refresh))
+        .route("/api/v1/auth/logout", post(logout))
+        .route("/internal/jwks", get(jwks))
+}
+
+#[derive(Serialize)]
+struct TokenResponse {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<Profile>,
+    access_token: String,
+    refresh_token: String,
+    token_type: &'static str,
+    expires_in: i64,
+}
+
+#[derive(Deserialize)]
+struct Registration {
+    email: String,
+    password: String,
+    name: String,
+}
+
+pub fn validate_email(email: &str, errors: &mut Vec<FieldError>) -> String {
+    let email = email.trim().to_owned();
+    let valid = email.len() <= 254
+        && !email.chars().any(char::is_whitespace)
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && !domain.contains('@')
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        });
+    if !valid {
+        errors.push(FieldError::new("email", "must be a valid e-mail address"));
+    }
+    email
+}
+
+pub fn validate_password(password: &str, errors: &mut Vec<FieldError>) {
+    let chars = password.chars().count();
+    if chars < 8 {
+        errors.push(FieldError::new("password", "must be at least 8 characters"));
+    } else if chars > 1024 {
+        errors.push(FieldError::new(
+            "password",
+            "must be at most 1024 characters",
+        ));
+    }
+}
+
+async fn register(
+    State(state): State<AppState>,
+    Json(body): Json<Registration>,
+) -> ApiResult<(StatusCode, Json<TokenResponse>)> {
+    let mut errors = Vec::new();
+    let email = validate_email(&body.email, &mut errors);
+    validate_password(&body.password, &mut errors);
+    let name = validate_name(&body.name, &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let hash = password::hash(body.password)
+        .await
+        .map_err(ApiError::internal)?;
+    let mut tx = state.db.begin().await?;
+    let profile = insert_user(&mut tx, &email, &hash, &name, Role::Customer).await?;
+    let tokens = issue(&state, &mut tx, profile.id, Role::Customer, Uuid::now_v7()).await?;
+    tx.commit().await?;
+    tracing::info!(user_id = %profile.id, "registered");
+    Ok((
+        StatusCode::CREATED,
+        Json(TokenResponse {
+            user: Some(profile),
+            ..tokens
+        }),
+    ))
+}
+
+pub async fn insert_user(
+    tx: &mut Transaction<'_, Postgres>,
+    email: &str,
+    hash: &str,
+    name: &str,
+    role: Role,
+) -> ApiResult<Profile> {
+    sqlx::query_as(concat!("INSERT INTO users (id, email, password_hash, name, role) VALUES ($1, $2, $3, $4, $5) RETURNING ", profile_columns!(), ""))
+    .bind(Uuid::now_v7())
+    .bind(email)
+    .bind(hash)
+    .bind(name)
+    .bind(role.as_str())
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(|e| match unique_violation(&e) {
+        Some("users_email_key") => ApiError::conflict("email_taken", "an account with this e-mail already exists"),
+        _ => e.into(),
+    })
+}
+
+/// Signs an access token and stores a new refresh token in `family`.
+async fn issue(
+    state: &AppState,
+    tx: &mut Transaction<'_, Postgres>,
+    user_id: Uuid,
+    role: Role,
+    family: Uuid,
+) -> ApiResult<TokenResponse> {
+    let access_token = state
+        .keys
+        .access_token(user_id, role)
+        .map_err(ApiError::internal)?;
+    let refresh_token = tokens::new_refresh_token();
+    sqlx::query(
+        "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at)
+         VALUES ($1, $2, $3, $4, now() + make_interval(days => $5))",
+    )
+    .bind(Uuid::now_v7())
+    .bind(user_id)
+    .bind(family)
+    .bind(tokens::hash_refresh_token(&refresh_token))
+    .bind(state.config.refresh_ttl_days as i32)
+    .execute(&mut **tx)
+    .await?;
+    Ok(TokenResponse {
+        user: None,
+        access_token,
+        refresh_token,
+        token_type: "Bearer",
+        expires_in: state.keys.access_ttl_secs,
+    })
+}
+
+#[derive(Deserialize)]
+struct Credentials {
+    email: String,
+    password: String,
+}
+
+/// The client's address as the gateway saw it, else the connection's peer.
+fn client_address(headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
+    headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(|v| v.trim().to_owned())
+        .or_else(|| peer.map(|p| p.ip().to_string()))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+async fn login(
+    State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    Json(body): Json<Credentials>,
+) -> ApiResult<Json<TokenResponse>> {
+    let limits = state.config.login_limits;
+    let account = throttle::account_key(&body.email);
+    let address = throttle::address_key(&client_address(&headers, peer.map(|c| c.0.0)));
+    if let Some(wait) = throttle::blocked_for(&state.db, limits, &account, &address).await? {
+        return Err(ApiError::too_many_requests(
+            wait,
+            "too many failed sign-ins; try again later",
+        ));
+    }
+    let user: Option<(Uuid, String, String)> =
+        sqlx::query_as("SELECT id, password_hash, role FROM users WHERE lower(email) = lower($1)")
+            .bind(body.email.trim())
+            .fetch_optional(&state.db)
+            .await?;
+    let (hash, found) = match user {
+        Some((id, hash, role)) => (Some(hash), Some((id, role))),
+        None => (None, None),
+    };
+    if !password::verify(body.password, hash).await {
+        throttle::record_failure(&state.db, limits, &[&account, &address]).await?;
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "wrong e-mail or password",
+        ));
+    }
+    let (id, role) = found.expect("a verified password belongs to a found user");
+    throttle::clear(&state.db, &account).await?;
+    let role = Role::parse(&role).ok_or_else(|| ApiError::internal("unknown role in database"))?;
+    let mut tx = state.db.begin().await?;
+    let tokens = issue(&state, &mut tx, id, role, Uuid::now_v7()).await?;
+    tx.commit().await?;
+    Ok(Json(tokens))
+}
+
+#[derive(Deserialize)]
+struct RefreshRequest {
+    refresh_token: String,
+}
+
+fn invalid_refresh() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid_refresh_token",
+        "the refresh token is invalid, expired or revoked",
+    )
+}
+
+async fn refresh(
+    State(state): State<AppState>,
+    Json(body): Json<RefreshRequest>,
+) -> ApiResult<Json<TokenResponse>> {
+    let hash = tokens::hash_refresh_token(&body.refresh_token);
+    let mut tx = state.db.begin().await?;
+    // Spend the token: only one concurrent refresh can win this update.
+    let spent: Option<(Uuid, Uuid, String)> = sqlx::query_as(
+        "UPDATE refresh_tokens t SET used_at = now()
+         FROM users u
+         WHERE t.token_hash = $1 AND t.user_id = u.id
+           AND t.used_at IS NULL AND t.revoked_at IS NULL AND t.expires_at > now()
+         RETURNING t.user_id, t.family_id, u.role",
+    )
+    .bind(&hash)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((user_id, family, role)) = spent else {
+        drop(tx);
+        revoke_family_if_reused(&state.db, &hash).await?;
+        return Err(invalid_refresh());
+    };
+    let role = Role::parse(&role).ok_or_else(|| ApiError::internal("unknown role in database"))?;
+    let tokens = issue(&state, &mut tx, user_id, role, family).await?;
+    tx.commit().await?;
+    Ok(Json(tokens))
+}
+
+/// A spent token presented again means it leaked: revoke every token of its family.
+async fn revoke_family_if_reused(db: &PgPool, hash: &[u8]) -> ApiResult<()> {
+    let revoked = sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = now()
+         WHERE revoked_at IS NULL
+           AND family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NOT NULL)",
+    )
+    .bind(hash)
+    .execute(db)
+    .await?;
+    if revoked.rows_affected() > 0 {
+        tracing::warn!("refresh token reused: its family was revoked");
+    }
+    Ok(())
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Json(body): Json<RefreshRequest>,
+) -> ApiResult<StatusCode> {
+    // Ends the whole session (every rotation of this token); another user's token is untouched.
+    sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = now()
+         WHERE revoked_at IS NULL AND family_id =
+           (SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND user_id = $2)",
+    )
+    .bind(tokens::hash_refresh_token(&body.refresh_token))
+    .bind(user.id)
+    .execute(&state.db)
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The public verification keys; the gateway republishes them at `/.well-known/jwks.json`.
+async fn jwks(State(state): State<AppState>) -> Json<JwkSet> {
+    Json(state.keys.jwks().clone())
+}

@@ -1,0 +1,115 @@
+//! The user service: accounts, sign-in, tokens, profiles and admins.
+
+mod admin;
+mod auth;
+mod password;
+mod profile;
+mod throttle;
+pub use throttle::Limits as LoginLimits;
+pub mod tokens;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::FromRef;
+use souk_common::settings::{self, ConfigError};
+use souk_common::{InternalAuth, db, ops, server};
+use sqlx::PgPool;
+
+pub use admin::ensure_admin;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/user");
+
+#[derive(Clone)]
+pub struct Config {
+    pub database_url: String,
+    pub internal_secret: String,
+    /// Ed25519 private key, PKCS#8 PEM.
+    pub jwt_private_key_pem: String,
+    pub access_ttl_secs: i64,
+    pub refresh_ttl_days: i64,
+    /// The first admin, created or promoted at start (idempotent).
+    pub admin: Option<AdminSeed>,
+    pub login_limits: throttle::Limits,
+    pub db_max_connections: u32,
+}
+
+#[derive(Clone)]
+pub struct AdminSeed {
+    pub email: String,
+    pub password: String,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let admin = match (
+            settings::optional("SOUK_ADMIN_EMAIL")?,
+            settings::optional("SOUK_ADMIN_PASSWORD")?,
+        ) {
+            (Some(email), Some(password)) => Some(AdminSeed { email, password }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    "SOUK_ADMIN_PASSWORD",
+                    "is required with SOUK_ADMIN_EMAIL",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "SOUK_ADMIN_EMAIL",
+                    "is required with SOUK_ADMIN_PASSWORD",
+                ));
+            }
+        };
+        Ok(Self {
+            database_url: settings::required("DATABASE_URL")?,
+            internal_secret: settings::internal_secret()?,
+            jwt_private_key_pem: settings::required("SOUK_JWT_PRIVATE_KEY")?,
+            access_ttl_secs: settings::parsed("SOUK_ACCESS_TOKEN_TTL_SECS", 900)?,
+            refresh_ttl_days: settings::parsed("SOUK_REFRESH_TOKEN_TTL_DAYS", 30)?,
+            admin,
+            login_limits: throttle::Limits {
+                per_account: settings::parsed("SOUK_LOGIN_MAX_FAILURES_PER_ACCOUNT", 5)?,
+                per_address: settings::parsed("SOUK_LOGIN_MAX_FAILURES_PER_ADDRESS", 20)?,
+                window_secs: settings::parsed("SOUK_LOGIN_FAILURE_WINDOW_SECS", 900)?,
+            },
+            db_max_connections: settings::parsed("SOUK_DB_MAX_CONNECTIONS", 10)?,
+        })
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: PgPool,
+    pub internal: InternalAuth,
+    pub keys: Arc<tokens::TokenKeys>,
+    pub config: Arc<Config>,
+}
+
+impl FromRef<AppState> for InternalAuth {
+    fn from_ref(state: &AppState) -> Self {
+        state.internal.clone()
+    }
+}
+
+/// Connects, checks the key, seeds the admin and returns the service's HTTP app.
+pub async fn app(config: Config) -> anyhow::Result<Router> {
+    let keys = tokens::TokenKeys::from_pem(&config.jwt_private_key_pem, config.access_ttl_secs)
+        .map_err(|e| anyhow::anyhow!("configuration: SOUK_JWT_PRIVATE_KEY: {e}"))?;
+    let db = db::connect(&config.database_url, config.db_max_connections).await?;
+    if let Some(seed) = &config.admin {
+        ensure_admin(&db, &seed.email, &seed.password, "Admin").await?;
+    }
+    let state = AppState {
+        db: db.clone(),
+        internal: InternalAuth::new(&config.internal_secret),
+        keys: Arc::new(keys),
+        config: Arc::new(config),
+    };
+    let routes = Router::new()
+        .merge(auth::router())
+        .merge(profile::router())
+        .merge(admin::router())
+        .with_state(state);
+    Ok(server::wrap("user", routes, vec![ops::database_check(db)]))
+}

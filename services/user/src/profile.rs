@@ -1,0 +1,207 @@
+//! The signed-in user's profile, with a shipping address.
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Router, http::StatusCode};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use souk_common::error::parse_id;
+use souk_common::{ApiError, ApiResult, AuthUser, FieldError, Json, ServiceCaller};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/users/me", get(me).patch(update_me))
+        .route("/internal/users/{id}", get(internal_user))
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ShippingAddress {
+    pub name: String,
+    pub line1: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line2: Option<String>,
+    pub city: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    pub postal_code: String,
+    pub country: String,
+}
+
+impl ShippingAddress {
+    /// Trims every field, upper-cases the country, and lists what is missing or malformed.
+    pub fn normalized(mut self, prefix: &str) -> Result<Self, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        for (field, value, max) in [
+            ("name", &mut self.name, 200),
+            ("line1", &mut self.line1, 200),
+            ("city", &mut self.city, 100),
+            ("postal_code", &mut self.postal_code, 20),
+        ] {
+            *value = value.trim().to_owned();
+            if value.is_empty() || value.chars().count() > max {
+                errors.push(FieldError::new(
+                    format!("{prefix}.{field}"),
+                    format!("must be 1 to {max} characters"),
+                ));
+            }
+        }
+        for (field, value) in [("line2", &mut self.line2), ("state", &mut self.state)] {
+            *value = value
+                .take()
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty());
+            if value.as_ref().is_some_and(|v| v.chars().count() > 200) {
+                errors.push(FieldError::new(
+                    format!("{prefix}.{field}"),
+                    "must be at most 200 characters",
+                ));
+            }
+        }
+        self.country = self.country.trim().to_ascii_uppercase();
+        if self.country.len() != 2 || !self.country.bytes().all(|b| b.is_ascii_uppercase()) {
+            errors.push(FieldError::new(
+                format!("{prefix}.country"),
+                "must be an ISO 3166-1 alpha-2 code, e.g. \"US\"",
+            ));
+        }
+        if errors.is_empty() {
+            Ok(self)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct Profile {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub role: String,
+    pub shipping_address: Option<sqlx::types::Json<ShippingAddress>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The columns a `Profile` reads, as a macro so queries stay `&'static str` (no per-request
+/// formatting, and sqlx can see they are not built from input).
+#[macro_export]
+macro_rules! profile_columns {
+    () => {
+        "id, email, name, role, shipping_address, created_at"
+    };
+}
+
+pub async fn load(db: &PgPool, id: Uuid) -> ApiResult<Profile> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        profile_columns!(),
+        " FROM users WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(db)
+    .await?
+    // A valid token for an account that no longer exists.
+    .ok_or_else(|| ApiError::unauthorized("this account no longer exists"))
+}
+
+async fn me(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<Profile>> {
+    load(&state.db, user.id).await.map(Json)
+}
+
+/// Distinguishes an absent field (leave as is) from `null` (clear it).
+fn double_option<'de, D, T>(de: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(de).map(Some)
+}
+
+#[derive(Deserialize)]
+struct ProfileUpdate {
+    #[serde(default, deserialize_with = "double_option")]
+    name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    shipping_address: Option<Option<ShippingAddress>>,
+}
+
+pub fn validate_name(name: &str, errors: &mut Vec<FieldError>) -> String {
+    let name = name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 100 {
+        errors.push(FieldError::new("name", "must be 1 to 100 characters"));
+    }
+    name
+}
+
+async fn update_me(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Json(update): Json<ProfileUpdate>,
+) -> ApiResult<Json<Profile>> {
+    let mut errors = Vec::new();
+    let name = match update.name {
+        Some(Some(n)) => Some(validate_name(&n, &mut errors)),
+        Some(None) => {
+            errors.push(FieldError::new("name", "cannot be null"));
+            None
+        }
+        None => None,
+    };
+    let address = match update.shipping_address {
+        Some(Some(a)) => match a.normalized("shipping_address") {
+            Ok(a) => Some(Some(a)),
+            Err(mut e) => {
+                errors.append(&mut e);
+                None
+            }
+        },
+        Some(None) => Some(None),
+        None => None,
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let profile: Option<Profile> = sqlx::query_as(concat!(
+        "UPDATE users SET
+           name = COALESCE($2, name),
+           shipping_address = CASE WHEN $3 THEN $4 ELSE shipping_address END,
+           updated_at = now()
+         WHERE id = $1 RETURNING ",
+        profile_columns!(),
+        ""
+    ))
+    .bind(user.id)
+    .bind(name)
+    .bind(address.is_some())
+    .bind(address.flatten().map(sqlx::types::Json))
+    .fetch_optional(&state.db)
+    .await?;
+    profile
+        .map(Json)
+        .ok_or_else(|| ApiError::unauthorized("this account no longer exists"))
+}
+
+/// For sibling services: the account's current role and address (the gateway checks that a
+/// token's user still exists; the order service reads the default shipping address and e-mail).
+async fn internal_user(
+    State(state): State<AppState>,
+    _service: ServiceCaller,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<Profile>)> {
+    let id = parse_id(&id, "user")?;
+    let profile: Option<Profile> = sqlx::query_as(concat!(
+        "SELECT ",
+        profile_columns!(),
+        " FROM users WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(&state.db)
+    .await?;
+    profile
+        .map(|p| (StatusCode::OK, Json(p)))
+        .ok_or_else(|| ApiError::not_found("no such user"))
+}

@@ -1,0 +1,22 @@
+//! The `souk` runner: the whole platform in one process (`souk up`, and the test harness), or one
+//! service alone (`souk serve`, what a container runs).
+
+pub mod local_db;
+pub mod platform;
+pub mod testing;
+
+/// Every service, in start-up order (the gateway needs the user service's keys).
+pub const SERVICES: [&str; 6] = ["user", "product", "cart", "payment", "order", "gateway"];
+
+/// The services that own a database, with their embedded migrations.
+pub fn migrator(service: &str) -> Option<&'static sqlx::migrate::Migrator> {
+    match service {
+        "user" => Some(&souk_user::MIGRATOR),
+        _ => None,
+    }
+}
+
+/// Whether `service` has a database of its own.
+pub fn has_database(service: &str) -> bool {
+    service != "gateway"
+}

@@ -1,0 +1,180 @@
+//! `souk`: run the platform locally, run one service, migrate, or make an admin.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use souk::platform::{PlatformOptions, RunningPlatform};
+use souk::{SERVICES, local_db, migrator};
+use souk_common::{db, server, settings, telemetry};
+
+#[derive(Parser)]
+#[command(name = "souk", version, about = "Souk e-commerce platform")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start all six services locally; prints the gateway's URL once everything is ready.
+    Up,
+    /// Run one service (what a container runs), configured from the environment.
+    Serve { service: String },
+    /// Run one service's database migrations against DATABASE_URL.
+    Migrate { service: String },
+    /// Administer accounts.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an admin, or promote an existing account (DATABASE_URL: the user service's database).
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Falls back to SOUK_ADMIN_PASSWORD so the password need not appear in shell history.
+        #[arg(long, env = "SOUK_ADMIN_PASSWORD", hide_env_values = true)]
+        password: String,
+        #[arg(long, default_value = "Admin")]
+        name: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    telemetry::init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Up => up().await,
+        Command::Serve { service } => serve(&service).await,
+        Command::Migrate { service } => migrate(&service).await,
+        Command::Admin {
+            command:
+                AdminCommand::Create {
+                    email,
+                    password,
+                    name,
+                },
+        } => admin_create(&email, &password, &name).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_service(service: &str) -> anyhow::Result<()> {
+    if SERVICES.contains(&service) {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "unknown service {service:?}; one of: {}",
+            SERVICES.join(", ")
+        )
+    }
+}
+
+async fn serve(service: &str) -> anyhow::Result<()> {
+    check_service(service)?;
+    let addr = settings::listen_addr()?;
+    let app = match service {
+        "user" => souk_user::app(souk_user::Config::from_env()?).await?,
+        "product" => souk_product::app(souk_product::Config::from_env()?).await?,
+        "cart" => souk_cart::app(souk_cart::Config::from_env()?).await?,
+        "order" => souk_order::app(souk_order::Config::from_env()?).await?,
+        "payment" => souk_payment::app(souk_payment::Config::from_env()?).await?,
+        _ => souk_gateway::app(souk_gateway::Config::from_env()?).await?,
+    };
+    let listener = server::bind(addr).await?;
+    tracing::info!(service, %addr, "listening");
+    server::serve(listener, app, server::shutdown_signal()).await
+}
+
+async fn migrate(service: &str) -> anyhow::Result<()> {
+    check_service(service)?;
+    let Some(m) = migrator(service) else {
+        println!("{service}: no database, nothing to migrate");
+        return Ok(());
+    };
+    let url = settings::required("DATABASE_URL")?;
+    db::create_if_missing(&url)
+        .await
+        .context("creating the database")?;
+    let pool = db::connect(&url, 1).await?;
+    db::migrate(&pool, m).await?;
+    println!("{service}: migrations applied");
+    Ok(())
+}
+
+async fn admin_create(email: &str, password: &str, name: &str) -> anyhow::Result<()> {
+    let url = settings::required("DATABASE_URL")?;
+    let pool = db::connect(&url, 1).await?;
+    let id = souk_user::ensure_admin(&pool, email, password, name).await?;
+    println!("admin {email} ({id}) is ready");
+    Ok(())
+}
+
+/// Local state (`.souk/`): a private PostgreSQL if needed, the JWT key, mail files.
+fn state_dir() -> anyhow::Result<PathBuf> {
+    let dir = settings::optional("SOUK_STATE_DIR")?
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(".souk"));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(std::fs::canonicalize(&dir)?)
+}
+
+/// The local signing key, made once so tokens survive a restart of `souk up`.
+fn local_jwt_key(dir: &std::path::Path) -> anyhow::Result<String> {
+    if let Some(pem) = settings::optional("SOUK_JWT_PRIVATE_KEY")? {
+        return Ok(pem);
+    }
+    let path = dir.join("jwt-ed25519.pem");
+    if let Ok(pem) = std::fs::read_to_string(&path) {
+        return Ok(pem);
+    }
+    let pem = souk_user::tokens::generate_private_key_pem();
+    std::fs::write(&path, &pem)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(pem)
+}
+
+async fn up() -> anyhow::Result<()> {
+    let dir = state_dir()?;
+    let gateway_addr: SocketAddr = settings::parsed(
+        "SOUK_GATEWAY_ADDR",
+        SocketAddr::from(([127, 0, 0, 1], 8080)),
+    )?;
+    let admin = match (
+        settings::optional("SOUK_ADMIN_EMAIL")?,
+        settings::optional("SOUK_ADMIN_PASSWORD")?,
+    ) {
+        (Some(email), Some(password)) => Some(souk_user::AdminSeed { email, password }),
+        _ => None,
+    };
+    let opts = PlatformOptions {
+        server_url: local_db::server_url(&dir).await?,
+        database_prefix: settings::optional("SOUK_DATABASE_PREFIX")?
+            .unwrap_or_else(|| "souk".to_owned()),
+        gateway_addr,
+        internal_secret: uuid::Uuid::new_v4().simple().to_string()
+            + &uuid::Uuid::new_v4().simple().to_string(),
+        jwt_private_key_pem: local_jwt_key(&dir)?,
+        admin,
+    };
+    let platform = RunningPlatform::start(opts, |_| {}).await?;
+    println!("gateway listening on {}", platform.gateway_url);
+    platform.run_until(server::shutdown_signal()).await
+}

@@ -1,0 +1,245 @@
+//! Starts all six services in one process, each on its own port, talking to each other over
+//! HTTP exactly as in production.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use souk_common::{db, server};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::{SERVICES, has_database, migrator};
+
+/// Every service's configuration, built from local defaults and adjustable before start.
+#[derive(Clone)]
+pub struct PlatformConfig {
+    pub user: souk_user::Config,
+    pub product: souk_product::Config,
+    pub cart: souk_cart::Config,
+    pub order: souk_order::Config,
+    pub payment: souk_payment::Config,
+    pub gateway: souk_gateway::Config,
+}
+
+/// What `souk up` and the tests choose; everything else has a local default.
+pub struct PlatformOptions {
+    /// A PostgreSQL server URL; each service gets database `<prefix>_<service>` on it.
+    pub server_url: String,
+    pub database_prefix: String,
+    pub gateway_addr: SocketAddr,
+    pub internal_secret: String,
+    pub jwt_private_key_pem: String,
+    pub admin: Option<souk_user::AdminSeed>,
+}
+
+pub struct RunningPlatform {
+    pub gateway_url: String,
+    /// Base URL of each service, by name (for tests that call a service directly).
+    pub urls: HashMap<&'static str, String>,
+    pub config: PlatformConfig,
+    stops: HashMap<&'static str, watch::Sender<bool>>,
+    tasks: HashMap<&'static str, JoinHandle<anyhow::Result<()>>>,
+}
+
+impl PlatformOptions {
+    pub fn database_url(&self, service: &str) -> anyhow::Result<String> {
+        db::with_database(
+            &self.server_url,
+            &format!("{}_{service}", self.database_prefix),
+        )
+    }
+}
+
+fn local_config(
+    opts: &PlatformOptions,
+    urls: &HashMap<&'static str, String>,
+) -> anyhow::Result<PlatformConfig> {
+    let secret = opts.internal_secret.clone();
+    let db = |s: &str| opts.database_url(s);
+    Ok(PlatformConfig {
+        user: souk_user::Config {
+            database_url: db("user")?,
+            internal_secret: secret.clone(),
+            jwt_private_key_pem: opts.jwt_private_key_pem.clone(),
+            access_ttl_secs: 900,
+            refresh_ttl_days: 30,
+            admin: opts.admin.clone(),
+            login_limits: souk_user::LoginLimits {
+                per_account: 5,
+                per_address: 20,
+                window_secs: 900,
+            },
+            db_max_connections: 10,
+        },
+        product: souk_product::Config {
+            database_url: db("product")?,
+            internal_secret: secret.clone(),
+            db_max_connections: 10,
+        },
+        cart: souk_cart::Config {
+            database_url: db("cart")?,
+            internal_secret: secret.clone(),
+            db_max_connections: 10,
+        },
+        order: souk_order::Config {
+            database_url: db("order")?,
+            internal_secret: secret.clone(),
+            db_max_connections: 10,
+        },
+        payment: souk_payment::Config {
+            database_url: db("payment")?,
+            internal_secret: secret.clone(),
+            db_max_connections: 10,
+        },
+        gateway: souk_gateway::Config {
+            internal_secret: secret,
+            upstreams: souk_gateway::Upstreams {
+                user: urls["user"].clone(),
+                product: urls["product"].clone(),
+                cart: urls["cart"].clone(),
+                order: urls["order"].clone(),
+                payment: urls["payment"].clone(),
+            },
+            request_timeout: std::time::Duration::from_secs(10),
+            payments_timeout: std::time::Duration::from_secs(30),
+            rate_limit_per_sec: 50.0,
+            rate_limit_burst: 100.0,
+            session_cache_ttl: std::time::Duration::from_secs(10),
+            trust_forwarded_for: false,
+        },
+    })
+}
+
+/// Creates and migrates each service's database.
+pub async fn prepare_databases(opts: &PlatformOptions) -> anyhow::Result<()> {
+    for service in SERVICES.into_iter().filter(|s| has_database(s)) {
+        let url = opts.database_url(service)?;
+        db::create_if_missing(&url)
+            .await
+            .with_context(|| format!("creating the {service} database"))?;
+        if let Some(m) = migrator(service) {
+            let pool = db::connect(&url, 1).await?;
+            db::migrate(&pool, m)
+                .await
+                .with_context(|| format!("migrating the {service} database"))?;
+            pool.close().await;
+        }
+    }
+    Ok(())
+}
+
+impl RunningPlatform {
+    /// Binds every port, prepares the databases, lets `adjust` change the configuration, then
+    /// starts the services in dependency order. Returns once all are serving.
+    pub async fn start(
+        opts: PlatformOptions,
+        adjust: impl FnOnce(&mut PlatformConfig),
+    ) -> anyhow::Result<Self> {
+        let mut listeners: HashMap<&'static str, TcpListener> = HashMap::new();
+        let mut urls = HashMap::new();
+        for service in SERVICES {
+            let addr = if service == "gateway" {
+                opts.gateway_addr
+            } else {
+                SocketAddr::from(([127, 0, 0, 1], 0))
+            };
+            let listener = server::bind(addr).await?;
+            urls.insert(service, format!("http://{}", listener.local_addr()?));
+            listeners.insert(service, listener);
+        }
+        prepare_databases(&opts).await?;
+        let mut config = local_config(&opts, &urls)?;
+        adjust(&mut config);
+
+        let mut platform = RunningPlatform {
+            gateway_url: urls["gateway"].clone(),
+            urls,
+            config: config.clone(),
+            stops: HashMap::new(),
+            tasks: HashMap::new(),
+        };
+        for service in SERVICES {
+            let app = build_app(service, &config)
+                .await
+                .with_context(|| format!("starting the {service} service"))?;
+            let listener = listeners.remove(service).expect("bound above");
+            let (stop, mut stopped) = watch::channel(false);
+            let task = tokio::spawn(server::serve(listener, app, async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            }));
+            platform.stops.insert(service, stop);
+            platform.tasks.insert(service, task);
+        }
+        Ok(platform)
+    }
+
+    /// Stops one service gracefully (tests use it to take a dependency down).
+    pub async fn stop(&mut self, service: &str) {
+        if let Some(stop) = self.stops.remove(service) {
+            let _ = stop.send(true);
+        }
+        if let Some(task) = self.tasks.remove(service) {
+            let _ = task.await;
+        }
+    }
+
+    /// Waits until any service stops (it should not), or until `shutdown` resolves.
+    pub async fn run_until(
+        mut self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        let any_exit = futures_any(self.tasks.drain().collect());
+        tokio::select! {
+            (service, result) = any_exit => {
+                let result = result.map_err(anyhow::Error::from).and_then(|r| r);
+                anyhow::bail!("the {service} service stopped: {result:?}");
+            }
+            _ = shutdown => {}
+        }
+        for stop in self.stops.values() {
+            let _ = stop.send(true);
+        }
+        Ok(())
+    }
+}
+
+impl RunningPlatform {
+    /// Tells every service to stop; in-flight requests finish on their own.
+    pub fn shutdown_now(&mut self) {
+        for stop in self.stops.values() {
+            let _ = stop.send(true);
+        }
+    }
+}
+
+impl Drop for RunningPlatform {
+    fn drop(&mut self) {
+        self.shutdown_now();
+    }
+}
+
+async fn futures_any(
+    tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
+) -> (
+    &'static str,
+    Result<anyhow::Result<()>, tokio::task::JoinError>,
+) {
+    let (names, handles): (Vec<_>, Vec<_>) = tasks.into_iter().unzip();
+    let (result, index, _) = futures::future::select_all(handles).await;
+    (names[index], result)
+}
+
+/// Builds one service's app from its part of the configuration.
+pub async fn build_app(service: &str, config: &PlatformConfig) -> anyhow::Result<axum::Router> {
+    match service {
+        "user" => souk_user::app(config.user.clone()).await,
+        "product" => souk_product::app(config.product.clone()).await,
+        "cart" => souk_cart::app(config.cart.clone()).await,
+        "order" => souk_order::app(config.order.clone()).await,
+        "payment" => souk_payment::app(config.payment.clone()).await,
+        "gateway" => souk_gateway::app(config.gateway.clone()).await,
+        other => anyhow::bail!("unknown service {other:?}; one of {}", SERVICES.join(", ")),
+    }
+}
