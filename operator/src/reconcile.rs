@@ -56,7 +56,7 @@ impl Error {
 pub struct Context {
     pub client: Client,
     pub pdb_api: PdbApi,
-    pub reporter: Reporter,
+    pub recorder: Recorder,
     /// Consecutive failures per Shop, for exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -64,12 +64,15 @@ pub struct Context {
 impl Context {
     pub fn new(client: Client, pdb_api: PdbApi, instance: Option<String>) -> Self {
         Self {
-            client,
+            client: client.clone(),
             pdb_api,
-            reporter: Reporter {
-                controller: MANAGER.into(),
-                instance,
-            },
+            recorder: Recorder::new(
+                client.clone(),
+                Reporter {
+                    controller: MANAGER.into(),
+                    instance,
+                },
+            ),
             failures: Mutex::default(),
         }
     }
@@ -213,7 +216,6 @@ async fn missing_secret_keys(client: &Client, ns: &str, shop: &Shop) -> Result<V
 }
 
 async fn publish(ctx: &Context, shop: &Shop, type_: EventType, reason: &str, note: String) {
-    let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
     let ev = Event {
         type_,
         reason: reason.into(),
@@ -221,7 +223,7 @@ async fn publish(ctx: &Context, shop: &Shop, type_: EventType, reason: &str, not
         action: "Reconcile".into(),
         secondary: None,
     };
-    if let Err(e) = recorder.publish(&ev, &shop.object_ref(&())).await {
+    if let Err(e) = ctx.recorder.publish(&ev, &shop.object_ref(&())).await {
         tracing::warn!(error = %e, "publishing event");
     }
 }

@@ -46,6 +46,12 @@ pub fn service_status(d: &Deployment) -> (ServiceStatus, bool) {
 }
 
 fn condition(type_: &str, ok: bool, reason: &str, message: String, generation: i64) -> Condition {
+    // Never empty: server-side apply on v1.20 turns "" into null and the schema refuses it.
+    let message = if message.is_empty() {
+        reason.to_string()
+    } else {
+        message
+    };
     Condition {
         type_: type_.into(),
         status: if ok { "True" } else { "False" }.into(),
@@ -124,7 +130,7 @@ pub fn compute(shop: &Shop, prev: Option<&ShopStatus>, obs: &Observation) -> Sho
             format!("missing Secret keys: {}", obs.missing_secrets.join(", ")),
         )
     } else {
-        (false, "AsExpected", String::new())
+        (false, "AsExpected", "no failures".to_string())
     };
 
     let at_target = running.as_deref() == Some(target.as_str());

@@ -728,6 +728,7 @@ fn status_invalid_spec() {
     };
     let st = status::compute(&shop, None, &obs);
     assert_eq!(cond(&st, "Degraded"), ("True", "InvalidSpec", "bad"));
+    assert!(st.conditions.iter().all(|c| !c.message.is_empty()));
     assert_eq!(cond(&st, "Ready").0, "False");
 }
 
