@@ -77,11 +77,16 @@ fn local_config(
             database_url: db("product")?,
             internal_secret: secret.clone(),
             db_max_connections: 10,
+            currency: "usd".to_owned(),
+            reservation_ttl: std::time::Duration::from_secs(900),
+            reservation_sweep_interval: std::time::Duration::from_secs(30),
         },
         cart: souk_cart::Config {
             database_url: db("cart")?,
             internal_secret: secret.clone(),
             db_max_connections: 10,
+            product_url: urls["product"].clone(),
+            currency: "usd".to_owned(),
         },
         order: souk_order::Config {
             database_url: db("order")?,

@@ -28,7 +28,7 @@ impl TestPlatform {
             database_prefix: prefix.clone(),
             gateway_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             internal_secret: TEST_INTERNAL_SECRET.to_owned(),
-            jwt_private_key_pem: test_key().to_owned(),
+            jwt_private_key_pem: test_signing_key_pem().to_owned(),
             admin: Some(souk_user::AdminSeed {
                 email: ADMIN_EMAIL.into(),
                 password: ADMIN_PASSWORD.into(),
@@ -63,7 +63,7 @@ pub const ADMIN_PASSWORD: &str = "admin-password-1";
 
 /// One key for the whole test run: generating is cheap, but a fixed key keeps failures
 /// reproducible within a run.
-fn test_key() -> &'static str {
+pub fn test_signing_key_pem() -> &'static str {
     static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     KEY.get_or_init(souk_user::tokens::generate_private_key_pem)
 }

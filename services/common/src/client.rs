@@ -193,6 +193,12 @@ fn intern_code(code: &str) -> &'static str {
         "payment_failed",
         "card_declined",
         "idempotency_key_reused",
+        "product_unavailable",
+        "reservation_released",
+        "reservation_committed",
+        "category_not_found",
+        "slug_taken",
+        "category_in_use",
     ];
     KNOWN
         .iter()

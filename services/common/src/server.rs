@@ -25,6 +25,8 @@ pub fn wrap(service: &'static str, routes: Router, checks: Vec<ops::ReadyCheck>)
 /// Adds ops routes, request ids, tracing, metrics and the body limit (the gateway, whose
 /// fallback is the proxy, calls this directly).
 pub fn layers(service: &'static str, routes: Router, checks: Vec<ops::ReadyCheck>) -> Router {
+    // Install the recorder now: metrics recorded before it exists are lost.
+    ops::prometheus();
     routes
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -44,16 +44,9 @@ async fn forward_inner(
     req: Request,
 ) -> Result<Response, ApiError> {
     let (mut parts, body) = req.into_parts();
-    let route = routes::resolve(&parts.method, parts.uri.path())
-        .ok_or_else(|| ApiError::not_found("no such endpoint"))?;
     let client_ip = client_ip(&parts.headers, peer, state.config.trust_forwarded_for);
-
     let caller = authenticate(state, &parts.headers).await?;
-    if caller.is_none() && route.access == Access::User {
-        return Err(ApiError::unauthorized(
-            "send a valid access token: Authorization: Bearer <token>",
-        ));
-    }
+    // Limit before routing, so probing for endpoints costs the prober too.
     let limit_key = match &caller {
         Some(Caller::User { id, .. }) => format!("user:{id}"),
         _ => format!("ip:{client_ip}"),
@@ -62,6 +55,13 @@ async fn forward_inner(
         .limiter
         .check(&limit_key)
         .map_err(|wait| ApiError::too_many_requests(wait, "too many requests"))?;
+    let route = routes::resolve(&parts.method, parts.uri.path())
+        .ok_or_else(|| ApiError::not_found("no such endpoint"))?;
+    if caller.is_none() && route.access == Access::User {
+        return Err(ApiError::unauthorized(
+            "send a valid access token: Authorization: Bearer <token>",
+        ));
+    }
 
     if parts
         .headers

@@ -3,7 +3,7 @@
 //! it, and no request pays a round trip to a shared store. Sharded to keep lock contention low.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -35,9 +35,7 @@ impl RateLimiter {
 
     /// `Ok(())` to go ahead, `Err(seconds)` to wait before the next request would pass.
     pub fn check(&self, key: &str) -> Result<(), u64> {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        let mut shard = self.shards[h.finish() as usize % SHARDS]
+        let mut shard = self.shards[self.hasher.hash_one(key) as usize % SHARDS]
             .lock()
             .expect("rate limit lock");
         let now = Instant::now();

@@ -1,0 +1,194 @@
+//! Shared test helpers: a running platform, an HTTP client, and shortcuts for common calls.
+
+#![allow(dead_code)]
+
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+use souk::platform::PlatformConfig;
+use souk::testing::{ADMIN_EMAIL, ADMIN_PASSWORD, TestPlatform};
+
+pub struct App {
+    pub platform: TestPlatform,
+    pub http: reqwest::Client,
+}
+
+/// An answer: status, headers and the JSON body (`Value::Null` when empty or not JSON).
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Resp {
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// Asserts the status and, for errors, that the body is problem+json with this `code`.
+    #[track_caller]
+    pub fn expect(&self, status: u16, code: Option<&str>) -> &Value {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        if let Some(code) = code {
+            assert_eq!(
+                self.content_type(),
+                "application/problem+json",
+                "body: {}",
+                self.body
+            );
+            assert_eq!(self.body["code"], code, "body: {}", self.body);
+            assert_eq!(self.body["status"], status);
+        }
+        &self.body
+    }
+}
+
+/// A signed-in user.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: String,
+    pub email: String,
+    pub token: String,
+    pub refresh: String,
+}
+
+impl App {
+    pub async fn spawn() -> App {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(adjust: impl FnOnce(&mut PlatformConfig)) -> App {
+        let platform = TestPlatform::start_with(adjust)
+            .await
+            .expect("platform starts");
+        App {
+            platform,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.platform.gateway())
+    }
+
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Resp {
+        let res = req.send().await.expect("request reaches the gateway");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.bytes().await.expect("body");
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        self.send(req).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Resp {
+        self.call(reqwest::Method::GET, path, token, None).await
+    }
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
+        self.call(reqwest::Method::POST, path, token, Some(body))
+            .await
+    }
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
+        self.call(reqwest::Method::PATCH, path, token, Some(body))
+            .await
+    }
+    pub async fn put(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
+        self.call(reqwest::Method::PUT, path, token, Some(body))
+            .await
+    }
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Resp {
+        self.call(reqwest::Method::DELETE, path, token, None).await
+    }
+
+    pub async fn register(&self, email: &str, password: &str, name: &str) -> Resp {
+        self.post(
+            "/api/v1/auth/register",
+            None,
+            json!({"email": email, "password": password, "name": name}),
+        )
+        .await
+    }
+
+    /// Registers a new customer with a unique e-mail.
+    pub async fn customer(&self) -> Session {
+        let email = format!("shopper-{}@example.com", uuid::Uuid::new_v4().simple());
+        let res = self.register(&email, "correct-horse-1", "Shopper").await;
+        let body = res.expect(201, None);
+        session(body, &email)
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Resp {
+        self.post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    /// Signs in as the admin seeded at start-up.
+    pub async fn admin(&self) -> Session {
+        let res = self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        let body = res.expect(200, None).clone();
+        let me = self
+            .get("/api/v1/users/me", body["access_token"].as_str())
+            .await;
+        Session {
+            id: me.body["id"].as_str().unwrap().to_owned(),
+            email: ADMIN_EMAIL.to_owned(),
+            token: body["access_token"].as_str().unwrap().to_owned(),
+            refresh: body["refresh_token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// A connection to one service's own database, for checks the API cannot make.
+    pub async fn db(&self, service: &str) -> sqlx::PgPool {
+        sqlx::PgPool::connect(&self.platform.database_url(service))
+            .await
+            .expect("test database")
+    }
+}
+
+pub fn session(body: &Value, email: &str) -> Session {
+    Session {
+        id: body["user"]["id"].as_str().expect("user id").to_owned(),
+        email: email.to_owned(),
+        token: body["access_token"]
+            .as_str()
+            .expect("access token")
+            .to_owned(),
+        refresh: body["refresh_token"]
+            .as_str()
+            .expect("refresh token")
+            .to_owned(),
+    }
+}

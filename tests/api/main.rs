@@ -1,0 +1,6 @@
+//! Black-box tests across services: each test starts the whole platform in-process on free
+//! ports against its own fresh databases, and talks to it over HTTP through the gateway.
+
+mod gateway;
+mod helpers;
+mod users;
