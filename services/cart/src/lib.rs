@@ -1,14 +1,28 @@
-//! The cart service.
+//! The cart service: one cart per user, priced live from the product service.
+
+mod cart;
+mod catalog;
+
+use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::FromRef;
+use souk_common::client::{ServiceClient, http_client};
 use souk_common::settings::{self, ConfigError};
-use souk_common::{db, ops, server};
+use souk_common::{InternalAuth, db, ops, server};
+use sqlx::PgPool;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/cart");
 
 #[derive(Clone, Debug)]
 pub struct Config {
     pub database_url: String,
     pub internal_secret: String,
     pub db_max_connections: u32,
+    /// The product service's base URL (`SOUK_PRODUCT_URL`).
+    pub product_url: String,
+    /// The shop's currency, shown on an empty cart (`SOUK_CURRENCY`, default `usd`).
+    pub currency: String,
 }
 
 impl Config {
@@ -17,15 +31,56 @@ impl Config {
             database_url: settings::required("DATABASE_URL")?,
             internal_secret: settings::internal_secret()?,
             db_max_connections: settings::parsed("SOUK_DB_MAX_CONNECTIONS", 10)?,
+            product_url: settings::base_url("SOUK_PRODUCT_URL")?,
+            currency: settings::parsed("SOUK_CURRENCY", "usd".to_owned())?
+                .trim()
+                .to_ascii_lowercase(),
         })
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: PgPool,
+    pub internal: InternalAuth,
+    pub products: ServiceClient,
+    pub config: Arc<Config>,
+}
+
+impl FromRef<AppState> for InternalAuth {
+    fn from_ref(state: &AppState) -> Self {
+        state.internal.clone()
     }
 }
 
 pub async fn app(config: Config) -> anyhow::Result<Router> {
     let db = db::connect(&config.database_url, config.db_max_connections).await?;
-    Ok(server::wrap(
+    let internal = InternalAuth::new(&config.internal_secret);
+    let products = ServiceClient::new(
+        http_client(server::SERVICE_CALL_TIMEOUT),
+        config.product_url.clone(),
+        internal.clone(),
         "cart",
-        Router::new(),
-        vec![ops::database_check(db)],
-    ))
+        "product",
+    );
+    let state = AppState {
+        db: db.clone(),
+        internal,
+        products,
+        config: Arc::new(config),
+    };
+    let routes = Router::new()
+        .merge(cart::router())
+        .route(
+            "/openapi.json",
+            axum::routing::get(|| async {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    include_str!("../openapi.json"),
+                )
+            }),
+        )
+        .with_state(state);
+    // Readiness is the database only: reads keep working (stale prices) without the catalog.
+    Ok(server::wrap("cart", routes, vec![ops::database_check(db)]))
 }

@@ -1,31 +1,131 @@
-//! The product service.
+//! The product service: catalog (products, categories, stock) and stock reservations for the
+//! order service.
+
+mod catalog;
+mod categories;
+pub mod listing;
+pub mod reservations;
+mod validate;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
+use axum::extract::FromRef;
 use souk_common::settings::{self, ConfigError};
-use souk_common::{db, ops, server};
+use souk_common::{InternalAuth, ops, server};
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/product");
 
 #[derive(Clone, Debug)]
 pub struct Config {
     pub database_url: String,
     pub internal_secret: String,
     pub db_max_connections: u32,
+    /// The shop's one currency, lowercase ISO 4217 (`SOUK_CURRENCY`, default `usd`).
+    pub currency: String,
+    /// How long a reservation holds stock before it expires (`SOUK_RESERVATION_TTL_SECS`, 900).
+    pub reservation_ttl: Duration,
+    /// How often expired reservations are swept (`SOUK_RESERVATION_SWEEP_SECS`, 30).
+    pub reservation_sweep_interval: Duration,
 }
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
+        let currency = settings::parsed("SOUK_CURRENCY", "usd".to_owned())?
+            .trim()
+            .to_ascii_lowercase();
+        if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_lowercase()) {
+            return Err(ConfigError::new(
+                "SOUK_CURRENCY",
+                "must be a three-letter ISO 4217 code, e.g. usd",
+            ));
+        }
+        let ttl: u64 = settings::parsed("SOUK_RESERVATION_TTL_SECS", 900)?;
+        let sweep: u64 = settings::parsed("SOUK_RESERVATION_SWEEP_SECS", 30)?;
+        if ttl == 0 {
+            return Err(ConfigError::new("SOUK_RESERVATION_TTL_SECS", "must be > 0"));
+        }
+        if sweep == 0 {
+            return Err(ConfigError::new(
+                "SOUK_RESERVATION_SWEEP_SECS",
+                "must be > 0",
+            ));
+        }
         Ok(Self {
             database_url: settings::required("DATABASE_URL")?,
             internal_secret: settings::internal_secret()?,
             db_max_connections: settings::parsed("SOUK_DB_MAX_CONNECTIONS", 10)?,
+            currency,
+            reservation_ttl: Duration::from_secs(ttl),
+            reservation_sweep_interval: Duration::from_secs(sweep),
         })
     }
 }
 
+#[derive(Clone)]
+pub struct AppState {
+    pub db: PgPool,
+    pub internal: InternalAuth,
+    pub config: Arc<Config>,
+    /// Dropped with the last clone of the state (when the server stops): ends the sweeper.
+    _sweeper: Arc<tokio::sync::watch::Sender<()>>,
+}
+
+impl FromRef<AppState> for InternalAuth {
+    fn from_ref(state: &AppState) -> Self {
+        state.internal.clone()
+    }
+}
+
+/// Like `souk_common::db::connect`, but every statement is planned with its actual parameter
+/// values (`plan_cache_mode = force_custom_plan`): the listing queries have optional filters
+/// written as `$n IS NULL OR ...`, which only fold away (and so let the planner pick the right
+/// index) in a custom plan. A generic plan would be reused after five executions.
+async fn connect(config: &Config) -> anyhow::Result<PgPool> {
+    let options: PgConnectOptions = config.database_url.parse()?;
+    let options = options.options([("plan_cache_mode", "force_custom_plan")]);
+    Ok(PgPoolOptions::new()
+        .max_connections(config.db_max_connections)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await?)
+}
+
 pub async fn app(config: Config) -> anyhow::Result<Router> {
-    let db = db::connect(&config.database_url, config.db_max_connections).await?;
+    let db = connect(&config).await?;
+    let (stop, stopped) = tokio::sync::watch::channel(());
+    tokio::spawn(reservations::sweeper(
+        db.clone(),
+        config.reservation_sweep_interval,
+        stopped,
+    ));
+    let state = AppState {
+        db: db.clone(),
+        internal: InternalAuth::new(&config.internal_secret),
+        config: Arc::new(config),
+        _sweeper: Arc::new(stop),
+    };
+    let routes = Router::new()
+        .merge(catalog::router())
+        .merge(categories::router())
+        .merge(reservations::router())
+        .route(
+            "/openapi.json",
+            axum::routing::get(|| async {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    include_str!("../openapi.json"),
+                )
+            }),
+        )
+        .with_state(state);
     Ok(server::wrap(
         "product",
-        Router::new(),
+        routes,
         vec![ops::database_check(db)],
     ))
 }

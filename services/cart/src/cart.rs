@@ -1,0 +1,423 @@
+//! `/api/v1/cart` for the signed-in user, and the order service's internal view of a cart.
+//!
+//! Prices are never frozen: every read asks the product service for current prices (one call
+//! per read). When the product service cannot answer, reads still answer 200 with each line's
+//! last known name and price, flagged `price_stale: true` (and `prices_stale: true` on the
+//! cart); writes that need the catalog (adding, raising or setting a quantity) answer 503.
+//! Removing lines and clearing the cart need no catalog and keep working.
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, patch, post};
+use serde::{Deserialize, Serialize};
+use souk_common::error::parse_id;
+use souk_common::{ApiError, ApiResult, AuthUser, FieldError, Json, ServiceCaller};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::catalog::{self, CatalogEntry};
+
+pub const MAX_QUANTITY: i64 = 100;
+/// Distinct products per cart (one catalog call prices them all).
+pub const MAX_LINES: i64 = 100;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/cart", get(show).delete(clear))
+        .route("/api/v1/cart/items", post(add))
+        .route(
+            "/api/v1/cart/items/{product_id}",
+            patch(set_quantity).delete(remove),
+        )
+        .route("/internal/carts/{user_id}", get(internal_show))
+        .route("/internal/carts/{user_id}/ordered", post(ordered))
+}
+
+#[derive(Debug, Serialize)]
+pub struct CartView {
+    pub items: Vec<CartLine>,
+    pub subtotal_cents: i64,
+    pub currency: String,
+    /// True when the catalog could not be asked and some prices are the last ones seen.
+    pub prices_stale: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CartLine {
+    pub product_id: Uuid,
+    pub name: String,
+    pub quantity: i64,
+    pub unit_price_cents: i64,
+    pub line_total_cents: i64,
+    /// True when `unit_price_cents` is the last known price, not a current one.
+    pub price_stale: bool,
+    /// Whether the line can be bought as it is (product active, enough stock); `null` when
+    /// the catalog could not be asked.
+    pub available: Option<bool>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    product_id: Uuid,
+    quantity: i32,
+    last_name: String,
+    last_unit_price_cents: i64,
+    last_currency: String,
+}
+
+async fn render(state: &AppState, user: Uuid) -> ApiResult<CartView> {
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT product_id, quantity, last_name, last_unit_price_cents, last_currency
+         FROM cart_items WHERE user_id = $1 ORDER BY created_at, product_id",
+    )
+    .bind(user)
+    .fetch_all(&state.db)
+    .await?;
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.product_id).collect();
+    let fresh: Option<HashMap<Uuid, CatalogEntry>> =
+        match catalog::lookup(&state.products, &ids).await {
+            Ok(map) => Some(map),
+            Err(e) => {
+                tracing::warn!(error = %e, "catalog unavailable; showing last known prices");
+                None
+            }
+        };
+    let mut items = Vec::with_capacity(rows.len());
+    let mut changed = Vec::new();
+    let mut currency = None;
+    for row in rows {
+        let quantity = i64::from(row.quantity);
+        let line = match fresh.as_ref().and_then(|m| m.get(&row.product_id)) {
+            Some(p) => {
+                if p.price_cents != row.last_unit_price_cents || p.name != row.last_name {
+                    changed.push(p.clone());
+                }
+                currency.get_or_insert_with(|| p.currency.clone());
+                CartLine {
+                    product_id: row.product_id,
+                    name: p.name.clone(),
+                    quantity,
+                    unit_price_cents: p.price_cents,
+                    line_total_cents: p.price_cents.saturating_mul(quantity),
+                    price_stale: false,
+                    available: Some(p.active && p.stock >= quantity),
+                }
+            }
+            // Unknown to the catalog (or the catalog is down): the last price seen.
+            None => {
+                currency.get_or_insert_with(|| row.last_currency.clone());
+                CartLine {
+                    product_id: row.product_id,
+                    name: row.last_name,
+                    quantity,
+                    unit_price_cents: row.last_unit_price_cents,
+                    line_total_cents: row.last_unit_price_cents.saturating_mul(quantity),
+                    price_stale: fresh.is_none(),
+                    available: fresh.as_ref().map(|_| false),
+                }
+            }
+        };
+        items.push(line);
+    }
+    if !changed.is_empty() {
+        remember(state, user, &changed).await;
+    }
+    Ok(CartView {
+        subtotal_cents: items
+            .iter()
+            .fold(0i64, |sum, l| sum.saturating_add(l.line_total_cents)),
+        currency: currency.unwrap_or_else(|| state.config.currency.clone()),
+        prices_stale: fresh.is_none() && !items.is_empty(),
+        items,
+    })
+}
+
+/// Keeps the last known name and price, for reads while the catalog is down. Best effort.
+async fn remember(state: &AppState, user: Uuid, products: &[CatalogEntry]) {
+    let result = sqlx::query(
+        "UPDATE cart_items c SET last_name = x.name, last_unit_price_cents = x.price,
+            last_currency = x.currency
+         FROM unnest($2::uuid[], $3::text[], $4::bigint[], $5::text[]) AS x(id, name, price, currency)
+         WHERE c.user_id = $1 AND c.product_id = x.id",
+    )
+    .bind(user)
+    .bind(products.iter().map(|p| p.id).collect::<Vec<_>>())
+    .bind(products.iter().map(|p| p.name.clone()).collect::<Vec<_>>())
+    .bind(products.iter().map(|p| p.price_cents).collect::<Vec<_>>())
+    .bind(products.iter().map(|p| p.currency.clone()).collect::<Vec<_>>())
+    .execute(&state.db)
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "could not record last known prices");
+    }
+}
+
+async fn show(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<CartView>> {
+    render(&state, user.id).await.map(Json)
+}
+
+/// The product as it is now, if it can be sold; 404 otherwise, 503 if the catalog is down.
+async fn sellable(state: &AppState, id: Uuid) -> ApiResult<CatalogEntry> {
+    let mut found = catalog::lookup(&state.products, &[id]).await?;
+    match found.remove(&id) {
+        Some(p) if p.active => Ok(p),
+        _ => Err(ApiError::not_found(
+            "no such product, or it is no longer sold",
+        )),
+    }
+}
+
+fn quantity_error(min: i64) -> ApiError {
+    ApiError::validation(vec![FieldError::new(
+        "quantity",
+        format!("must be an integer from {min} to {MAX_QUANTITY}"),
+    )])
+}
+
+fn insufficient(p: &CatalogEntry) -> ApiError {
+    ApiError::conflict(
+        "insufficient_stock",
+        format!("only {} of this product are in stock", p.stock),
+    )
+}
+
+#[derive(Deserialize)]
+struct AddItem {
+    product_id: Uuid,
+    quantity: i64,
+}
+
+/// Adds to the line of the same product if there is one.
+async fn add(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Json(body): Json<AddItem>,
+) -> ApiResult<Json<CartView>> {
+    if !(1..=MAX_QUANTITY).contains(&body.quantity) {
+        return Err(quantity_error(1));
+    }
+    let product = sellable(&state, body.product_id).await?;
+    if body.quantity > product.stock {
+        return Err(insufficient(&product));
+    }
+    let lines: i64 = sqlx::query_scalar("SELECT count(*) FROM cart_items WHERE user_id = $1")
+        .bind(user.id)
+        .fetch_one(&state.db)
+        .await?;
+    if lines >= MAX_LINES {
+        let exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM cart_items WHERE user_id = $1 AND product_id = $2)",
+        )
+        .bind(user.id)
+        .bind(body.product_id)
+        .fetch_one(&state.db)
+        .await?;
+        if !exists {
+            return Err(ApiError::conflict(
+                "cart_full",
+                format!("a cart holds at most {MAX_LINES} different products"),
+            ));
+        }
+    }
+    // One statement, so concurrent adds of the same product cannot overshoot the limits.
+    let cap = product.stock.min(MAX_QUANTITY);
+    let applied: Option<i32> = sqlx::query_scalar(
+        "INSERT INTO cart_items
+            (user_id, product_id, quantity, last_name, last_unit_price_cents, last_currency)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (user_id, product_id) DO UPDATE SET
+            quantity = cart_items.quantity + EXCLUDED.quantity,
+            last_name = EXCLUDED.last_name,
+            last_unit_price_cents = EXCLUDED.last_unit_price_cents,
+            last_currency = EXCLUDED.last_currency,
+            updated_at = now()
+         WHERE cart_items.quantity + EXCLUDED.quantity <= $7
+         RETURNING quantity",
+    )
+    .bind(user.id)
+    .bind(body.product_id)
+    .bind(body.quantity as i32)
+    .bind(&product.name)
+    .bind(product.price_cents)
+    .bind(&product.currency)
+    .bind(cap)
+    .fetch_optional(&state.db)
+    .await?;
+    if applied.is_none() {
+        let current: i64 = sqlx::query_scalar(
+            "SELECT quantity::bigint FROM cart_items WHERE user_id = $1 AND product_id = $2",
+        )
+        .bind(user.id)
+        .bind(body.product_id)
+        .fetch_optional(&state.db)
+        .await?
+        .unwrap_or(0);
+        if current + body.quantity > MAX_QUANTITY {
+            return Err(ApiError::invalid_field(
+                "quantity",
+                format!(
+                    "the line would hold {}; at most {MAX_QUANTITY} per product",
+                    current + body.quantity
+                ),
+            ));
+        }
+        return Err(insufficient(&product));
+    }
+    render(&state, user.id).await.map(Json)
+}
+
+#[derive(Deserialize)]
+struct QuantityBody {
+    quantity: i64,
+}
+
+/// Sets a line's quantity; 0 removes the line (and, like DELETE, is fine if there is none).
+async fn set_quantity(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(product_id): Path<String>,
+    Json(body): Json<QuantityBody>,
+) -> ApiResult<Json<CartView>> {
+    let product_id = parse_id(&product_id, "cart line")?;
+    if !(0..=MAX_QUANTITY).contains(&body.quantity) {
+        return Err(quantity_error(0));
+    }
+    if body.quantity == 0 {
+        return remove_line(&state, user.id, product_id).await;
+    }
+    let exists: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM cart_items WHERE user_id = $1 AND product_id = $2)",
+    )
+    .bind(user.id)
+    .bind(product_id)
+    .fetch_one(&state.db)
+    .await?;
+    if !exists {
+        return Err(ApiError::not_found("this product is not in your cart"));
+    }
+    let product = sellable(&state, product_id).await?;
+    if body.quantity > product.stock {
+        return Err(insufficient(&product));
+    }
+    let updated = sqlx::query(
+        "UPDATE cart_items SET quantity = $3, last_name = $4, last_unit_price_cents = $5,
+            last_currency = $6, updated_at = now()
+         WHERE user_id = $1 AND product_id = $2",
+    )
+    .bind(user.id)
+    .bind(product_id)
+    .bind(body.quantity as i32)
+    .bind(&product.name)
+    .bind(product.price_cents)
+    .bind(&product.currency)
+    .execute(&state.db)
+    .await?;
+    if updated.rows_affected() == 0 {
+        return Err(ApiError::not_found("this product is not in your cart"));
+    }
+    render(&state, user.id).await.map(Json)
+}
+
+async fn remove_line(state: &AppState, user: Uuid, product_id: Uuid) -> ApiResult<Json<CartView>> {
+    sqlx::query("DELETE FROM cart_items WHERE user_id = $1 AND product_id = $2")
+        .bind(user)
+        .bind(product_id)
+        .execute(&state.db)
+        .await?;
+    render(state, user).await.map(Json)
+}
+
+/// Removes a line; idempotent (a line that is not there is already removed).
+async fn remove(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(product_id): Path<String>,
+) -> ApiResult<Json<CartView>> {
+    let product_id = parse_id(&product_id, "cart line")?;
+    remove_line(&state, user.id, product_id).await
+}
+
+async fn clear(State(state): State<AppState>, user: AuthUser) -> ApiResult<StatusCode> {
+    sqlx::query("DELETE FROM cart_items WHERE user_id = $1")
+        .bind(user.id)
+        .execute(&state.db)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn internal_show(
+    State(state): State<AppState>,
+    _service: ServiceCaller,
+    Path(user_id): Path<String>,
+) -> ApiResult<Json<CartView>> {
+    let user_id = parse_id(&user_id, "cart")?;
+    render(&state, user_id).await.map(Json)
+}
+
+#[derive(Deserialize)]
+struct Ordered {
+    order_id: Uuid,
+    items: Vec<OrderedItem>,
+}
+
+#[derive(Deserialize)]
+struct OrderedItem {
+    product_id: Uuid,
+    quantity: i64,
+}
+
+/// The order service bought these lines: subtract them from the cart, once per order id.
+async fn ordered(
+    State(state): State<AppState>,
+    _service: ServiceCaller,
+    Path(user_id): Path<String>,
+    Json(body): Json<Ordered>,
+) -> ApiResult<StatusCode> {
+    let user_id = parse_id(&user_id, "cart")?;
+    let mut sums: HashMap<Uuid, i64> = HashMap::new();
+    for (i, item) in body.items.iter().enumerate() {
+        if item.quantity < 1 {
+            return Err(ApiError::invalid_field(
+                &format!("items[{i}].quantity"),
+                "must be at least 1",
+            ));
+        }
+        *sums.entry(item.product_id).or_insert(0) += item.quantity;
+    }
+    let (ids, quantities): (Vec<Uuid>, Vec<i64>) = sums.into_iter().unzip();
+    let mut tx = state.db.begin().await?;
+    let first: Option<Uuid> = sqlx::query_scalar(
+        "INSERT INTO cart_orders (order_id, user_id) VALUES ($1, $2)
+         ON CONFLICT (order_id) DO NOTHING RETURNING order_id",
+    )
+    .bind(body.order_id)
+    .bind(user_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if first.is_some() {
+        sqlx::query(
+            "DELETE FROM cart_items c USING unnest($2::uuid[], $3::bigint[]) AS x(id, q)
+             WHERE c.user_id = $1 AND c.product_id = x.id AND c.quantity <= x.q",
+        )
+        .bind(user_id)
+        .bind(&ids)
+        .bind(&quantities)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE cart_items c SET quantity = c.quantity - x.q, updated_at = now()
+             FROM unnest($2::uuid[], $3::bigint[]) AS x(id, q)
+             WHERE c.user_id = $1 AND c.product_id = x.id AND c.quantity > x.q",
+        )
+        .bind(user_id)
+        .bind(&ids)
+        .bind(&quantities)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,438 @@
+//! Products: public reads, admin writes, and the cart's internal batch lookup.
+
+use axum::Router;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, put};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use souk_common::error::{parse_id, unique_violation};
+use souk_common::pagination::{MAX_LIMIT, Page, PageQuery};
+use souk_common::{AdminUser, ApiError, ApiResult, FieldError, Json, ServiceCaller};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::listing::{self, Cursor, ListQuery, Sort};
+use crate::validate::{self, double_option, not_null};
+use crate::{AppState, product_columns};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/products", get(list).post(create))
+        .route(
+            "/api/v1/products/{id}",
+            get(show).patch(update).delete(archive),
+        )
+        .route("/api/v1/products/{id}/stock", put(set_stock))
+        .route("/internal/products", get(internal_batch))
+}
+
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct Product {
+    pub id: Uuid,
+    pub sku: String,
+    pub name: String,
+    pub description: String,
+    pub price_cents: i64,
+    pub currency: String,
+    pub category_ids: Vec<Uuid>,
+    pub stock: i64,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+async fn load(conn: &mut PgConnection, id: Uuid) -> ApiResult<Product> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        product_columns!(),
+        " FROM products p WHERE p.id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?
+    .ok_or_else(|| ApiError::not_found("no such product"))
+}
+
+fn query_rejected(e: QueryRejection) -> ApiError {
+    ApiError::bad_request(format!("malformed query string: {}", e.body_text()))
+}
+
+/// The category and all its descendants; empty when the category does not exist.
+pub async fn subtree(db: &PgPool, id: Uuid) -> ApiResult<Vec<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "WITH RECURSIVE sub(id) AS (
+            SELECT id FROM categories WHERE id = $1
+            UNION
+            SELECT c.id FROM categories c JOIN sub ON c.parent_id = sub.id)
+         SELECT id FROM sub",
+    )
+    .bind(id)
+    .fetch_all(db)
+    .await?)
+}
+
+/// Active products only. Filters: `category` (with sub-categories), `q` (full-text search on
+/// name and description, English stemming, web-search syntax), `min_price`/`max_price`
+/// (inclusive cents); `sort`; keyset pagination.
+async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> ApiResult<Json<Page<Product>>> {
+    let Query(query) = query.map_err(query_rejected)?;
+    let page = PageQuery {
+        limit: query.limit.clone(),
+        cursor: query.cursor.clone(),
+    };
+    let limit = page.limit()?;
+    let sort = Sort::parse(query.sort.as_deref())?;
+    let cursor: Option<Cursor> = page.cursor()?;
+    if let Some(c) = &cursor
+        && (c.s != sort || (sort != Sort::Newest && c.p.is_none()))
+    {
+        return Err(ApiError::invalid_field(
+            "cursor",
+            "belongs to another sort order; start again without a cursor",
+        ));
+    }
+    let min = listing::price_param("min_price", query.min_price.as_deref())?;
+    let max = listing::price_param("max_price", query.max_price.as_deref())?;
+    let categories = match query.category.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(raw) => {
+            let id: Uuid = raw
+                .parse()
+                .map_err(|_| ApiError::invalid_field("category", "must be a category id"))?;
+            Some(subtree(&state.db, id).await?)
+        }
+    };
+    let q = query
+        .q
+        .as_deref()
+        .map(str::trim)
+        .filter(|q| !q.is_empty())
+        .map(str::to_owned);
+    if q.as_ref().is_some_and(|q| q.chars().count() > 200) {
+        return Err(ApiError::invalid_field(
+            "q",
+            "must be at most 200 characters",
+        ));
+    }
+    let mut stmt = sqlx::query_as::<_, Product>(listing::statement(sort, q.is_some()))
+        .bind(min)
+        .bind(max)
+        .bind(categories)
+        .bind(limit + 1)
+        .bind(cursor.as_ref().and_then(|c| c.p))
+        .bind(cursor.as_ref().map(|c| c.id));
+    if let Some(q) = q {
+        stmt = stmt.bind(q);
+    }
+    let rows = stmt.fetch_all(&state.db).await?;
+    Ok(Json(Page::from_rows(rows, limit, |p| Cursor {
+        s: sort,
+        p: (sort != Sort::Newest).then_some(p.price_cents),
+        id: p.id,
+    })))
+}
+
+/// Any product by id, archived ones too (`active: false`), so past orders can link to them.
+async fn show(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Product>> {
+    let id = parse_id(&id, "product")?;
+    let mut conn = state.db.acquire().await?;
+    load(&mut conn, id).await.map(Json)
+}
+
+#[derive(Deserialize)]
+struct NewProduct {
+    sku: String,
+    name: String,
+    description: String,
+    price_cents: i64,
+    currency: String,
+    #[serde(default)]
+    category_ids: Option<Vec<Uuid>>,
+    stock: i64,
+}
+
+fn sku_taken(e: sqlx::Error) -> ApiError {
+    match unique_violation(&e) {
+        Some("products_sku_key") => {
+            ApiError::conflict("sku_taken", "a product with this SKU already exists")
+        }
+        _ => e.into(),
+    }
+}
+
+/// Replaces a product's categories; 422 `category_not_found` names the unknown ones.
+async fn set_categories(conn: &mut PgConnection, product: Uuid, ids: &[Uuid]) -> ApiResult<()> {
+    let mut ids = ids.to_vec();
+    ids.sort();
+    ids.dedup();
+    if ids.len() > 50 {
+        return Err(ApiError::invalid_field(
+            "category_ids",
+            "at most 50 categories",
+        ));
+    }
+    sqlx::query("DELETE FROM product_categories WHERE product_id = $1")
+        .bind(product)
+        .execute(&mut *conn)
+        .await?;
+    // `FOR KEY SHARE` keeps the categories from being deleted before this commits.
+    let known: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM categories WHERE id = ANY($1) FOR KEY SHARE")
+            .bind(&ids)
+            .fetch_all(&mut *conn)
+            .await?;
+    let unknown: Vec<String> = ids
+        .iter()
+        .filter(|id| !known.contains(id))
+        .map(Uuid::to_string)
+        .collect();
+    if !unknown.is_empty() {
+        let mut e = ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "category_not_found",
+            format!("no such category: {}", unknown.join(", ")),
+        );
+        e.errors = vec![FieldError::new("category_ids", "names an unknown category")];
+        return Err(e);
+    }
+    sqlx::query(
+        "INSERT INTO product_categories (product_id, category_id) SELECT $1, unnest($2::uuid[])",
+    )
+    .bind(product)
+    .bind(&ids)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn create(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Json(body): Json<NewProduct>,
+) -> ApiResult<(StatusCode, Json<Product>)> {
+    let mut errors = Vec::new();
+    let sku = validate::sku(&body.sku, &mut errors);
+    let name = validate::text("name", &body.name, 1, 200, &mut errors);
+    let description = validate::text("description", &body.description, 0, 10_000, &mut errors);
+    validate::price("price_cents", body.price_cents, &mut errors);
+    let currency = validate::currency(&body.currency, &state.config.currency, &mut errors);
+    validate::stock(body.stock, &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let id = Uuid::now_v7();
+    let mut tx = state.db.begin().await?;
+    sqlx::query(
+        "INSERT INTO products (id, sku, name, description, price_cents, currency, stock)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(id)
+    .bind(&sku)
+    .bind(&name)
+    .bind(&description)
+    .bind(body.price_cents)
+    .bind(&currency)
+    .bind(body.stock)
+    .execute(&mut *tx)
+    .await
+    .map_err(sku_taken)?;
+    if let Some(ids) = &body.category_ids {
+        set_categories(&mut tx, id, ids).await?;
+    }
+    let product = load(&mut tx, id).await?;
+    tx.commit().await?;
+    tracing::info!(product_id = %id, %sku, "product created");
+    Ok((StatusCode::CREATED, Json(product)))
+}
+
+#[derive(Deserialize)]
+struct ProductUpdate {
+    #[serde(default, deserialize_with = "double_option")]
+    sku: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    price_cents: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "double_option")]
+    currency: Option<Option<String>>,
+    /// `null` or `[]` clears the categories.
+    #[serde(default, deserialize_with = "double_option")]
+    category_ids: Option<Option<Vec<Uuid>>>,
+    #[serde(default, deserialize_with = "double_option")]
+    stock: Option<Option<i64>>,
+    /// `true` brings an archived product back.
+    #[serde(default, deserialize_with = "double_option")]
+    active: Option<Option<bool>>,
+}
+
+async fn update(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Path(id): Path<String>,
+    Json(body): Json<ProductUpdate>,
+) -> ApiResult<Json<Product>> {
+    let id = parse_id(&id, "product")?;
+    let mut errors = Vec::new();
+    let sku = not_null("sku", body.sku, &mut errors).map(|v| validate::sku(&v, &mut errors));
+    let name = not_null("name", body.name, &mut errors)
+        .map(|v| validate::text("name", &v, 1, 200, &mut errors));
+    let description = not_null("description", body.description, &mut errors)
+        .map(|v| validate::text("description", &v, 0, 10_000, &mut errors));
+    let price = not_null("price_cents", body.price_cents, &mut errors);
+    if let Some(p) = price {
+        validate::price("price_cents", p, &mut errors);
+    }
+    let currency = not_null("currency", body.currency, &mut errors)
+        .map(|v| validate::currency(&v, &state.config.currency, &mut errors));
+    let stock = not_null("stock", body.stock, &mut errors);
+    if let Some(s) = stock {
+        validate::stock(s, &mut errors);
+    }
+    let active = not_null("active", body.active, &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let mut tx = state.db.begin().await?;
+    let found: Option<Uuid> = sqlx::query_scalar(
+        "UPDATE products SET
+            sku = COALESCE($2, sku), name = COALESCE($3, name),
+            description = COALESCE($4, description), price_cents = COALESCE($5, price_cents),
+            currency = COALESCE($6, currency), stock = COALESCE($7, stock),
+            active = COALESCE($8, active), updated_at = now()
+         WHERE id = $1 RETURNING id",
+    )
+    .bind(id)
+    .bind(sku)
+    .bind(name)
+    .bind(description)
+    .bind(price)
+    .bind(currency)
+    .bind(stock)
+    .bind(active)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(sku_taken)?;
+    if found.is_none() {
+        return Err(ApiError::not_found("no such product"));
+    }
+    if let Some(ids) = body.category_ids {
+        set_categories(&mut tx, id, &ids.unwrap_or_default()).await?;
+    }
+    let product = load(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(Json(product))
+}
+
+/// Archives (never deletes): past orders and reservations keep their lines. Idempotent.
+async fn archive(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = parse_id(&id, "product")?;
+    let found: Option<Uuid> = sqlx::query_scalar(
+        "UPDATE products SET active = false,
+            updated_at = CASE WHEN active THEN now() ELSE updated_at END
+         WHERE id = $1 RETURNING id",
+    )
+    .bind(id)
+    .fetch_optional(&state.db)
+    .await?;
+    found
+        .map(|_| StatusCode::NO_CONTENT)
+        .ok_or_else(|| ApiError::not_found("no such product"))
+}
+
+#[derive(Deserialize)]
+struct StockBody {
+    stock: i64,
+}
+
+/// Sets the stock available to sell (units held by open reservations are not included).
+async fn set_stock(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Path(id): Path<String>,
+    Json(body): Json<StockBody>,
+) -> ApiResult<Json<Product>> {
+    let id = parse_id(&id, "product")?;
+    let mut errors = Vec::new();
+    validate::stock(body.stock, &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let mut tx = state.db.begin().await?;
+    let found: Option<Uuid> = sqlx::query_scalar(
+        "UPDATE products SET stock = $2, updated_at = now() WHERE id = $1 RETURNING id",
+    )
+    .bind(id)
+    .bind(body.stock)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if found.is_none() {
+        return Err(ApiError::not_found("no such product"));
+    }
+    let product = load(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(Json(product))
+}
+
+#[derive(Deserialize)]
+struct BatchQuery {
+    ids: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, sqlx::FromRow)]
+pub struct CatalogEntry {
+    pub id: Uuid,
+    pub sku: String,
+    pub name: String,
+    pub price_cents: i64,
+    pub currency: String,
+    pub stock: i64,
+    pub active: bool,
+}
+
+#[derive(Serialize)]
+struct Batch {
+    items: Vec<CatalogEntry>,
+}
+
+/// `GET /internal/products?ids=a,b,...`: what the cart needs, archived products included
+/// (`active: false`); unknown ids are simply absent. At most 100 ids.
+async fn internal_batch(
+    State(state): State<AppState>,
+    _service: ServiceCaller,
+    query: Result<Query<BatchQuery>, QueryRejection>,
+) -> ApiResult<Json<Batch>> {
+    let Query(query) = query.map_err(query_rejected)?;
+    let mut ids = Vec::new();
+    for raw in query.ids.as_deref().unwrap_or("").split(',') {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            continue;
+        }
+        ids.push(
+            raw.parse::<Uuid>()
+                .map_err(|_| ApiError::invalid_field("ids", "must be comma-separated ids"))?,
+        );
+    }
+    if ids.len() as i64 > MAX_LIMIT {
+        return Err(ApiError::invalid_field("ids", "at most 100 ids"));
+    }
+    let items = sqlx::query_as(
+        "SELECT id, sku, name, price_cents, currency, stock, active
+         FROM products WHERE id = ANY($1) ORDER BY id",
+    )
+    .bind(&ids)
+    .fetch_all(&state.db)
+    .await?;
+    Ok(Json(Batch { items }))
+}

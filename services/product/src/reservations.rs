@@ -1,0 +1,461 @@
+//! Stock reservations for the order service (internal; never routed by the gateway).
+//!
+//! Stock is only ever changed in the database, inside one transaction per operation, with the
+//! affected product rows locked in a fixed order (by id) so concurrent reservations serialise
+//! per product and never deadlock. The `stock >= 0` CHECK constraint is the last line of defence.
+//!
+//! Lifecycle: `reserved` -> `committed` (stock leaves for good) or `released` (stock returns,
+//! once). A `reserved` reservation past `expires_at` is released by the sweeper; until the
+//! sweeper has released it, commit still succeeds (its stock was never given back).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use souk_common::error::parse_id;
+use souk_common::{ApiError, ApiResult, FieldError, Json, ServiceCaller};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/internal/reservations", post(reserve))
+        .route("/internal/reservations/{order_id}", get(show))
+        .route("/internal/reservations/{order_id}/commit", post(commit))
+        .route("/internal/reservations/{order_id}/release", post(release))
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Reservation {
+    pub order_id: Uuid,
+    pub status: String,
+    pub expires_at: DateTime<Utc>,
+    pub lines: Vec<ReservationLine>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, sqlx::FromRow)]
+pub struct ReservationLine {
+    pub product_id: Uuid,
+    pub sku: String,
+    pub name: String,
+    pub quantity: i64,
+    pub unit_price_cents: i64,
+    pub currency: String,
+}
+
+#[derive(Deserialize)]
+struct ReserveBody {
+    order_id: Uuid,
+    items: Vec<ItemBody>,
+}
+
+#[derive(Deserialize)]
+struct ItemBody {
+    product_id: Uuid,
+    quantity: i64,
+}
+
+pub const MAX_LINE_QUANTITY: i64 = 100;
+pub const MAX_LINES: usize = 100;
+
+/// Validates the lines and sums those of the same product, ordered by product id.
+fn summed(items: &[ItemBody]) -> Result<BTreeMap<Uuid, i64>, ApiError> {
+    let mut errors = Vec::new();
+    if items.is_empty() {
+        errors.push(FieldError::new("items", "must not be empty"));
+    }
+    if items.len() > MAX_LINES {
+        errors.push(FieldError::new(
+            "items",
+            format!("at most {MAX_LINES} lines"),
+        ));
+    }
+    let mut lines = BTreeMap::new();
+    for (i, item) in items.iter().enumerate() {
+        if !(1..=MAX_LINE_QUANTITY).contains(&item.quantity) {
+            errors.push(FieldError::new(
+                format!("items[{i}].quantity"),
+                format!("must be from 1 to {MAX_LINE_QUANTITY}"),
+            ));
+        }
+        *lines.entry(item.product_id).or_insert(0) += item.quantity;
+    }
+    if errors.is_empty() {
+        Ok(lines)
+    } else {
+        Err(ApiError::validation(errors))
+    }
+}
+
+async fn load(conn: &mut PgConnection, order_id: Uuid) -> ApiResult<Option<Reservation>> {
+    let head: Option<(String, DateTime<Utc>)> =
+        sqlx::query_as("SELECT status, expires_at FROM reservations WHERE order_id = $1")
+            .bind(order_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some((status, expires_at)) = head else {
+        return Ok(None);
+    };
+    let lines = sqlx::query_as(
+        "SELECT product_id, sku, name, quantity, unit_price_cents, currency
+         FROM reservation_lines WHERE order_id = $1 ORDER BY product_id",
+    )
+    .bind(order_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(Some(Reservation {
+        order_id,
+        status,
+        expires_at,
+        lines,
+    }))
+}
+
+fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "reservation_not_found",
+        "no reservation for this order",
+    )
+}
+
+#[derive(sqlx::FromRow)]
+struct Locked {
+    id: Uuid,
+    sku: String,
+    name: String,
+    price_cents: i64,
+    currency: String,
+    stock: i64,
+    active: bool,
+}
+
+/// All-or-nothing; idempotent per order id (a replay answers 200 with the stored reservation).
+async fn reserve(
+    State(state): State<AppState>,
+    ServiceCaller(caller): ServiceCaller,
+    Json(body): Json<ReserveBody>,
+) -> ApiResult<(StatusCode, Json<Reservation>)> {
+    let wanted = summed(&body.items)?;
+    let order_id = body.order_id;
+    let mut tx = state.db.begin().await?;
+    // A concurrent first attempt with the same order id makes this wait for its outcome.
+    let created: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "INSERT INTO reservations (order_id, status, expires_at)
+         VALUES ($1, 'reserved', now() + make_interval(secs => $2))
+         ON CONFLICT (order_id) DO NOTHING RETURNING expires_at",
+    )
+    .bind(order_id)
+    .bind(state.config.reservation_ttl.as_secs_f64())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(expires_at) = created else {
+        let existing = load(&mut tx, order_id).await?.ok_or_else(not_found)?;
+        tx.rollback().await?;
+        let same = existing.lines.len() == wanted.len()
+            && existing
+                .lines
+                .iter()
+                .all(|l| wanted.get(&l.product_id) == Some(&l.quantity));
+        if !same {
+            return Err(ApiError::conflict(
+                "idempotency_key_reused",
+                "this order id already holds a reservation for different items",
+            ));
+        }
+        return Ok((StatusCode::OK, Json(existing)));
+    };
+
+    let ids: Vec<Uuid> = wanted.keys().copied().collect();
+    let rows: Vec<Locked> = sqlx::query_as(
+        "SELECT id, sku, name, price_cents, currency, stock, active FROM products
+         WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut unavailable = Vec::new();
+    let mut short = Vec::new();
+    let mut lines = Vec::with_capacity(wanted.len());
+    for (&product_id, &quantity) in &wanted {
+        match rows.iter().find(|r| r.id == product_id) {
+            Some(p) if p.active => {
+                if p.stock < quantity {
+                    short.push(format!("{} ({}: {} left)", p.id, p.sku, p.stock));
+                }
+                lines.push(ReservationLine {
+                    product_id,
+                    sku: p.sku.clone(),
+                    name: p.name.clone(),
+                    quantity,
+                    unit_price_cents: p.price_cents,
+                    currency: p.currency.clone(),
+                });
+            }
+            _ => unavailable.push(product_id),
+        }
+    }
+    if !unavailable.is_empty() {
+        let list: Vec<String> = unavailable.iter().map(Uuid::to_string).collect();
+        return Err(ApiError::conflict(
+            "product_unavailable",
+            format!("not for sale: {}", list.join(", ")),
+        )
+        .with_extra("product_ids", serde_json::json!(unavailable)));
+    }
+    if !short.is_empty() {
+        return Err(ApiError::conflict(
+            "insufficient_stock",
+            format!("not enough stock for {}", short.join(", ")),
+        )
+        .with_extra(
+            "product_ids",
+            serde_json::json!(
+                lines
+                    .iter()
+                    .filter(|l| rows
+                        .iter()
+                        .any(|r| r.id == l.product_id && r.stock < l.quantity))
+                    .map(|l| l.product_id)
+                    .collect::<Vec<_>>()
+            ),
+        ));
+    }
+    let quantities: Vec<i64> = lines.iter().map(|l| l.quantity).collect();
+    sqlx::query(
+        "UPDATE products p SET stock = p.stock - x.q
+         FROM unnest($1::uuid[], $2::bigint[]) AS x(id, q) WHERE p.id = x.id",
+    )
+    .bind(&ids)
+    .bind(&quantities)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO reservation_lines
+            (order_id, product_id, sku, name, quantity, unit_price_cents, currency)
+         SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::bigint[],
+                                  $6::bigint[], $7::text[])",
+    )
+    .bind(order_id)
+    .bind(&ids)
+    .bind(lines.iter().map(|l| l.sku.clone()).collect::<Vec<_>>())
+    .bind(lines.iter().map(|l| l.name.clone()).collect::<Vec<_>>())
+    .bind(&quantities)
+    .bind(lines.iter().map(|l| l.unit_price_cents).collect::<Vec<_>>())
+    .bind(lines.iter().map(|l| l.currency.clone()).collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    tracing::info!(%order_id, caller, lines = lines.len(), "stock reserved");
+    Ok((
+        StatusCode::CREATED,
+        Json(Reservation {
+            order_id,
+            status: "reserved".into(),
+            expires_at,
+            lines,
+        }),
+    ))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    _service: ServiceCaller,
+    Path(order_id): Path<String>,
+) -> ApiResult<Json<Reservation>> {
+    let order_id = parse_id(&order_id, "reservation")?;
+    let mut conn = state.db.acquire().await?;
+    load(&mut conn, order_id)
+        .await?
+        .map(Json)
+        .ok_or_else(not_found)
+}
+
+/// Locks the reservation row and answers its status.
+async fn lock_status(conn: &mut PgConnection, order_id: Uuid) -> ApiResult<String> {
+    sqlx::query_scalar("SELECT status FROM reservations WHERE order_id = $1 FOR UPDATE")
+        .bind(order_id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(not_found)
+}
+
+async fn commit(
+    State(state): State<AppState>,
+    _service: ServiceCaller,
+    Path(order_id): Path<String>,
+) -> ApiResult<Json<Reservation>> {
+    let order_id = parse_id(&order_id, "reservation")?;
+    let mut tx = state.db.begin().await?;
+    match lock_status(&mut tx, order_id).await?.as_str() {
+        "released" => {
+            return Err(ApiError::conflict(
+                "reservation_released",
+                "the reservation was released or expired; its stock is no longer held",
+            ));
+        }
+        "reserved" => {
+            sqlx::query(
+                "UPDATE reservations SET status = 'committed', updated_at = now()
+                 WHERE order_id = $1",
+            )
+            .bind(order_id)
+            .execute(&mut *tx)
+            .await?;
+            tracing::info!(%order_id, "reservation committed");
+        }
+        _ => {}
+    }
+    let reservation = load(&mut tx, order_id).await?.ok_or_else(not_found)?;
+    tx.commit().await?;
+    Ok(Json(reservation))
+}
+
+async fn release(
+    State(state): State<AppState>,
+    _service: ServiceCaller,
+    Path(order_id): Path<String>,
+) -> ApiResult<Json<Reservation>> {
+    let order_id = parse_id(&order_id, "reservation")?;
+    let mut tx = state.db.begin().await?;
+    match lock_status(&mut tx, order_id).await?.as_str() {
+        "committed" => {
+            return Err(ApiError::conflict(
+                "reservation_committed",
+                "the reservation was committed; its stock has left",
+            ));
+        }
+        "reserved" => {
+            return_stock(&mut tx, &[order_id]).await?;
+            tracing::info!(%order_id, "reservation released");
+        }
+        _ => {}
+    }
+    let reservation = load(&mut tx, order_id).await?.ok_or_else(not_found)?;
+    tx.commit().await?;
+    Ok(Json(reservation))
+}
+
+/// Marks reservations (already locked by the caller, all `reserved`) released and gives their
+/// stock back, locking the product rows in id order first.
+async fn return_stock(conn: &mut PgConnection, order_ids: &[Uuid]) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE reservations SET status = 'released', updated_at = now()
+         WHERE order_id = ANY($1)",
+    )
+    .bind(order_ids)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "SELECT id FROM products WHERE id IN
+            (SELECT product_id FROM reservation_lines WHERE order_id = ANY($1))
+         ORDER BY id FOR UPDATE",
+    )
+    .bind(order_ids)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE products p SET stock = p.stock + s.q
+         FROM (SELECT product_id, sum(quantity)::bigint AS q FROM reservation_lines
+               WHERE order_id = ANY($1) GROUP BY product_id) s
+         WHERE p.id = s.product_id",
+    )
+    .bind(order_ids)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+const SWEEP_BATCH: i64 = 200;
+
+/// Releases one batch of expired reservations; answers how many. Replicas sweeping at the
+/// same time skip each other's rows (`SKIP LOCKED`), so each reservation is released once.
+pub async fn sweep_once(db: &PgPool) -> Result<usize, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let expired: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT order_id FROM reservations
+         WHERE status = 'reserved' AND expires_at <= now()
+         ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(SWEEP_BATCH)
+    .fetch_all(&mut *tx)
+    .await?;
+    if !expired.is_empty() {
+        return_stock(&mut tx, &expired).await?;
+    }
+    tx.commit().await?;
+    if !expired.is_empty() {
+        tracing::info!(count = expired.len(), "expired reservations released");
+    }
+    Ok(expired.len())
+}
+
+/// Runs `sweep_once` every `interval` until `stop`'s sender is dropped.
+pub async fn sweeper(db: PgPool, interval: Duration, mut stop: tokio::sync::watch::Receiver<()>) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.changed() => break,
+        }
+        loop {
+            match sweep_once(&db).await {
+                Ok(n) if n as i64 == SWEEP_BATCH => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reservation sweep failed; will retry");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_validated_and_summed() {
+        let a = Uuid::now_v7();
+        let b = Uuid::now_v7();
+        let items = vec![
+            ItemBody {
+                product_id: b,
+                quantity: 2,
+            },
+            ItemBody {
+                product_id: a,
+                quantity: 1,
+            },
+            ItemBody {
+                product_id: b,
+                quantity: 3,
+            },
+        ];
+        let lines = summed(&items).unwrap();
+        assert_eq!(lines.into_iter().collect::<Vec<_>>(), vec![(a, 1), (b, 5)]);
+        assert_eq!(summed(&[]).unwrap_err().status, 422);
+        let e = summed(&[ItemBody {
+            product_id: a,
+            quantity: 0,
+        }])
+        .unwrap_err();
+        assert_eq!(e.errors[0].field, "items[0].quantity");
+        assert!(
+            summed(&[ItemBody {
+                product_id: a,
+                quantity: 101
+            }])
+            .is_err()
+        );
+    }
+}
