@@ -138,13 +138,15 @@ fn env_of(d: &Deployment) -> BTreeMap<String, Value> {
 // ---------------------------------------------------------------- the CRD file and schema
 
 #[test]
-fn crd_file_is_generated_and_fresh() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../crds/shop.yaml");
-    let on_disk = std::fs::read_to_string(path).unwrap_or_default();
-    assert!(
-        on_disk == crate::crd::crd_yaml(),
-        "crds/shop.yaml is stale: run `cargo run -p souk-operator -- crd > crds/shop.yaml`"
-    );
+fn crd_files_are_generated_and_fresh() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    for file in ["crds/shop.yaml", "helm/souk-operator/crds/shop.yaml"] {
+        let on_disk = std::fs::read_to_string(format!("{root}/{file}")).unwrap_or_default();
+        assert!(
+            on_disk == crate::crd::crd_yaml(),
+            "{file} is stale: run `cargo run -p souk-operator -- crd | tee crds/shop.yaml > helm/souk-operator/crds/shop.yaml`"
+        );
+    }
 }
 
 fn spec_schema() -> Value {

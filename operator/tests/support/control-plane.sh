@@ -122,11 +122,13 @@ contexts:
   context: {cluster: souk-test, user: admin, namespace: default}
 current-context: souk-test
 EOF
+  chmod 600 "$STATE/kubeconfig"
 }
 
 start() {
   build
   mkdir -p "$STATE"
+  chmod 700 "$STATE"
   certs
   local etcd_port etcd_peer api_port
   etcd_port=$(free_port)

@@ -1,0 +1,21 @@
+# syntax=docker/dockerfile:1.7
+# The `souk` binary: every service runs from this one image (`souk serve <service>`,
+# `souk migrate <service>`). Build from the repository root:
+#   docker build -t souk:dev .
+FROM rust:1.95-slim-bookworm AS build
+WORKDIR /src
+ENV CARGO_TERM_COLOR=never SQLX_OFFLINE=true
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked -p souk --bin souk \
+ && install -D -m 0755 target/release/souk /out/souk
+
+# Distroless: glibc + CA certificates, no shell, runs as uid 65532.
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /out/souk /usr/local/bin/souk
+USER 65532:65532
+EXPOSE 8080
+ENV SOUK_LISTEN_ADDR=0.0.0.0:8080
+ENTRYPOINT ["/usr/local/bin/souk"]
+CMD ["serve", "gateway"]
