@@ -49,7 +49,8 @@ struct RunArgs {
     identity: Option<String>,
 }
 
-#[tokio::main]
+// One thread is plenty for an I/O-bound controller, and it is the runtime the tests use.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
@@ -133,7 +134,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     if let Some(e) = &lost {
         if !lost_lease {
-            let _ = e.step_down().await;
+            let _ = tokio::time::timeout(Duration::from_secs(3), e.step_down()).await;
         }
         metrics::leader(false);
     }

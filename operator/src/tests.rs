@@ -778,3 +778,33 @@ fn backoff_grows_and_caps() {
     let secs: Vec<u64> = (1..=9).map(|n| backoff(n).as_secs()).collect();
     assert_eq!(secs, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
 }
+
+#[test]
+fn reconcile_metrics_render_for_prometheus() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    ::metrics::with_local_recorder(&recorder, || {
+        crate::metrics::reconciled(true, std::time::Duration::from_millis(20));
+        crate::metrics::reconciled(false, std::time::Duration::from_millis(5));
+        crate::metrics::failed("api");
+        crate::metrics::leader(true);
+    });
+    let text = handle.render();
+    assert!(
+        text.contains(r#"souk_operator_reconciles_total{result="success"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"souk_operator_reconciles_total{result="error"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"souk_operator_reconcile_failures_total{error="api"} 1"#),
+        "{text}"
+    );
+    assert!(text.contains("souk_operator_leader 1"), "{text}");
+    assert!(
+        text.contains("souk_operator_reconcile_duration_seconds"),
+        "{text}"
+    );
+}
