@@ -1,5 +1,6 @@
 //! What every Souk service shares, and nothing that belongs to one service alone.
 
+pub mod address;
 pub mod caller;
 pub mod client;
 pub mod db;

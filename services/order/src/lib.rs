@@ -1,14 +1,47 @@
-//! The order service.
+//! The order service: checkout (a saga with compensation), order history and the status
+//! lifecycle.
+
+mod checkout;
+mod clients;
+mod events;
+mod model;
+mod orders;
+mod recovery;
+mod saga;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
+use axum::extract::FromRef;
 use souk_common::settings::{self, ConfigError};
-use souk_common::{db, ops, server};
+use souk_common::{InternalAuth, db, ops, server};
+use sqlx::PgPool;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/order");
+
+/// Where a test can make checkout stop as if the process had died there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultPoint {
+    /// The card was charged but the order is not yet marked paid.
+    AfterCharge,
+}
 
 #[derive(Clone, Debug)]
 pub struct Config {
     pub database_url: String,
     pub internal_secret: String,
     pub db_max_connections: u32,
+    pub user_url: String,
+    pub product_url: String,
+    pub cart_url: String,
+    pub payment_url: String,
+    /// How often the recovery loop looks for unfinished checkouts.
+    pub recovery_interval: Duration,
+    /// How long a running checkout owns its order before recovery may take it over.
+    pub lease: Duration,
+    /// Test-only: crash once at this point of the saga.
+    pub fault: Option<FaultPoint>,
 }
 
 impl Config {
@@ -17,15 +50,51 @@ impl Config {
             database_url: settings::required("DATABASE_URL")?,
             internal_secret: settings::internal_secret()?,
             db_max_connections: settings::parsed("SOUK_DB_MAX_CONNECTIONS", 10)?,
+            user_url: settings::base_url("SOUK_USER_URL")?,
+            product_url: settings::base_url("SOUK_PRODUCT_URL")?,
+            cart_url: settings::base_url("SOUK_CART_URL")?,
+            payment_url: settings::base_url("SOUK_PAYMENT_URL")?,
+            recovery_interval: Duration::from_secs(settings::parsed(
+                "SOUK_RECOVERY_INTERVAL_SECS",
+                10,
+            )?),
+            lease: Duration::from_secs(settings::parsed("SOUK_CHECKOUT_LEASE_SECS", 60)?),
+            fault: None,
         })
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: PgPool,
+    pub internal: InternalAuth,
+    pub clients: Arc<clients::Clients>,
+    pub config: Arc<Config>,
+    /// Set once the fault point has fired, so it fires only once.
+    pub fault_fired: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FromRef<AppState> for InternalAuth {
+    fn from_ref(state: &AppState) -> Self {
+        state.internal.clone()
     }
 }
 
 pub async fn app(config: Config) -> anyhow::Result<Router> {
     let db = db::connect(&config.database_url, config.db_max_connections).await?;
-    Ok(server::wrap(
-        "order",
-        Router::new(),
-        vec![ops::database_check(db)],
-    ))
+    let internal = InternalAuth::new(&config.internal_secret);
+    let state = AppState {
+        db: db.clone(),
+        clients: Arc::new(clients::Clients::new(&config, &internal)),
+        internal,
+        config: Arc::new(config),
+        fault_fired: Arc::default(),
+    };
+    recovery::spawn(state.clone());
+    let routes = Router::new()
+        .merge(checkout::router())
+        .merge(orders::router())
+        .merge(events::router())
+        .with_state(state);
+    Ok(server::wrap("order", routes, vec![ops::database_check(db)]))
 }

@@ -1,0 +1,200 @@
+//! `POST /api/v1/checkout`: idempotent by `Idempotency-Key`, then the saga.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use souk_common::address::ShippingAddress;
+use souk_common::{ApiError, ApiResult, AuthUser, FieldError, Json};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::clients::RequestedItem;
+use crate::model::{self, Order};
+use crate::saga::{self, Driver, Stop};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/checkout", post(checkout))
+}
+
+#[derive(Deserialize, Serialize)]
+struct CheckoutRequest {
+    payment_method: String,
+    #[serde(default)]
+    shipping_address: Option<ShippingAddress>,
+}
+
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<String> {
+    let key = headers.get("idempotency-key").ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "idempotency_key_required",
+            "send an Idempotency-Key header (1-255 characters)",
+        )
+    })?;
+    let key = key
+        .to_str()
+        .map_err(|_| ApiError::bad_request("the Idempotency-Key must be visible ASCII"))?;
+    if key.is_empty() || key.len() > 255 {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "idempotency_key_invalid",
+            "the Idempotency-Key must be 1-255 characters",
+        ));
+    }
+    Ok(key.to_owned())
+}
+
+async fn checkout(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    Json(mut body): Json<CheckoutRequest>,
+) -> ApiResult<Response> {
+    let key = idempotency_key(&headers)?;
+    let mut errors = Vec::new();
+    body.payment_method = body.payment_method.trim().to_owned();
+    if body.payment_method.is_empty() || body.payment_method.len() > 255 {
+        errors.push(FieldError::new(
+            "payment_method",
+            "must be a Stripe PaymentMethod id, e.g. \"pm_card_visa\"",
+        ));
+    }
+    if let Some(address) = body.shipping_address.take() {
+        match address.normalized("shipping_address") {
+            Ok(a) => body.shipping_address = Some(a),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    // "The same body" means the same request once normalised.
+    let hash = Sha256::digest(serde_json::to_vec(&body).map_err(ApiError::internal)?).to_vec();
+
+    if let Some(id) = existing(&state, user.id, &key, &hash).await? {
+        return replay(&state, id).await;
+    }
+    let profile = state.clients.user(user.id).await?;
+    let Some(address) = body.shipping_address.or(profile.shipping_address) else {
+        return Err(ApiError::invalid_field(
+            "shipping_address",
+            "no shipping address given and none saved in the profile",
+        ));
+    };
+    let cart = state.clients.cart(user.id).await?;
+    let items: Vec<RequestedItem> = cart.items.into_iter().filter(|i| i.quantity > 0).collect();
+    if items.is_empty() {
+        return Err(ApiError::conflict("cart_empty", "the cart is empty"));
+    }
+
+    let id = Uuid::now_v7();
+    let inserted: Option<Uuid> = sqlx::query_scalar(
+        "INSERT INTO orders (id, user_id, status, saga_state, lease_until, idempotency_key, request_hash,
+                             requested_items, payment_method, email, customer_name, shipping_address)
+         VALUES ($1, $2, 'pending', 'reserving', now() + make_interval(secs => $3), $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT ON CONSTRAINT orders_idempotency_key DO NOTHING
+         RETURNING id",
+    )
+    .bind(id)
+    .bind(user.id)
+    .bind(state.config.lease.as_secs_f64())
+    .bind(&key)
+    .bind(&hash)
+    .bind(sqlx::types::Json(&items))
+    .bind(&body.payment_method)
+    .bind(&profile.email)
+    .bind(&profile.name)
+    .bind(sqlx::types::Json(&address))
+    .fetch_optional(&state.db)
+    .await?;
+    let Some(id) = inserted else {
+        // A concurrent request with the same key won the insert: answer as it does.
+        let id = existing(&state, user.id, &key, &hash)
+            .await?
+            .ok_or_else(|| ApiError::internal("order vanished"))?;
+        return replay(&state, id).await;
+    };
+    tracing::info!(order_id = %id, user_id = %user.id, "checkout started");
+    match saga::advance(&state, id, Driver::Request).await {
+        Stop::Rejected(e) => Err(e),
+        Stop::Interrupted(e) => {
+            let order = model::load(&state.db, id).await.ok();
+            Err(with_order(e, order))
+        }
+        Stop::Settled => respond(model::load(&state.db, id).await?),
+    }
+}
+
+/// The order created earlier with this key, if any; 409 if the key came with another body.
+async fn existing(
+    state: &AppState,
+    user_id: Uuid,
+    key: &str,
+    hash: &[u8],
+) -> ApiResult<Option<Uuid>> {
+    let found: Option<(Uuid, Vec<u8>)> = sqlx::query_as(
+        "SELECT id, request_hash FROM orders WHERE user_id = $1 AND idempotency_key = $2",
+    )
+    .bind(user_id)
+    .bind(key)
+    .fetch_optional(&state.db)
+    .await?;
+    match found {
+        Some((_, stored)) if stored != hash => Err(ApiError::conflict(
+            "idempotency_key_reused",
+            "this Idempotency-Key was used with a different request body",
+        )),
+        Some((id, _)) => Ok(Some(id)),
+        None => Ok(None),
+    }
+}
+
+/// Answers a repeated request with the original outcome, waiting briefly if it is still running.
+async fn replay(state: &AppState, id: Uuid) -> ApiResult<Response> {
+    for _ in 0..100 {
+        let Some(row) = model::row(&state.db, id).await? else {
+            // The first attempt was rejected and removed (e.g. out of stock): nothing to replay.
+            return Err(ApiError::conflict(
+                "insufficient_stock",
+                "this checkout could not reserve stock",
+            ));
+        };
+        if matches!(
+            row.saga_state.as_str(),
+            "done" | "completing" | "releasing" | "awaiting_payment"
+        ) {
+            return respond(model::load(&state.db, id).await?);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(ApiError::conflict(
+        "checkout_in_progress",
+        "a checkout with this Idempotency-Key is still running; retry shortly",
+    ))
+}
+
+fn with_order(e: ApiError, order: Option<Order>) -> ApiError {
+    match order.and_then(|o| serde_json::to_value(o).ok()) {
+        Some(order) => e.with_extra("order", order),
+        None => e,
+    }
+}
+
+/// 201 with the order; a declined card is 402 with the order in the problem's `order` member.
+fn respond(order: Order) -> ApiResult<Response> {
+    if order.status == "payment_failed" {
+        let e = ApiError::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "payment_failed",
+            "the card was declined",
+        );
+        return Err(with_order(e, Some(order)));
+    }
+    Ok((StatusCode::CREATED, Json(order)).into_response())
+}

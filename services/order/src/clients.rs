@@ -1,0 +1,186 @@
+//! Calls to the product, cart, payment and user services, with bounded retries where the
+//! operation is idempotent (all of these are: keyed by order id).
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::http::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use souk_common::InternalAuth;
+use souk_common::address::ShippingAddress;
+use souk_common::client::{CallError, ServiceClient, http_client};
+use uuid::Uuid;
+
+use crate::Config;
+
+pub struct Clients {
+    pub user: ServiceClient,
+    pub product: ServiceClient,
+    pub cart: ServiceClient,
+    pub payment: ServiceClient,
+}
+
+impl Clients {
+    pub fn new(config: &Config, auth: &InternalAuth) -> Self {
+        let quick = http_client(Duration::from_secs(5));
+        // Charging waits on Stripe, which may take its time.
+        let slow = http_client(Duration::from_secs(30));
+        let client = |http: &reqwest::Client, base: &str, to| {
+            ServiceClient::new(http.clone(), base.to_owned(), auth.clone(), "order", to)
+        };
+        Self {
+            user: client(&quick, &config.user_url, "user"),
+            product: client(&quick, &config.product_url, "product"),
+            cart: client(&quick, &config.cart_url, "cart"),
+            payment: client(&slow, &config.payment_url, "payment"),
+        }
+    }
+}
+
+/// Retries an idempotent call when the service was unreachable, at most three times.
+pub async fn with_retries<T, F, Fut>(mut call: F) -> Result<T, CallError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, CallError>>,
+{
+    let mut delay = Duration::from_millis(100);
+    for _ in 0..2 {
+        match call().await {
+            Err(CallError::Unavailable { .. }) => {
+                tokio::time::sleep(delay).await;
+                delay *= 3;
+            }
+            other => return other,
+        }
+    }
+    call().await
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct UserView {
+    pub email: String,
+    pub name: String,
+    pub shipping_address: Option<ShippingAddress>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RequestedItem {
+    pub product_id: Uuid,
+    pub quantity: i32,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CartView {
+    pub items: Vec<RequestedItem>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReservedLine {
+    pub product_id: Uuid,
+    pub sku: String,
+    pub name: String,
+    pub quantity: i32,
+    pub unit_price_cents: i64,
+    pub currency: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Reservation {
+    pub status: String,
+    pub lines: Vec<ReservedLine>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Payment {
+    pub status: String,
+    pub payment_intent_id: Option<String>,
+    pub failure_code: Option<String>,
+}
+
+impl Clients {
+    pub async fn user(&self, user_id: Uuid) -> Result<UserView, CallError> {
+        let path = format!("/internal/users/{user_id}");
+        with_retries(|| self.user.call::<(), _>(Method::GET, &path, None, None)).await
+    }
+
+    pub async fn cart(&self, user_id: Uuid) -> Result<CartView, CallError> {
+        let path = format!("/internal/carts/{user_id}");
+        with_retries(|| self.cart.call::<(), _>(Method::GET, &path, None, None)).await
+    }
+
+    pub async fn reserve(
+        &self,
+        order_id: Uuid,
+        items: &[RequestedItem],
+    ) -> Result<Reservation, CallError> {
+        let body = json!({"order_id": order_id, "items": items});
+        with_retries(|| {
+            self.product
+                .call(Method::POST, "/internal/reservations", Some(&body), None)
+        })
+        .await
+    }
+
+    pub async fn reservation_step(
+        &self,
+        order_id: Uuid,
+        step: &str,
+    ) -> Result<Reservation, CallError> {
+        let path = format!("/internal/reservations/{order_id}/{step}");
+        with_retries(|| self.product.call::<(), _>(Method::POST, &path, None, None)).await
+    }
+
+    pub async fn charge(
+        &self,
+        order_id: Uuid,
+        amount_cents: i64,
+        currency: &str,
+        payment_method: &str,
+    ) -> Result<Payment, CallError> {
+        let body = json!({"order_id": order_id, "amount_cents": amount_cents, "currency": currency, "payment_method": payment_method});
+        with_retries(|| {
+            self.payment
+                .call(Method::POST, "/internal/payments", Some(&body), None)
+        })
+        .await
+    }
+
+    /// `Ok(None)`: no charge was ever attempted for this order.
+    pub async fn payment(&self, order_id: Uuid) -> Result<Option<Payment>, CallError> {
+        let path = format!("/internal/payments/{order_id}");
+        match with_retries(|| self.payment.call::<(), _>(Method::GET, &path, None, None)).await {
+            Ok(p) => Ok(Some(p)),
+            Err(CallError::Api(e)) if e.status == 404 => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn refund(&self, order_id: Uuid) -> Result<Payment, CallError> {
+        let path = format!("/internal/payments/{order_id}/refund");
+        with_retries(|| self.payment.call::<(), _>(Method::POST, &path, None, None)).await
+    }
+
+    pub async fn remove_ordered_from_cart(
+        &self,
+        user_id: Uuid,
+        order_id: Uuid,
+        items: &[RequestedItem],
+    ) -> Result<(), CallError> {
+        let path = format!("/internal/carts/{user_id}/ordered");
+        let body = json!({"order_id": order_id, "items": items});
+        with_retries(|| self.cart.call_empty(Method::POST, &path, Some(&body), None)).await
+    }
+
+    pub async fn queue_confirmation(&self, body: &serde_json::Value) -> Result<(), CallError> {
+        with_retries(|| {
+            self.payment.call_empty(
+                Method::POST,
+                "/internal/emails/order-confirmation",
+                Some(body),
+                None,
+            )
+        })
+        .await
+    }
+}

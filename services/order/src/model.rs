@@ -1,0 +1,140 @@
+//! The order as stored and as the API shows it.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use souk_common::address::ShippingAddress;
+use souk_common::{ApiError, ApiResult};
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OrderRow {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub status: String,
+    pub saga_state: String,
+    pub requested_items: sqlx::types::Json<Vec<crate::clients::RequestedItem>>,
+    pub payment_method: String,
+    pub email: String,
+    pub customer_name: String,
+    pub shipping_address: sqlx::types::Json<ShippingAddress>,
+    pub currency: Option<String>,
+    pub subtotal_cents: Option<i64>,
+    pub total_cents: Option<i64>,
+    pub payment_status: String,
+    pub payment_intent_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct OrderItem {
+    pub product_id: Uuid,
+    pub sku: String,
+    pub name: String,
+    pub quantity: i32,
+    pub unit_price_cents: i64,
+    pub line_total_cents: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PaymentView {
+    pub status: String,
+    pub provider: &'static str,
+    pub payment_intent_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Order {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub status: String,
+    pub items: Vec<OrderItem>,
+    pub subtotal_cents: i64,
+    pub total_cents: i64,
+    pub currency: String,
+    pub shipping_address: ShippingAddress,
+    pub payment: PaymentView,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[macro_export]
+macro_rules! order_columns {
+    () => {
+        "id, user_id, status, saga_state, requested_items, payment_method, email, customer_name, \
+         shipping_address, currency, subtotal_cents, total_cents, payment_status, payment_intent_id, \
+         created_at, updated_at"
+    };
+}
+
+pub async fn row<'e>(db: impl PgExecutor<'e>, id: Uuid) -> ApiResult<Option<OrderRow>> {
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        order_columns!(),
+        " FROM orders WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(db)
+    .await?)
+}
+
+pub async fn items<'e>(db: impl PgExecutor<'e>, ids: &[Uuid]) -> ApiResult<Vec<(Uuid, OrderItem)>> {
+    #[derive(sqlx::FromRow)]
+    struct Line {
+        order_id: Uuid,
+        #[sqlx(flatten)]
+        item: OrderItem,
+    }
+    let lines: Vec<Line> = sqlx::query_as(
+        "SELECT order_id, product_id, sku, name, quantity, unit_price_cents, line_total_cents
+         FROM order_items WHERE order_id = ANY($1) ORDER BY order_id, sku",
+    )
+    .bind(ids)
+    .fetch_all(db)
+    .await?;
+    Ok(lines.into_iter().map(|l| (l.order_id, l.item)).collect())
+}
+
+pub fn view(row: OrderRow, items: Vec<OrderItem>) -> Order {
+    Order {
+        id: row.id,
+        user_id: row.user_id,
+        status: row.status,
+        items,
+        subtotal_cents: row.subtotal_cents.unwrap_or(0),
+        total_cents: row.total_cents.unwrap_or(0),
+        currency: row.currency.unwrap_or_default(),
+        shipping_address: row.shipping_address.0,
+        payment: PaymentView {
+            status: row.payment_status,
+            provider: "stripe",
+            payment_intent_id: row.payment_intent_id,
+        },
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    }
+}
+
+/// Orders with their lines, in the order given.
+pub async fn views(db: &sqlx::PgPool, rows: Vec<OrderRow>) -> ApiResult<Vec<Order>> {
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let mut lines = items(db, &ids).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let mine: Vec<OrderItem> = lines
+                .extract_if(.., |(id, _)| *id == row.id)
+                .map(|(_, i)| i)
+                .collect();
+            view(row, mine)
+        })
+        .collect())
+}
+
+pub async fn load(db: &sqlx::PgPool, id: Uuid) -> ApiResult<Order> {
+    let row = row(db, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such order"))?;
+    Ok(views(db, vec![row]).await?.remove(0))
+}

@@ -1,0 +1,202 @@
+//! Order history, cancellation, and the admin's view and status changes.
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use souk_common::error::parse_id;
+use souk_common::pagination::{Page, PageQuery};
+use souk_common::{AdminUser, ApiError, ApiResult, AuthUser, Json};
+use uuid::Uuid;
+
+use crate::model::{self, Order, OrderRow};
+use crate::saga::{self, Driver, Stop};
+use crate::{AppState, order_columns};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/orders", get(list_mine))
+        .route("/api/v1/orders/{id}", get(get_one))
+        .route("/api/v1/orders/{id}/cancel", post(cancel))
+        .route("/api/v1/admin/orders", get(list_all))
+        .route(
+            "/api/v1/admin/orders/{id}",
+            axum::routing::patch(set_status),
+        )
+}
+
+async fn page(
+    state: &AppState,
+    user: Option<Uuid>,
+    status: Option<&str>,
+    page: &PageQuery,
+) -> ApiResult<Page<Order>> {
+    let limit = page.limit()?;
+    let before: Option<Uuid> = page.cursor()?;
+    // Ids are UUID v7: id order is creation order, so newest first is a keyset on id.
+    let rows: Vec<OrderRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        order_columns!(),
+        " FROM orders
+         WHERE ($1::uuid IS NULL OR user_id = $1) AND ($2::text IS NULL OR status = $2)
+           AND ($3::uuid IS NULL OR id < $3) AND status IS NOT NULL
+         ORDER BY id DESC LIMIT $4"
+    ))
+    .bind(user)
+    .bind(status)
+    .bind(before)
+    .bind(limit + 1)
+    .fetch_all(&state.db)
+    .await?;
+    let page = Page::from_rows(rows, limit, |r| r.id);
+    let next_cursor = page.next_cursor;
+    Ok(Page {
+        items: model::views(&state.db, page.items).await?,
+        next_cursor,
+    })
+}
+
+async fn list_mine(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<Json<Page<Order>>> {
+    page(&state, Some(user.id), None, &q).await.map(Json)
+}
+
+#[derive(Deserialize)]
+struct AdminQuery {
+    status: Option<String>,
+    #[serde(flatten)]
+    page: PageQuery,
+}
+
+const STATUSES: [&str; 6] = [
+    "pending",
+    "paid",
+    "payment_failed",
+    "shipped",
+    "delivered",
+    "cancelled",
+];
+
+async fn list_all(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Query(q): Query<AdminQuery>,
+) -> ApiResult<Json<Page<Order>>> {
+    let status = q.status.as_deref().filter(|s| !s.is_empty());
+    if let Some(s) = status
+        && !STATUSES.contains(&s)
+    {
+        return Err(ApiError::invalid_field(
+            "status",
+            format!("must be one of {}", STATUSES.join(", ")),
+        ));
+    }
+    page(&state, None, status, &q.page).await.map(Json)
+}
+
+/// The order if the caller may see it: its owner or an admin. Anyone else gets 404, so order
+/// ids cannot be probed.
+async fn visible(state: &AppState, user: &AuthUser, id: &str) -> ApiResult<Order> {
+    let id = parse_id(id, "order")?;
+    let order = model::load(&state.db, id).await?;
+    if order.user_id != user.id && !user.is_admin() {
+        return Err(ApiError::not_found("no such order"));
+    }
+    Ok(order)
+}
+
+async fn get_one(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Order>> {
+    visible(&state, &user, &id).await.map(Json)
+}
+
+/// Owner only; `pending` (stock released) or `paid` (refunded, then stock released).
+async fn cancel(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Order>> {
+    let id = parse_id(&id, "order")?;
+    let row = model::row(&state.db, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such order"))?;
+    if row.user_id != user.id {
+        return Err(ApiError::not_found("no such order"));
+    }
+    let moved: Option<String> = sqlx::query_scalar(
+        "UPDATE orders SET
+           saga_state = CASE WHEN status = 'paid' THEN 'refunding' ELSE 'releasing' END,
+           status = CASE WHEN status = 'paid' THEN status ELSE 'cancelled' END,
+           lease_until = now() + make_interval(secs => $2), updated_at = now()
+         WHERE id = $1 AND ((status = 'paid' AND saga_state = 'done')
+                         OR (status = 'pending' AND saga_state = 'awaiting_payment'))
+         RETURNING saga_state",
+    )
+    .bind(id)
+    .bind(state.config.lease.as_secs_f64())
+    .fetch_optional(&state.db)
+    .await?;
+    if moved.is_none() {
+        let detail = match row.status.as_str() {
+            "pending" => "this order's checkout is still running; try again shortly".to_owned(),
+            s => format!("an order that is {s} cannot be cancelled"),
+        };
+        return Err(ApiError::conflict("illegal_transition", detail));
+    }
+    match saga::advance(&state, id, Driver::Request).await {
+        Stop::Interrupted(e) => Err(e),
+        _ => Ok(Json(model::load(&state.db, id).await?)),
+    }
+}
+
+#[derive(Deserialize)]
+struct StatusChange {
+    status: String,
+}
+
+/// paid -> shipped -> delivered; anything else is 409.
+async fn set_status(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Path(id): Path<String>,
+    Json(body): Json<StatusChange>,
+) -> ApiResult<Json<Order>> {
+    let id = parse_id(&id, "order")?;
+    let from = match body.status.as_str() {
+        "shipped" => "paid",
+        "delivered" => "shipped",
+        _ => {
+            return Err(ApiError::invalid_field(
+                "status",
+                "must be \"shipped\" or \"delivered\"",
+            ));
+        }
+    };
+    let moved = sqlx::query(
+        "UPDATE orders SET status = $2, updated_at = now() WHERE id = $1 AND status = $3 AND saga_state = 'done'",
+    )
+    .bind(id)
+    .bind(&body.status)
+    .bind(from)
+    .execute(&state.db)
+    .await?;
+    if moved.rows_affected() == 0 {
+        let row = model::row(&state.db, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("no such order"))?;
+        return Err(ApiError::conflict(
+            "illegal_transition",
+            format!(
+                "an order that is {} cannot become {}",
+                row.status, body.status
+            ),
+        ));
+    }
+    Ok(Json(model::load(&state.db, id).await?))
+}

@@ -1,0 +1,52 @@
+//! Finishes or compensates checkouts that a crash or an outage left half-way. Runs in every
+//! replica; a lease on each order keeps two replicas (or a live request) from driving the same
+//! order at once.
+
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::saga::{self, Driver, Stop};
+
+pub fn spawn(state: AppState) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(state.config.recovery_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = run_once(&state).await {
+                tracing::warn!(error = %e, "recovery pass failed");
+            }
+        }
+    });
+}
+
+/// Claims unfinished orders whose lease has run out, one at a time, and advances each.
+pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
+    let mut recovered = 0;
+    loop {
+        let claimed: Option<Uuid> = sqlx::query_scalar(
+            "UPDATE orders SET lease_until = now() + make_interval(secs => $1)
+             WHERE id = (
+               SELECT id FROM orders
+               WHERE saga_state <> 'done' AND (lease_until IS NULL OR lease_until < now())
+               ORDER BY updated_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+             RETURNING id",
+        )
+        .bind(state.config.lease.as_secs_f64())
+        .fetch_optional(&state.db)
+        .await?;
+        let Some(id) = claimed else {
+            return Ok(recovered);
+        };
+        match saga::advance(state, id, Driver::Recovery).await {
+            Stop::Interrupted(e) => {
+                tracing::warn!(order_id = %id, error = %e, "recovery interrupted; will retry after the lease");
+                return Ok(recovered);
+            }
+            Stop::Settled | Stop::Rejected(_) => {
+                tracing::info!(order_id = %id, "recovered");
+                recovered += 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,360 @@
+//! The checkout saga. Each step's outcome is saved before the next begins, and every remote
+//! step is idempotent (keyed by the order id), so `advance` can resume from any saved state:
+//! the checkout request drives it first, the recovery loop finishes what a crash left behind.
+//!
+//! reserving -> charging -> completing -> done           (paid)
+//!                       -> releasing  -> done           (declined: stock returned)
+//!                       -> awaiting_payment -> ...      (the card needs more; webhook decides)
+//! paid: refunding -> done                               (cancelled: refunded, stock back)
+
+use std::sync::atomic::Ordering;
+
+use serde_json::json;
+use souk_common::ApiError;
+use souk_common::client::CallError;
+use uuid::Uuid;
+
+use crate::clients::ReservedLine;
+use crate::model::{self, OrderRow};
+use crate::{AppState, FaultPoint};
+
+/// Who is driving: the checkout request itself, or the recovery loop after a crash.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Driver {
+    Request,
+    Recovery,
+}
+
+#[derive(Debug)]
+pub enum Stop {
+    /// The saga reached `done` or waits for the payment provider.
+    Settled,
+    /// The order could not be placed and was removed: nothing reserved, nothing charged.
+    Rejected(ApiError),
+    /// A service was unreachable; the saved state lets a later attempt continue.
+    Interrupted(ApiError),
+}
+
+fn interrupted(e: CallError) -> Stop {
+    Stop::Interrupted(e.into())
+}
+
+fn db_failed(e: impl Into<ApiError>) -> Stop {
+    Stop::Interrupted(e.into())
+}
+
+/// Moves the saga from `from` to `to`, with other column changes, only if nobody else moved it.
+async fn transition(
+    state: &AppState,
+    id: Uuid,
+    from: &str,
+    to: &str,
+    sets: &str,
+) -> Result<bool, Stop> {
+    // `sets` is one of the static fragments below, never input.
+    let sql = format!(
+        "UPDATE orders SET saga_state = $3, updated_at = now(){sets} WHERE id = $1 AND saga_state = $2"
+    );
+    let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(from)
+        .bind(to)
+        .execute(&state.db)
+        .await
+        .map_err(db_failed)?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn advance(state: &AppState, id: Uuid, driver: Driver) -> Stop {
+    loop {
+        let row = match model::row(&state.db, id).await {
+            Ok(Some(row)) => row,
+            Ok(None) => return Stop::Settled,
+            Err(e) => return Stop::Interrupted(e),
+        };
+        let step = match row.saga_state.as_str() {
+            "reserving" => reserve(state, &row).await,
+            "charging" => charge(state, &row, driver).await,
+            "awaiting_payment" if driver == Driver::Recovery => check_payment(state, &row).await,
+            "completing" => complete(state, &row).await,
+            "releasing" => release(state, &row).await,
+            "refunding" => refund(state, &row).await,
+            _ => return Stop::Settled,
+        };
+        if let Err(stop) = step {
+            return stop;
+        }
+    }
+}
+
+async fn reserve(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
+    let reservation = match state.clients.reserve(row.id, &row.requested_items).await {
+        Ok(r) if r.status != "released" => r,
+        // Expired before we got here (a very late recovery): nothing is held any more.
+        Ok(_) => {
+            return Err(remove(
+                state,
+                row.id,
+                ApiError::conflict("insufficient_stock", "the stock reservation expired"),
+            )
+            .await);
+        }
+        Err(CallError::Api(e)) if e.status == 409 || e.status == 404 || e.status == 422 => {
+            return Err(remove(state, row.id, e).await);
+        }
+        Err(e) => return Err(interrupted(e)),
+    };
+    save_lines(state, row.id, &reservation.lines).await
+}
+
+/// Removes an order that never reserved anything; its idempotency key becomes free again.
+async fn remove(state: &AppState, id: Uuid, reason: ApiError) -> Stop {
+    match sqlx::query("DELETE FROM orders WHERE id = $1 AND saga_state = 'reserving'")
+        .bind(id)
+        .execute(&state.db)
+        .await
+    {
+        Ok(_) => Stop::Rejected(reason),
+        Err(e) => db_failed(e),
+    }
+}
+
+/// Prices come from the product service's reservation, never from the client or the cart.
+async fn save_lines(state: &AppState, id: Uuid, lines: &[ReservedLine]) -> Result<(), Stop> {
+    let currency = lines
+        .first()
+        .map(|l| l.currency.clone())
+        .unwrap_or_else(|| "usd".to_owned());
+    let subtotal: i64 = lines
+        .iter()
+        .map(|l| l.unit_price_cents * i64::from(l.quantity))
+        .sum();
+    let mut tx = state.db.begin().await.map_err(db_failed)?;
+    for line in lines {
+        sqlx::query(
+            "INSERT INTO order_items (order_id, product_id, sku, name, quantity, unit_price_cents, line_total_cents)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(line.product_id)
+        .bind(&line.sku)
+        .bind(&line.name)
+        .bind(line.quantity)
+        .bind(line.unit_price_cents)
+        .bind(line.unit_price_cents * i64::from(line.quantity))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_failed)?;
+    }
+    sqlx::query(
+        "UPDATE orders SET saga_state = 'charging', currency = $2, subtotal_cents = $3, total_cents = $3, updated_at = now()
+         WHERE id = $1 AND saga_state = 'reserving'",
+    )
+    .bind(id)
+    .bind(&currency)
+    .bind(subtotal)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_failed)?;
+    tx.commit().await.map_err(db_failed)?;
+    Ok(())
+}
+
+async fn charge(state: &AppState, row: &OrderRow, driver: Driver) -> Result<(), Stop> {
+    if driver == Driver::Recovery {
+        // Ask before charging: if no charge was ever attempted, the shopper is gone and nothing
+        // was taken, so give the stock back instead of charging now.
+        match state.clients.payment(row.id).await {
+            Ok(None) => {
+                transition(
+                    state,
+                    row.id,
+                    "charging",
+                    "releasing",
+                    ", status = 'cancelled', payment_status = 'canceled'",
+                )
+                .await?;
+                return Ok(());
+            }
+            Ok(Some(_)) => {}
+            Err(e) => return Err(interrupted(e)),
+        }
+    }
+    let amount = row.total_cents.unwrap_or(0);
+    let currency = row.currency.as_deref().unwrap_or("usd");
+    // Replaying the same charge returns the real state of the one PaymentIntent for this order.
+    let payment = match state
+        .clients
+        .charge(row.id, amount, currency, &row.payment_method)
+        .await
+    {
+        Ok(p) => p,
+        Err(CallError::Api(e)) if e.status.is_client_error() => {
+            return record_failure(state, row.id, None, e.code).await;
+        }
+        Err(e) => return Err(interrupted(e)),
+    };
+    if state.config.fault == Some(FaultPoint::AfterCharge)
+        && !state.fault_fired.swap(true, Ordering::SeqCst)
+    {
+        tracing::error!(order_id = %row.id, "fault injected: crashing after the charge");
+        return Err(Stop::Interrupted(ApiError::internal(
+            "injected crash after charge",
+        )));
+    }
+    apply_payment(state, row.id, "charging", &payment).await
+}
+
+/// Applies a payment's outcome to an order waiting in `from`.
+async fn apply_payment(
+    state: &AppState,
+    id: Uuid,
+    from: &str,
+    payment: &crate::clients::Payment,
+) -> Result<(), Stop> {
+    match payment.status.as_str() {
+        "succeeded" => {
+            let done = sqlx::query(
+                "UPDATE orders SET saga_state = 'completing', status = 'paid', payment_status = 'succeeded',
+                   payment_intent_id = $3, updated_at = now()
+                 WHERE id = $1 AND saga_state = $2",
+            )
+            .bind(id)
+            .bind(from)
+            .bind(&payment.payment_intent_id)
+            .execute(&state.db)
+            .await
+            .map_err(db_failed)?;
+            tracing::info!(order_id = %id, moved = done.rows_affected(), "paid");
+            Ok(())
+        }
+        "failed" => {
+            let code = payment
+                .failure_code
+                .clone()
+                .unwrap_or_else(|| "card_declined".into());
+            record_failure_with(state, id, from, payment.payment_intent_id.clone(), &code).await
+        }
+        other => {
+            transition(state, id, from, "awaiting_payment", "").await?;
+            sqlx::query(
+                "UPDATE orders SET payment_status = $2, payment_intent_id = $3 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(other)
+            .bind(&payment.payment_intent_id)
+            .execute(&state.db)
+            .await
+            .map_err(db_failed)?;
+            // The provider will tell us (webhook); stop driving until then.
+            Err(Stop::Settled)
+        }
+    }
+}
+
+async fn record_failure(
+    state: &AppState,
+    id: Uuid,
+    intent: Option<String>,
+    code: &str,
+) -> Result<(), Stop> {
+    record_failure_with(state, id, "charging", intent, code).await
+}
+
+async fn record_failure_with(
+    state: &AppState,
+    id: Uuid,
+    from: &str,
+    intent: Option<String>,
+    code: &str,
+) -> Result<(), Stop> {
+    sqlx::query(
+        "UPDATE orders SET saga_state = 'releasing', status = 'payment_failed', payment_status = 'failed',
+           payment_intent_id = COALESCE($3, payment_intent_id), failure_code = $4, updated_at = now()
+         WHERE id = $1 AND saga_state = $2",
+    )
+    .bind(id)
+    .bind(from)
+    .bind(intent)
+    .bind(code)
+    .execute(&state.db)
+    .await
+    .map_err(db_failed)?;
+    tracing::info!(order_id = %id, code, "payment failed");
+    Ok(())
+}
+
+/// Recovery of an order waiting on the provider: ask for the payment's current state.
+async fn check_payment(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
+    match state.clients.payment(row.id).await {
+        Ok(Some(p)) if p.status == "succeeded" || p.status == "failed" => {
+            apply_payment(state, row.id, "awaiting_payment", &p).await
+        }
+        Ok(_) => Err(Stop::Settled),
+        Err(e) => Err(interrupted(e)),
+    }
+}
+
+/// After payment: stock leaves for good, the cart loses what was bought, the e-mail is queued.
+async fn complete(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
+    state
+        .clients
+        .reservation_step(row.id, "commit")
+        .await
+        .map_err(interrupted)?;
+    state
+        .clients
+        .remove_ordered_from_cart(row.user_id, row.id, &row.requested_items)
+        .await
+        .map_err(interrupted)?;
+    let order = model::load(&state.db, row.id)
+        .await
+        .map_err(Stop::Interrupted)?;
+    let email = json!({
+        "order_id": order.id,
+        "to": row.email,
+        "name": row.customer_name,
+        "items": order.items,
+        "subtotal_cents": order.subtotal_cents,
+        "total_cents": order.total_cents,
+        "currency": order.currency,
+        "shipping_address": order.shipping_address,
+    });
+    state
+        .clients
+        .queue_confirmation(&email)
+        .await
+        .map_err(interrupted)?;
+    transition(state, row.id, "completing", "done", "").await?;
+    Ok(())
+}
+
+async fn release(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
+    match state.clients.reservation_step(row.id, "release").await {
+        Ok(_) => {}
+        // Never reserved (or already gone): nothing to give back.
+        Err(CallError::Api(e)) if e.status == 404 => {}
+        Err(e) => return Err(interrupted(e)),
+    }
+    transition(state, row.id, "releasing", "done", "").await?;
+    Ok(())
+}
+
+/// Cancelling a paid order: refund first, then put the stock back.
+async fn refund(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
+    state.clients.refund(row.id).await.map_err(interrupted)?;
+    state
+        .clients
+        .reservation_step(row.id, "restock")
+        .await
+        .map_err(interrupted)?;
+    transition(
+        state,
+        row.id,
+        "refunding",
+        "done",
+        ", status = 'cancelled', payment_status = 'refunded'",
+    )
+    .await?;
+    Ok(())
+}
