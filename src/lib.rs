@@ -1,6 +1,7 @@
 //! The `souk` runner: the whole platform in one process (`souk up`, and the test harness), or one
 //! service alone (`souk serve`, what a container runs).
 
+pub mod emulators;
 pub mod local_db;
 pub mod platform;
 pub mod testing;
@@ -15,6 +16,7 @@ pub fn migrator(service: &str) -> Option<&'static sqlx::migrate::Migrator> {
         "product" => Some(&souk_product::MIGRATOR),
         "cart" => Some(&souk_cart::MIGRATOR),
         _ => None,
+        "payment" => Some(&souk_payment::MIGRATOR),
     }
 }
 

@@ -32,7 +32,20 @@ pub struct PlatformOptions {
     pub internal_secret: String,
     pub jwt_private_key_pem: String,
     pub admin: Option<souk_user::AdminSeed>,
+    /// The Stripe emulator's URL (`StripeEmulator::url`). None: no Stripe is reachable and
+    /// charges answer 503 (the platform still starts).
+    pub stripe_api_base: Option<String>,
+    /// An SMTP server for the confirmation e-mails; None writes `.eml` files to `mail_dir`.
+    pub smtp_url: Option<String>,
+    pub mail_dir: std::path::PathBuf,
 }
+
+/// The Stripe keys of a local platform (the emulator accepts any `sk_` key). Register the
+/// gateway's webhook URL with [`LOCAL_STRIPE_WEBHOOK_SECRET`].
+pub const LOCAL_STRIPE_SECRET_KEY: &str = "sk_test_souk_local";
+pub const LOCAL_STRIPE_WEBHOOK_SECRET: &str = "whsec_souk_local";
+/// Where charges go without an emulator: nothing listens there, so they answer 503.
+const NO_STRIPE: &str = "http://127.0.0.1:9/";
 
 pub struct RunningPlatform {
     pub gateway_url: String,
@@ -104,6 +117,18 @@ fn local_config(
                 user: urls["user"].clone(),
                 product: urls["product"].clone(),
                 cart: urls["cart"].clone(),
+            stripe_secret_key: LOCAL_STRIPE_SECRET_KEY.to_owned(),
+            stripe_webhook_secret: LOCAL_STRIPE_WEBHOOK_SECRET.to_owned(),
+            stripe_api_base: Some(
+                opts.stripe_api_base
+                    .clone()
+                    .unwrap_or_else(|| NO_STRIPE.to_owned()),
+            ),
+            order_url: urls["order"].clone(),
+            smtp_url: opts.smtp_url.clone(),
+            mail_dir: opts.mail_dir.clone(),
+            mail_from: souk_payment::DEFAULT_MAIL_FROM.to_owned(),
+            outbox_poll_interval: std::time::Duration::from_secs(1),
                 order: urls["order"].clone(),
                 payment: urls["payment"].clone(),
             },

@@ -5,13 +5,22 @@ use std::net::SocketAddr;
 
 use souk_common::testing::test_server_url;
 
-use crate::platform::{PlatformConfig, PlatformOptions, RunningPlatform};
+use crate::emulators::{SmtpSink, StripeEmulator};
+use crate::platform::{
+    LOCAL_STRIPE_WEBHOOK_SECRET, PlatformConfig, PlatformOptions, RunningPlatform,
+};
 
 pub const TEST_INTERNAL_SECRET: &str = "test-internal-secret-test-internal-secret";
 
 pub struct TestPlatform {
     pub platform: RunningPlatform,
     pub prefix: String,
+    /// With `start_shop`: the Stripe emulator (its webhooks go to this platform's gateway).
+    pub stripe: Option<StripeEmulator>,
+    /// With `start_shop`: the SMTP server the confirmation e-mails go to.
+    pub smtp: Option<SmtpSink>,
+    /// Where e-mails are written when there is no SMTP sink.
+    pub mail_dir: std::path::PathBuf,
 }
 
 impl TestPlatform {
@@ -20,7 +29,45 @@ impl TestPlatform {
     }
 
     /// Starts with databases `souk_test_<random>_<service>`; `adjust` tunes the configuration.
+    /// No Stripe (charges answer 503) and e-mails go to files: use `start_shop` to pay.
     pub async fn start_with(adjust: impl FnOnce(&mut PlatformConfig)) -> anyhow::Result<Self> {
+        Self::launch(None, adjust).await
+    }
+
+    /// Also starts a Stripe emulator (webhooks registered to this gateway, signed with
+    /// `LOCAL_STRIPE_WEBHOOK_SECRET`) and an SMTP sink (`mail()`). Needs Python with
+    /// tests/support/requirements.txt; fails, saying so, without it.
+    pub async fn start_shop() -> anyhow::Result<Self> {
+        Self::start_shop_with(|_| {}).await
+    }
+
+    pub async fn start_shop_with(adjust: impl FnOnce(&mut PlatformConfig)) -> anyhow::Result<Self> {
+        let stripe = StripeEmulator::start()?;
+        let smtp = SmtpSink::start()?;
+        Self::launch(Some((stripe, smtp)), adjust).await
+    }
+
+    /// Messages delivered so far (raw RFC 5322 text): the SMTP sink's, else the `.eml` files.
+    pub fn mail(&self) -> Vec<String> {
+        if let Some(smtp) = &self.smtp {
+            return smtp.messages();
+        }
+        let Ok(entries) = std::fs::read_dir(&self.mail_dir) else {
+            return Vec::new();
+        };
+        let mut files: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+        files.sort();
+        files
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .collect()
+    }
+
+    async fn launch(
+        shop: Option<(StripeEmulator, SmtpSink)>,
+        adjust: impl FnOnce(&mut PlatformConfig),
+    ) -> anyhow::Result<Self> {
         souk_common::telemetry::init();
         let prefix = format!("souk_test_{}", uuid::Uuid::new_v4().simple());
         let opts = PlatformOptions {
@@ -33,7 +80,11 @@ impl TestPlatform {
                 email: ADMIN_EMAIL.into(),
                 password: ADMIN_PASSWORD.into(),
             }),
+            stripe_api_base: shop.as_ref().map(|(stripe, _)| stripe.url()),
+            smtp_url: shop.as_ref().map(|(_, smtp)| smtp.url()),
+            mail_dir: std::env::temp_dir().join(format!("{prefix}_mail")),
         };
+        let mail_dir = opts.mail_dir.clone();
         // Databases are dropped on every exit path, even if start-up fails half-way.
         let guard = DropDatabases {
             server: opts.server_url.clone(),
@@ -41,7 +92,21 @@ impl TestPlatform {
         };
         let platform = RunningPlatform::start(opts, adjust).await?;
         std::mem::forget(guard);
-        Ok(Self { platform, prefix })
+        let (stripe, smtp) = shop.unzip();
+        let platform = Self {
+            platform,
+            prefix,
+            stripe,
+            smtp,
+            mail_dir,
+        };
+        if let Some(stripe) = &platform.stripe {
+            let webhook = format!("{}/api/v1/payments/webhook", platform.gateway());
+            stripe
+                .register_webhook(&webhook, LOCAL_STRIPE_WEBHOOK_SECRET)
+                .await?;
+        }
+        Ok(platform)
     }
 
     pub fn gateway(&self) -> &str {
@@ -112,5 +177,6 @@ impl Drop for TestPlatform {
         // Stop the services first so their pools let go of the databases.
         self.platform.shutdown_now();
         DropDatabases::drop_all(&test_server_url(), &self.prefix);
+        let _ = std::fs::remove_dir_all(&self.mail_dir);
     }
 }

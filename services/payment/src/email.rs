@@ -1,0 +1,506 @@
+//! Order confirmation e-mails: queued in the `email_outbox` table (one per order, ever) and
+//! sent by a background sender that retries with backoff until the SMTP server accepts.
+//!
+//! Several replicas may run the sender: each claims due rows with `FOR UPDATE SKIP LOCKED` and
+//! keeps them locked while sending, so no two replicas send the same message. A message is
+//! marked sent in the same transaction; only a crash between the SMTP server's acceptance and
+//! that commit could send it again (each message carries a Message-ID derived from the order,
+//! so mail clients can still tell it is the same message).
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use lettre::message::header::ContentType;
+use lettre::message::{Mailbox, Message};
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use serde::{Deserialize, Serialize};
+use souk_common::{ApiError, ApiResult, FieldError, Json, ServiceCaller};
+use sqlx::PgPool;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::AppState;
+
+pub const KIND_ORDER_CONFIRMATION: &str = "order_confirmation";
+/// Messages claimed per round.
+const BATCH: i64 = 10;
+/// Longest wait between two attempts at one message.
+const MAX_BACKOFF_SECS: i64 = 300;
+const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/internal/emails/order-confirmation", post(enqueue))
+}
+
+/// Where messages go: an SMTP server, or `.eml` files in a directory.
+#[derive(Clone)]
+pub enum Mailer {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    File(AsyncFileTransport<Tokio1Executor>),
+}
+
+/// An SMTP transport from `smtp://[user:password@]host[:port]`: plain SMTP, for a server on
+/// loopback or a relay beside the service (lettre's `from_url` needs a TLS stack, which this
+/// build leaves out).
+pub fn smtp_transport(raw: &str) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
+    let bad = |why: &str| format!("{why}; expected smtp://host:port, e.g. smtp://127.0.0.1:2525");
+    let url = url::Url::parse(raw.trim()).map_err(|e| bad(&format!("not a URL ({e})")))?;
+    if url.scheme() != "smtp" || url.query().is_some_and(|q| q.contains("tls")) {
+        return Err(bad(
+            "only plain smtp:// is supported (no TLS in this build)",
+        ));
+    }
+    let host = url
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| bad("no host"))?;
+    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+        .port(url.port().unwrap_or(25))
+        .timeout(Some(SMTP_TIMEOUT));
+    if !url.username().is_empty() {
+        let decode = |s: &str| {
+            // Percent-decoding only: a '+' in a password stays a '+'.
+            url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        builder = builder.credentials(lettre::transport::smtp::authentication::Credentials::new(
+            decode(url.username()),
+            decode(url.password().unwrap_or_default()),
+        ));
+    }
+    Ok(builder.build())
+}
+
+impl Mailer {
+    pub fn new(smtp_url: Option<&str>, mail_dir: &Path) -> anyhow::Result<Self> {
+        match smtp_url {
+            Some(url) => {
+                Ok(Self::Smtp(smtp_transport(url).map_err(|e| {
+                    anyhow::anyhow!("configuration: SOUK_SMTP_URL: {e}")
+                })?))
+            }
+            None => {
+                std::fs::create_dir_all(mail_dir).map_err(|e| {
+                    anyhow::anyhow!("configuration: SOUK_MAIL_DIR {}: {e}", mail_dir.display())
+                })?;
+                Ok(Self::File(AsyncFileTransport::new(mail_dir)))
+            }
+        }
+    }
+
+    async fn send(&self, message: Message) -> Result<(), String> {
+        match self {
+            Self::Smtp(t) => t.send(message).await.map(|_| ()).map_err(|e| e.to_string()),
+            Self::File(t) => t.send(message).await.map(|_| ()).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// Wakes the sender; stops it when the last app holding it is dropped.
+#[derive(Clone)]
+pub struct OutboxHandle {
+    wake: Arc<Notify>,
+    _task: Arc<AbortOnDrop>,
+}
+
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl OutboxHandle {
+    pub fn spawn(db: PgPool, mailer: Mailer, from: Mailbox, poll: Duration) -> Self {
+        let wake = Arc::new(Notify::new());
+        let sender = Sender { db, mailer, from };
+        let task = tokio::spawn(sender.run(wake.clone(), poll));
+        Self {
+            wake,
+            _task: Arc::new(AbortOnDrop(task)),
+        }
+    }
+
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+}
+
+struct Sender {
+    db: PgPool,
+    mailer: Mailer,
+    from: Mailbox,
+}
+
+impl Sender {
+    async fn run(self, wake: Arc<Notify>, poll: Duration) {
+        loop {
+            match self.send_due().await {
+                // A full batch: there may be more waiting.
+                Ok(n) if n as i64 == BATCH => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "e-mail outbox: round failed"),
+            }
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(poll) => {}
+            }
+        }
+    }
+
+    /// Claims due messages, sends them, and records each outcome. Returns how many were claimed.
+    async fn send_due(&self) -> Result<usize, sqlx::Error> {
+        let mut tx = self.db.begin().await?;
+        let due: Vec<(Uuid, Uuid, String, String, String, String, i32)> = sqlx::query_as(
+            "SELECT id, order_id, recipient, recipient_name, subject, body, attempts
+             FROM email_outbox
+             WHERE sent_at IS NULL AND next_attempt_at <= now()
+             ORDER BY next_attempt_at
+             LIMIT $1
+             FOR UPDATE SKIP LOCKED",
+        )
+        .bind(BATCH)
+        .fetch_all(&mut *tx)
+        .await?;
+        for (id, order_id, to, name, subject, body, attempts) in &due {
+            let outcome = match build_message(&self.from, order_id, to, name, subject, body) {
+                Ok(message) => self.mailer.send(message).await,
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(()) => {
+                    sqlx::query(
+                        "UPDATE email_outbox SET sent_at = now(), attempts = attempts + 1,
+                                last_error = NULL
+                         WHERE id = $1",
+                    )
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                    tracing::info!(%order_id, "order confirmation sent");
+                    metrics::counter!("souk_emails_sent_total").increment(1);
+                }
+                Err(error) => {
+                    let delay = backoff_secs(attempts + 1);
+                    tracing::warn!(%order_id, %error, attempts = attempts + 1, retry_in_secs = delay,
+                        "order confirmation not accepted, will retry");
+                    metrics::counter!("souk_email_send_failures_total").increment(1);
+                    sqlx::query(
+                        "UPDATE email_outbox SET attempts = attempts + 1, last_error = $2,
+                                next_attempt_at = now() + make_interval(secs => $3)
+                         WHERE id = $1",
+                    )
+                    .bind(id)
+                    .bind(&error)
+                    .bind(delay as f64)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(due.len())
+    }
+}
+
+/// 2, 4, 8, ... seconds, at most [`MAX_BACKOFF_SECS`].
+fn backoff_secs(attempts: i32) -> i64 {
+    2i64.saturating_pow(attempts.clamp(1, 20) as u32)
+        .min(MAX_BACKOFF_SECS)
+}
+
+fn build_message(
+    from: &Mailbox,
+    order_id: &Uuid,
+    to: &str,
+    name: &str,
+    subject: &str,
+    body: &str,
+) -> Result<Message, String> {
+    let to = Mailbox::new(
+        (!name.is_empty()).then(|| name.to_owned()),
+        to.parse().map_err(|e| format!("recipient address: {e}"))?,
+    );
+    Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(subject)
+        .message_id(Some(format!("<order-{order_id}@souk.local>")))
+        .header(ContentType::TEXT_PLAIN)
+        .body(body.to_owned())
+        .map_err(|e| e.to_string())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct OrderConfirmation {
+    pub order_id: Uuid,
+    pub to: String,
+    pub name: String,
+    pub items: Vec<Line>,
+    pub subtotal_cents: i64,
+    pub total_cents: i64,
+    pub currency: String,
+    #[serde(default)]
+    pub shipping_address: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Line {
+    pub name: String,
+    #[serde(default)]
+    pub sku: String,
+    pub quantity: i64,
+    pub unit_price_cents: i64,
+    pub line_total_cents: i64,
+}
+
+#[derive(Debug, Serialize)]
+struct Queued {
+    order_id: Uuid,
+    /// `queued` or `sent`.
+    status: &'static str,
+}
+
+impl OrderConfirmation {
+    fn validate(&self) -> ApiResult<()> {
+        let mut errors = Vec::new();
+        if self.to.len() > 254 || self.to.parse::<lettre::Address>().is_err() {
+            errors.push(FieldError::new("to", "must be an e-mail address"));
+        }
+        if self.name.chars().count() > 200 {
+            errors.push(FieldError::new("name", "must be at most 200 characters"));
+        }
+        if self.items.is_empty() {
+            errors.push(FieldError::new("items", "must list at least one line"));
+        }
+        for (i, line) in self.items.iter().enumerate() {
+            if line.quantity < 1 {
+                errors.push(FieldError::new(
+                    format!("items[{i}].quantity"),
+                    "must be at least 1",
+                ));
+            }
+            if line.unit_price_cents < 0 || line.line_total_cents < 0 {
+                errors.push(FieldError::new(
+                    format!("items[{i}]"),
+                    "amounts must not be negative",
+                ));
+            }
+        }
+        if self.subtotal_cents < 0 || self.total_cents < 0 {
+            errors.push(FieldError::new("total_cents", "must not be negative"));
+        }
+        if self.currency.len() != 3 || !self.currency.bytes().all(|b| b.is_ascii_lowercase()) {
+            errors.push(FieldError::new(
+                "currency",
+                "must be a lowercase ISO 4217 code",
+            ));
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::validation(errors))
+        }
+    }
+}
+
+/// Queues an order's confirmation: 202 the first time, 200 when it was already queued (or
+/// sent). The sender is woken at once.
+async fn enqueue(
+    State(state): State<AppState>,
+    _caller: ServiceCaller,
+    Json(req): Json<OrderConfirmation>,
+) -> ApiResult<(StatusCode, Json<Queued>)> {
+    req.validate()?;
+    let subject = subject(req.order_id);
+    let body = render_body(&req);
+    let inserted = sqlx::query(
+        "INSERT INTO email_outbox (id, order_id, kind, recipient, recipient_name, subject, body)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (order_id, kind) DO NOTHING",
+    )
+    .bind(Uuid::now_v7())
+    .bind(req.order_id)
+    .bind(KIND_ORDER_CONFIRMATION)
+    .bind(req.to.trim())
+    .bind(req.name.trim())
+    .bind(&subject)
+    .bind(&body)
+    .execute(&state.db)
+    .await?
+    .rows_affected()
+        == 1;
+    if inserted {
+        state.outbox.wake();
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(Queued {
+                order_id: req.order_id,
+                status: "queued",
+            }),
+        ));
+    }
+    let sent: bool = sqlx::query_scalar(
+        "SELECT sent_at IS NOT NULL FROM email_outbox WHERE order_id = $1 AND kind = $2",
+    )
+    .bind(req.order_id)
+    .bind(KIND_ORDER_CONFIRMATION)
+    .fetch_one(&state.db)
+    .await?;
+    Ok((
+        StatusCode::OK,
+        Json(Queued {
+            order_id: req.order_id,
+            status: if sent { "sent" } else { "queued" },
+        }),
+    ))
+}
+
+/// The order id as shoppers see it: its last 8 hex digits, upper-case (UUID v7's first
+/// digits are a timestamp, the same for orders made in the same minute).
+pub fn short_id(order_id: Uuid) -> String {
+    let simple = order_id.simple().to_string();
+    simple[simple.len() - 8..].to_ascii_uppercase()
+}
+
+pub fn subject(order_id: Uuid) -> String {
+    format!("Your Souk order {} is confirmed", short_id(order_id))
+}
+
+/// Currencies without minor units (Stripe's list).
+const ZERO_DECIMAL: [&str; 16] = [
+    "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv",
+    "xaf", "xof", "xpf",
+];
+
+/// `$12.34` for dollars, `12.34 EUR` for other currencies, `500 JPY` without minor units.
+pub fn format_money(cents: i64, currency: &str) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let abs = cents.unsigned_abs();
+    let amount = if ZERO_DECIMAL.contains(&currency) {
+        abs.to_string()
+    } else {
+        format!("{}.{:02}", abs / 100, abs % 100)
+    };
+    if currency == "usd" {
+        format!("{sign}${amount}")
+    } else {
+        format!("{sign}{amount} {}", currency.to_ascii_uppercase())
+    }
+}
+
+pub fn render_body(req: &OrderConfirmation) -> String {
+    let money = |cents| format_money(cents, &req.currency);
+    let mut body = String::new();
+    let greeting = if req.name.trim().is_empty() {
+        "Hello,".to_owned()
+    } else {
+        format!("Hello {},", req.name.trim())
+    };
+    let _ = writeln!(body, "{greeting}\n");
+    let _ = writeln!(
+        body,
+        "Thank you for your order {}. Your payment was received and your order is confirmed.\n",
+        short_id(req.order_id)
+    );
+    for line in &req.items {
+        let sku = if line.sku.is_empty() {
+            String::new()
+        } else {
+            format!(" (SKU {})", line.sku)
+        };
+        let _ = writeln!(
+            body,
+            "  {} x {}{} @ {} = {}",
+            line.quantity,
+            line.name,
+            sku,
+            money(line.unit_price_cents),
+            money(line.line_total_cents)
+        );
+    }
+    let _ = writeln!(body);
+    let _ = writeln!(body, "Subtotal: {}", money(req.subtotal_cents));
+    let _ = writeln!(body, "Total: {}", money(req.total_cents));
+    if let Some(address) = req.shipping_address.as_ref().and_then(|a| a.as_object()) {
+        let _ = writeln!(body, "\nShipping to:");
+        let field = |k: &str| address.get(k).and_then(|v| v.as_str()).map(str::trim);
+        for key in ["name", "line1", "line2"] {
+            if let Some(v) = field(key).filter(|v| !v.is_empty()) {
+                let _ = writeln!(body, "  {v}");
+            }
+        }
+        let city_line = [field("postal_code"), field("city"), field("state")]
+            .into_iter()
+            .flatten()
+            .filter(|v| !v.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        if !city_line.is_empty() {
+            let _ = writeln!(body, "  {city_line}");
+        }
+        if let Some(country) = field("country").filter(|v| !v.is_empty()) {
+            let _ = writeln!(body, "  {country}");
+        }
+    }
+    let _ = writeln!(body, "\nOrder id: {}\n\nSouk", req.order_id);
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_is_formatted_from_cents() {
+        assert_eq!(format_money(1234, "usd"), "$12.34");
+        assert_eq!(format_money(5, "usd"), "$0.05");
+        assert_eq!(format_money(1234, "eur"), "12.34 EUR");
+        assert_eq!(format_money(500, "jpy"), "500 JPY");
+        assert_eq!(format_money(-250, "usd"), "-$2.50");
+    }
+
+    #[test]
+    fn body_lists_lines_and_total() {
+        let order_id = Uuid::now_v7();
+        let req = OrderConfirmation {
+            order_id,
+            to: "a@example.com".into(),
+            name: "Ada".into(),
+            items: vec![Line {
+                name: "Mug".into(),
+                sku: "MUG-1".into(),
+                quantity: 2,
+                unit_price_cents: 650,
+                line_total_cents: 1300,
+            }],
+            subtotal_cents: 1300,
+            total_cents: 1300,
+            currency: "usd".into(),
+            shipping_address: Some(serde_json::json!({
+                "name": "Ada", "line1": "1 Main St", "city": "Springfield",
+                "postal_code": "12345", "country": "US"
+            })),
+        };
+        let body = render_body(&req);
+        assert!(
+            body.contains("2 x Mug (SKU MUG-1) @ $6.50 = $13.00"),
+            "{body}"
+        );
+        assert!(body.contains("Total: $13.00"), "{body}");
+        assert!(body.contains("1 Main St"), "{body}");
+        assert!(subject(order_id).ends_with(&format!("{} is confirmed", short_id(order_id))));
+        assert_eq!(backoff_secs(1), 2);
+        assert_eq!(backoff_secs(30), MAX_BACKOFF_SECS);
+    }
+}

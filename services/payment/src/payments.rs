@@ -1,0 +1,306 @@
+//! Charges and refunds for the order service (`/internal/payments`).
+//!
+//! One `payments` row per order. Every Stripe call for an order carries an idempotency key
+//! derived from the order id, so a retry (after a timeout, a crash, or on another replica)
+//! replays Stripe's first answer instead of charging twice.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use souk_common::error::parse_id;
+use souk_common::{ApiError, ApiResult, FieldError, Json, ServiceCaller};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::stripe::{ChargeOutcome, StripeCallError};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/internal/payments", post(charge))
+        .route("/internal/payments/{order_id}", get(show))
+        .route("/internal/payments/{order_id}/refund", post(refund))
+}
+
+pub fn charge_key(order_id: Uuid) -> String {
+    format!("souk-order-{order_id}-charge")
+}
+
+pub fn refund_key(order_id: Uuid) -> String {
+    format!("souk-order-{order_id}-refund")
+}
+
+/// A payment as the order service sees it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Payment {
+    pub order_id: Uuid,
+    /// `succeeded`, `failed`, `requires_action`, `processing` or `refunded`.
+    pub status: String,
+    pub payment_intent_id: Option<String>,
+    pub amount_cents: i64,
+    pub currency: String,
+    pub failure_code: Option<String>,
+    pub failure_message: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    order_id: Uuid,
+    amount_cents: i64,
+    currency: String,
+    payment_method: String,
+    status: String,
+    payment_intent_id: Option<String>,
+    failure_code: Option<String>,
+    failure_message: Option<String>,
+}
+
+impl From<Row> for Payment {
+    fn from(row: Row) -> Self {
+        Payment {
+            order_id: row.order_id,
+            // Recorded but Stripe's answer not known yet: to the caller, it is in progress.
+            status: if row.status == "pending" {
+                "processing".to_owned()
+            } else {
+                row.status
+            },
+            payment_intent_id: row.payment_intent_id,
+            amount_cents: row.amount_cents,
+            currency: row.currency,
+            failure_code: row.failure_code,
+            failure_message: row.failure_message,
+        }
+    }
+}
+
+const COLUMNS: &str = "order_id, amount_cents, currency, payment_method, status, \
+                       payment_intent_id, failure_code, failure_message";
+
+async fn load(db: &PgPool, order_id: Uuid) -> ApiResult<Option<Row>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM payments WHERE order_id = $1"
+    )))
+    .bind(order_id)
+    .fetch_optional(db)
+    .await?)
+}
+
+#[derive(Debug, Deserialize)]
+struct ChargeRequest {
+    order_id: Uuid,
+    amount_cents: i64,
+    currency: String,
+    payment_method: String,
+}
+
+impl ChargeRequest {
+    fn validate(&self) -> ApiResult<()> {
+        let mut errors = Vec::new();
+        if self.amount_cents < 1 {
+            errors.push(FieldError::new("amount_cents", "must be at least 1"));
+        }
+        if self.currency.len() != 3 || !self.currency.bytes().all(|b| b.is_ascii_lowercase()) {
+            errors.push(FieldError::new(
+                "currency",
+                "must be a lowercase ISO 4217 code, e.g. \"usd\"",
+            ));
+        }
+        let pm = self.payment_method.trim();
+        if pm.is_empty() || pm.len() > 255 || pm.chars().any(char::is_whitespace) {
+            errors.push(FieldError::new(
+                "payment_method",
+                "must be a Stripe PaymentMethod id, e.g. \"pm_card_visa\"",
+            ));
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::validation(errors))
+        }
+    }
+}
+
+/// Charges an order once. Retrying with the same body returns the real state, never a second
+/// charge; the same order with another amount, currency or payment method is 409.
+async fn charge(
+    State(state): State<AppState>,
+    ServiceCaller(caller): ServiceCaller,
+    Json(req): Json<ChargeRequest>,
+) -> ApiResult<Json<Payment>> {
+    req.validate()?;
+    let payment_method = req.payment_method.trim();
+    sqlx::query(
+        "INSERT INTO payments (order_id, amount_cents, currency, payment_method)
+         VALUES ($1, $2, $3, $4) ON CONFLICT (order_id) DO NOTHING",
+    )
+    .bind(req.order_id)
+    .bind(req.amount_cents)
+    .bind(&req.currency)
+    .bind(payment_method)
+    .execute(&state.db)
+    .await?;
+    let row = load(&state.db, req.order_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("payment row vanished after insert"))?;
+    if row.amount_cents != req.amount_cents
+        || row.currency != req.currency
+        || row.payment_method != payment_method
+    {
+        return Err(ApiError::conflict(
+            "idempotency_key_reused",
+            "this order was already charged with another amount, currency or payment method",
+        ));
+    }
+    // A final answer is already known: no need to ask Stripe again.
+    if matches!(row.status.as_str(), "succeeded" | "failed" | "refunded") {
+        return Ok(Json(row.into()));
+    }
+
+    let outcome = state
+        .stripe
+        .charge(
+            &charge_key(req.order_id),
+            req.order_id,
+            req.amount_cents,
+            &req.currency,
+            payment_method,
+        )
+        .await;
+    let (status, pi, code, message) = match outcome {
+        Ok(ChargeOutcome::Succeeded { payment_intent_id }) => {
+            ("succeeded", Some(payment_intent_id), None, None)
+        }
+        Ok(ChargeOutcome::Processing { payment_intent_id }) => {
+            ("processing", Some(payment_intent_id), None, None)
+        }
+        Ok(ChargeOutcome::RequiresAction { payment_intent_id }) => {
+            ("requires_action", Some(payment_intent_id), None, None)
+        }
+        Ok(ChargeOutcome::Declined {
+            payment_intent_id,
+            code,
+            decline_code,
+            message,
+        }) => {
+            tracing::info!(order_id = %req.order_id, %code, ?decline_code, "card declined");
+            ("failed", payment_intent_id, Some(code), Some(message))
+        }
+        // Stripe refused the payment method (unknown id, unusable card): a final answer,
+        // the payment failed.
+        Err(StripeCallError::Rejected {
+            status: 400..=404,
+            code,
+            message,
+            ..
+        }) => (
+            "failed",
+            None,
+            Some(code.unwrap_or_else(|| "payment_method_invalid".to_owned())),
+            Some(message),
+        ),
+        Err(e) => return Err(stripe_error(e, caller.as_str())),
+    };
+    // Never move a payment back from a final state a webhook may have set meanwhile.
+    sqlx::query(
+        "UPDATE payments SET status = $2, payment_intent_id = COALESCE($3, payment_intent_id),
+                failure_code = $4, failure_message = $5, updated_at = now()
+         WHERE order_id = $1 AND status IN ('pending', 'processing', 'requires_action')",
+    )
+    .bind(req.order_id)
+    .bind(status)
+    .bind(&pi)
+    .bind(&code)
+    .bind(&message)
+    .execute(&state.db)
+    .await?;
+    tracing::info!(order_id = %req.order_id, status, payment_intent_id = ?pi, "charge");
+    let row = load(&state.db, req.order_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("payment row vanished"))?;
+    Ok(Json(row.into()))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    _caller: ServiceCaller,
+    Path(order_id): Path<String>,
+) -> ApiResult<Json<Payment>> {
+    let order_id = parse_id(&order_id, "payment")?;
+    load(&state.db, order_id)
+        .await?
+        .map(|row| Json(row.into()))
+        .ok_or_else(|| ApiError::not_found("no payment for this order"))
+}
+
+/// Refunds an order's payment in full. Idempotent: a refunded payment answers as it is.
+async fn refund(
+    State(state): State<AppState>,
+    ServiceCaller(caller): ServiceCaller,
+    Path(order_id): Path<String>,
+) -> ApiResult<Json<Payment>> {
+    let order_id = parse_id(&order_id, "payment")?;
+    let row = load(&state.db, order_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no payment for this order"))?;
+    if row.status == "refunded" {
+        return Ok(Json(row.into()));
+    }
+    let (true, Some(pi)) = (row.status == "succeeded", row.payment_intent_id.clone()) else {
+        return Err(ApiError::conflict(
+            "not_refundable",
+            format!("a {} payment cannot be refunded", Payment::from(row).status),
+        ));
+    };
+    let refund_id = match state.stripe.refund(&refund_key(order_id), &pi).await {
+        Ok(id) => Some(id),
+        // Refunded elsewhere (the Stripe dashboard) before we asked: the outcome is the same.
+        Err(StripeCallError::Rejected { code: Some(c), .. }) if c == "charge_already_refunded" => {
+            None
+        }
+        Err(StripeCallError::Rejected { message, .. }) => {
+            return Err(ApiError::conflict("not_refundable", message));
+        }
+        Err(e) => return Err(stripe_error(e, caller.as_str())),
+    };
+    sqlx::query(
+        "UPDATE payments SET status = 'refunded', refund_id = COALESCE($2, refund_id),
+                updated_at = now()
+         WHERE order_id = $1",
+    )
+    .bind(order_id)
+    .bind(&refund_id)
+    .execute(&state.db)
+    .await?;
+    tracing::info!(%order_id, refund_id = ?refund_id, "refund");
+    let row = load(&state.db, order_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("payment row vanished"))?;
+    Ok(Json(row.into()))
+}
+
+/// What a failed Stripe call means for the caller.
+fn stripe_error(e: StripeCallError, caller: &str) -> ApiError {
+    tracing::warn!(error = %e, caller, "Stripe call failed");
+    match e {
+        e if e.is_retryable() => {
+            let mut error = ApiError::unavailable("Stripe is unavailable, try again shortly");
+            error.retry_after_secs = Some(1);
+            error
+        }
+        StripeCallError::IdempotencyKeyReused(_) => ApiError::conflict(
+            "idempotency_key_reused",
+            "this order was already charged with other parameters",
+        ),
+        StripeCallError::Rejected { message, .. } => {
+            ApiError::new(StatusCode::BAD_GATEWAY, "upstream_error", message)
+        }
+        other => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_error",
+            format!("unexpected answer from Stripe: {other}"),
+        ),
+    }
+}

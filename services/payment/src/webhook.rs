@@ -1,0 +1,196 @@
+//! Stripe's webhooks (`POST /api/v1/payments/webhook`, public through the gateway).
+//!
+//! Each event is verified with its `Stripe-Signature`, then processed once: its id goes into
+//! `processed_events` in the same transaction as the payment's update, and the transaction
+//! commits only after the order service has been told (an idempotent call on its side, keyed
+//! by the event id). If the order service cannot be reached, the answer is 503 and nothing is
+//! recorded, so Stripe delivers the event again later.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::routing::post;
+use serde::Serialize;
+use serde_json::{Value, json};
+use souk_common::client::CallError;
+use souk_common::{ApiError, ApiResult, Json};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::stripe::{VerifiedEventKind, WebhookError, verify_webhook};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/payments/webhook", post(receive))
+}
+
+/// What the order service is told: `POST /internal/orders/{order_id}/payment-events`.
+#[derive(Debug, Serialize)]
+struct PaymentEvent<'a> {
+    event_id: &'a str,
+    /// `payment_succeeded`, `payment_failed` or `refunded`.
+    #[serde(rename = "type")]
+    kind: &'static str,
+    payment_intent_id: Option<&'a str>,
+}
+
+fn invalid_signature(detail: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_signature", detail)
+}
+
+fn received() -> Json<Value> {
+    Json(json!({ "received": true }))
+}
+
+async fn receive(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let signature = headers
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| invalid_signature("the Stripe-Signature header is missing"))?;
+    let payload =
+        std::str::from_utf8(&body).map_err(|_| invalid_signature("the event is not UTF-8 text"))?;
+    let event = verify_webhook(payload, signature, &state.webhook_secret).map_err(|e| {
+        tracing::warn!(error = %e, "webhook refused");
+        match e {
+            WebhookError::BadSignature(_) | WebhookError::StaleTimestamp(_) => {
+                invalid_signature(e.to_string())
+            }
+            WebhookError::Malformed(_) => ApiError::bad_request(e.to_string()),
+        }
+    })?;
+
+    let (kind, new_status, payment_intent_id, order_hint) = match &event.kind {
+        VerifiedEventKind::PaymentSucceeded {
+            payment_intent_id,
+            order_id,
+        } => (
+            "payment_succeeded",
+            "succeeded",
+            Some(payment_intent_id.as_str()),
+            order_id.as_deref(),
+        ),
+        VerifiedEventKind::PaymentFailed {
+            payment_intent_id,
+            order_id,
+        } => (
+            "payment_failed",
+            "failed",
+            Some(payment_intent_id.as_str()),
+            order_id.as_deref(),
+        ),
+        VerifiedEventKind::ChargeRefunded {
+            payment_intent_id, ..
+        } => ("refunded", "refunded", payment_intent_id.as_deref(), None),
+        VerifiedEventKind::Other(kind) => {
+            tracing::debug!(event_id = %event.id, kind, "webhook event ignored");
+            return Ok(received());
+        }
+    };
+
+    let mut tx = state.db.begin().await?;
+    // Blocks while another delivery of the same event is in flight, then sees its outcome.
+    let fresh = sqlx::query(
+        "INSERT INTO processed_events (event_id, event_type) VALUES ($1, $2)
+         ON CONFLICT (event_id) DO NOTHING",
+    )
+    .bind(&event.id)
+    .bind(kind)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !fresh {
+        tracing::info!(event_id = %event.id, kind, "webhook event already processed");
+        return Ok(received());
+    }
+
+    // The payment: by PaymentIntent, else by the order id Stripe carries in its metadata
+    // (the webhook may overtake the charge's own answer).
+    let mut order_id: Option<Uuid> = match payment_intent_id {
+        Some(pi) => {
+            sqlx::query_scalar("SELECT order_id FROM payments WHERE payment_intent_id = $1")
+                .bind(pi)
+                .fetch_optional(&mut *tx)
+                .await?
+        }
+        None => None,
+    };
+    if order_id.is_none()
+        && let Some(hint) = order_hint.and_then(|h| h.parse::<Uuid>().ok())
+    {
+        order_id = sqlx::query_scalar("SELECT order_id FROM payments WHERE order_id = $1")
+            .bind(hint)
+            .fetch_optional(&mut *tx)
+            .await?
+            .or(Some(hint));
+    }
+    let Some(order_id) = order_id else {
+        tracing::warn!(event_id = %event.id, kind, ?payment_intent_id, "webhook event for no known payment");
+        tx.commit().await?;
+        return Ok(received());
+    };
+
+    // Final states are not left for an earlier one (Stripe does not promise ordering).
+    let allowed_from: &[&str] = match new_status {
+        "succeeded" => &["pending", "processing", "requires_action", "failed"],
+        "failed" => &["pending", "processing", "requires_action"],
+        _ => &["succeeded"],
+    };
+    let updated = sqlx::query(
+        "UPDATE payments
+         SET status = $2,
+             payment_intent_id = COALESCE(payment_intent_id, $3),
+             failure_code = CASE WHEN $2 = 'failed' THEN COALESCE(failure_code, 'payment_failed')
+                                 WHEN $2 = 'succeeded' THEN NULL ELSE failure_code END,
+             failure_message = CASE WHEN $2 = 'succeeded' THEN NULL ELSE failure_message END,
+             updated_at = now()
+         WHERE order_id = $1 AND status = ANY($4)
+           AND (payment_intent_id IS NULL OR $3::text IS NULL OR payment_intent_id = $3)",
+    )
+    .bind(order_id)
+    .bind(new_status)
+    .bind(payment_intent_id)
+    .bind(allowed_from)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tracing::info!(event_id = %event.id, kind, %order_id, updated, "webhook event processed");
+
+    let notice = PaymentEvent {
+        event_id: &event.id,
+        kind,
+        payment_intent_id,
+    };
+    match state
+        .order
+        .call_empty(
+            Method::POST,
+            &format!("/internal/orders/{order_id}/payment-events"),
+            Some(&notice),
+            None,
+        )
+        .await
+    {
+        Ok(()) => {}
+        // The order service gave a final answer (it does not know this order, say): nothing
+        // more to do, and Stripe must not keep retrying.
+        Err(CallError::Api(e)) if e.status.is_client_error() => {
+            tracing::warn!(event_id = %event.id, %order_id, error = %e,
+                "the order service refused a payment event");
+        }
+        Err(e) => {
+            tracing::warn!(event_id = %event.id, %order_id, error = %e,
+                "the order service could not be told; Stripe will retry");
+            tx.rollback().await?;
+            return Err(ApiError::unavailable(
+                "the order service is unavailable; retry later",
+            ));
+        }
+    }
+    tx.commit().await?;
+    Ok(received())
+}
