@@ -216,7 +216,12 @@ pub struct SmtpSink {
 impl SmtpSink {
     pub fn start() -> anyhow::Result<Self> {
         let dir = std::env::temp_dir().join(format!("souk-smtp-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        // A Maildir: Python's `mailbox.Maildir` only makes these when the directory is new.
+        for sub in ["new", "cur", "tmp"] {
+            let path = dir.join(sub);
+            std::fs::create_dir_all(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
+        }
         let python = python();
         let mut last_failure = String::new();
         for _ in 0..3 {

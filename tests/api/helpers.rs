@@ -192,3 +192,53 @@ pub fn session(body: &Value, email: &str) -> Session {
             .to_owned(),
     }
 }
+
+/// Payments: a platform with the Stripe emulator and an SMTP sink, and calls made straight to
+/// a service as another service (or as a user) would make them.
+impl App {
+    /// Like `spawn`, plus a Stripe emulator (webhooks to this gateway) and an SMTP sink.
+    pub async fn spawn_shop() -> App {
+        let platform = TestPlatform::start_shop()
+            .await
+            .expect("platform with the Stripe emulator and SMTP sink starts");
+        App {
+            platform,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Calls `service` directly (not through the gateway), signed as `caller` (None: unsigned).
+    pub async fn internal(
+        &self,
+        service: &str,
+        method: reqwest::Method,
+        path: &str,
+        caller: Option<&souk_common::Caller>,
+        body: Option<Value>,
+    ) -> Resp {
+        let mut headers = HeaderMap::new();
+        if let Some(caller) = caller {
+            souk_common::InternalAuth::new(souk::testing::TEST_INTERNAL_SECRET)
+                .sign_into(caller, &mut headers);
+        }
+        let url = format!("{}{path}", self.platform.url(service));
+        let mut req = self.http.request(method, url).headers(headers);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        self.send(req).await
+    }
+
+    /// Calls `service` directly as the order service would.
+    pub async fn as_order_service(
+        &self,
+        service: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Resp {
+        let caller = souk_common::Caller::Service("order".into());
+        self.internal(service, method, path, Some(&caller), body)
+            .await
+    }
+}

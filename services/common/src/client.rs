@@ -193,6 +193,8 @@ fn intern_code(code: &str) -> &'static str {
         "payment_failed",
         "card_declined",
         "idempotency_key_reused",
+        "not_refundable",
+        "invalid_signature",
         "product_unavailable",
         "reservation_released",
         "reservation_committed",

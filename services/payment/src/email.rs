@@ -410,7 +410,7 @@ pub fn render_body(req: &OrderConfirmation) -> String {
     let _ = writeln!(body, "{greeting}\n");
     let _ = writeln!(
         body,
-        "Thank you for your order {}. Your payment was received and your order is confirmed.\n",
+        "Thank you for your order {}: your payment was received\nand your order is confirmed.\n",
         short_id(req.order_id)
     );
     for line in &req.items {
