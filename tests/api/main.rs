@@ -3,4 +3,5 @@
 
 mod gateway;
 mod helpers;
+mod payments;
 mod users;
