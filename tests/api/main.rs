@@ -1,7 +1,10 @@
 //! Black-box tests across services: each test starts the whole platform in-process on free
 //! ports against its own fresh databases, and talks to it over HTTP through the gateway.
 
+mod cart;
+mod catalog;
 mod gateway;
 mod helpers;
 mod payments;
+mod reservations;
 mod users;

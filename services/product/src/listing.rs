@@ -15,19 +15,31 @@
 //! sorts and ranges, GIN on the generated `search` tsvector for `q`, and
 //! `product_categories (category_id, product_id)` for the category filter. The API test
 //! `catalog::listing_queries_use_indexes` seeds 10,000 products and checks with `EXPLAIN` that
-//! none of these statements seq-scans `products`; plans recorded there (PostgreSQL 16):
+//! none of these statements seq-scans `products`. Plans recorded there (PostgreSQL 15, 10,000
+//! products in 10 categories, ~95% active; `category_ids` is a per-row index-only subplan):
 //!
 //! ```text
-//! newest:              Limit -> Index Scan Backward using products_active_newest on products p
-//! newest + price:      Limit -> Index Scan Backward using products_active_newest on products p
-//!                      (Filter: price_cents >= .. AND price_cents <= ..)   [or products_active_price
-//!                      + Sort when the range is narrow]
-//! price_asc:           Limit -> Index Scan using products_active_price on products p
-//! category:            Limit -> Nested Loop Semi Join -> Index Scan Backward using
-//!                      products_active_newest + Index Only Scan using product_categories_pkey
-//! q (search):          Limit -> Sort -> Bitmap Heap Scan on products p
-//!                      -> Bitmap Index Scan on products_active_search
+//! newest                 Limit -> Index Scan Backward using products_active_newest
+//! newest, page 2         Limit -> Index Scan Backward using products_active_newest
+//!                                 Index Cond: (id < cursor)
+//! newest + price range   Limit -> Index Scan Backward using products_active_newest
+//!                                 Filter: price_cents between min and max
+//! price_asc              Limit -> Index Scan using products_active_price
+//! price_asc, narrow      Limit -> Sort -> Bitmap Heap Scan on products
+//!   range                         -> Bitmap Index Scan on products_active_price
+//! price_desc, page 2     Limit -> Index Scan Backward using products_active_price
+//!                                 Index Cond: (ROW(price_cents, id) < ROW(cursor))
+//! category               Limit -> Index Scan Backward using products_active_newest
+//!                                 Filter: hashed SubPlan -> Bitmap Index Scan on
+//!                                 product_categories_category
+//! q, frequent term       Limit -> Index Scan Backward using products_active_newest
+//!                                 Filter: search @@ tsquery (stops after 21 matches)
+//! q, rare term           Limit -> Sort -> Bitmap Heap Scan on products
+//!                                 -> Bitmap Index Scan on products_active_search (GIN)
 //! ```
+//!
+//! The GIN index is built with `fastupdate = off`: with a pending list the planner (rightly)
+//! refuses it until a vacuum.
 
 use serde::{Deserialize, Serialize};
 use souk_common::ApiError;
