@@ -134,8 +134,9 @@ fn local_config(
             },
             request_timeout: std::time::Duration::from_secs(10),
             payments_timeout: std::time::Duration::from_secs(30),
-            rate_limit_per_sec: 50.0,
-            rate_limit_burst: 100.0,
+            // Same variables and defaults as `souk serve gateway`; benchmarks raise them.
+            rate_limit_per_sec: souk_common::settings::parsed("SOUK_RATE_LIMIT_PER_SEC", 50.0)?,
+            rate_limit_burst: souk_common::settings::parsed("SOUK_RATE_LIMIT_BURST", 100.0)?,
             session_cache_ttl: std::time::Duration::from_secs(10),
             trust_forwarded_for: false,
         },
