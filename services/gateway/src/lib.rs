@@ -2,6 +2,8 @@
 //! access tokens, vouches for the caller to services, limits rates, bounds time and size.
 
 mod keys;
+#[cfg(test)]
+mod openapi_tests;
 mod proxy;
 mod ratelimit;
 pub mod routes;

@@ -1,0 +1,314 @@
+//! The served OpenAPI document (`openapi.json`) checked against the router, so that neither can
+//! drift from the other silently: every prefix `routes::resolve` knows is documented, every
+//! documented `/api/v1` path resolves with the access its `security` claims, every operation
+//! names its errors as problem+json, and every `$ref` resolves.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::http::Method;
+use serde_json::Value;
+
+use crate::routes::{self, API_PREFIX, Access, Route};
+
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+/// The gateway's own routes (see `app` and `server::layers`): served, never proxied.
+const OWN_PATHS: [&str; 5] = [
+    "/.well-known/jwks.json",
+    "/openapi.json",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+];
+
+fn doc() -> Value {
+    serde_json::from_str(crate::OPENAPI).expect("openapi.json is valid JSON")
+}
+
+/// `(path, method, operation)` for every operation in the document.
+fn operations(doc: &Value) -> Vec<(String, String, Value)> {
+    let mut ops = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths is an object") {
+        for (method, op) in item.as_object().expect("a path item is an object") {
+            if METHODS.contains(&method.as_str()) {
+                ops.push((path.clone(), method.clone(), op.clone()));
+            }
+        }
+    }
+    ops
+}
+
+/// A concrete request path for a templated one: `{id}` becomes a UUID.
+fn concrete(path: &str) -> String {
+    path.split('/')
+        .map(|seg| {
+            if seg.starts_with('{') && seg.ends_with('}') {
+                "0193a1f2-7c4e-7d3a-9b1e-2f5c8d9e0a1b"
+            } else {
+                seg
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn parse_method(name: &str) -> Method {
+    Method::from_bytes(name.to_ascii_uppercase().as_bytes()).expect("a known method")
+}
+
+/// Whether `path` is `prefix` or lies under it, by whole segments.
+fn under(path: &str, prefix: &str) -> bool {
+    path == prefix
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Follows a local `$ref` (JSON pointer), if any.
+fn deref<'a>(doc: &'a Value, node: &'a Value) -> &'a Value {
+    match node.get("$ref").and_then(Value::as_str) {
+        Some(r) => doc
+            .pointer(r.strip_prefix('#').expect("a local $ref"))
+            .unwrap_or_else(|| panic!("dangling $ref {r}")),
+        None => node,
+    }
+}
+
+/// Whether a schema is the Problem schema or extends it through `allOf`.
+fn is_problem_schema(doc: &Value, schema: &Value) -> bool {
+    if schema.get("$ref").and_then(Value::as_str) == Some("#/components/schemas/Problem") {
+        return true;
+    }
+    let schema = deref(doc, schema);
+    schema["allOf"]
+        .as_array()
+        .is_some_and(|parts| parts.iter().any(|p| is_problem_schema(doc, p)))
+}
+
+/// The path segments `resolve` matches on, read from its source: every lower-case string
+/// literal in the function body. A prefix added to the router is therefore probed here too.
+fn router_segments() -> BTreeSet<String> {
+    let source = include_str!("routes.rs");
+    let start = source
+        .find("pub fn resolve")
+        .expect("routes::resolve exists");
+    let body = &source[start..];
+    let body = &body[..body.find("#[cfg(test)]").unwrap_or(body.len())];
+    body.split('"')
+        .skip(1)
+        .step_by(2)
+        .filter(|lit| {
+            !lit.is_empty()
+                && lit
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+const PROBE_METHODS: [Method; 5] = [
+    Method::GET,
+    Method::POST,
+    Method::PUT,
+    Method::PATCH,
+    Method::DELETE,
+];
+
+fn resolve_all(path: &str) -> Vec<Option<Route>> {
+    PROBE_METHODS
+        .iter()
+        .map(|m| routes::resolve(m, path))
+        .collect()
+}
+
+/// Public prefixes the router knows: `/api/v1/<a>` when it resolves, and `/api/v1/<a>/<b>`
+/// when it resolves differently from `/api/v1/<a>` (another service or access, or `<a>` alone
+/// is no route), for every pair of segments the router names.
+fn router_prefixes() -> BTreeSet<String> {
+    let segments = router_segments();
+    let mut prefixes = BTreeSet::new();
+    for a in &segments {
+        let one = format!("{API_PREFIX}{a}");
+        let first = resolve_all(&one);
+        if first.iter().any(Option::is_some) {
+            prefixes.insert(one.clone());
+        }
+        for b in &segments {
+            let two = format!("{one}/{b}");
+            let second = resolve_all(&two);
+            if second.iter().any(Option::is_some) && second != first {
+                prefixes.insert(two);
+            }
+        }
+    }
+    prefixes
+}
+
+#[test]
+fn is_openapi_3_1_served_from_the_root() {
+    let doc = doc();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(doc["servers"][0]["url"], "/");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    let mut seen = BTreeSet::new();
+    for (path, method, op) in operations(&doc) {
+        let id = op["operationId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{method} {path} has no operationId"))
+            .to_owned();
+        assert!(seen.insert(id.clone()), "duplicate operationId {id}");
+        assert!(
+            op["security"].is_array(),
+            "{method} {path} has no explicit security"
+        );
+    }
+}
+
+#[test]
+fn every_router_prefix_is_documented() {
+    let doc = doc();
+    let paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
+    let prefixes = router_prefixes();
+    for expected in [
+        "/api/v1/products",
+        "/api/v1/admin/users",
+        "/api/v1/auth/login",
+    ] {
+        assert!(prefixes.contains(expected), "probe misses {expected}");
+    }
+    for prefix in &prefixes {
+        assert!(
+            paths.iter().any(|p| under(p, prefix)),
+            "the router serves {prefix} but openapi.json documents no path under it"
+        );
+    }
+}
+
+#[test]
+fn every_documented_path_resolves_with_the_documented_access() {
+    let doc = doc();
+    let mut own = BTreeSet::new();
+    for (path, method, op) in operations(&doc) {
+        if !path.starts_with(API_PREFIX) {
+            assert!(
+                OWN_PATHS.contains(&path.as_str()),
+                "{path} is neither under {API_PREFIX} nor served by the gateway itself"
+            );
+            assert!(routes::resolve(&Method::GET, &path).is_none());
+            own.insert(path);
+            continue;
+        }
+        let route = routes::resolve(&parse_method(&method), &concrete(&path))
+            .unwrap_or_else(|| panic!("{method} {path} is documented but the router rejects it"));
+        let security = op["security"].as_array().expect("explicit security");
+        let anonymous = security.is_empty()
+            || security
+                .iter()
+                .any(|req| req.as_object().is_some_and(|o| o.is_empty()));
+        match route.access {
+            Access::Public => assert!(
+                anonymous,
+                "{method} {path} is public at the gateway but documented as needing a token"
+            ),
+            Access::User => assert_eq!(
+                op["security"],
+                serde_json::json!([{"bearer": []}]),
+                "{method} {path} needs a token at the gateway; document `bearer` only"
+            ),
+        }
+    }
+    assert_eq!(own, OWN_PATHS.iter().map(|p| p.to_string()).collect());
+}
+
+#[test]
+fn every_api_operation_documents_problem_errors() {
+    let doc = doc();
+    for (path, method, op) in operations(&doc) {
+        let responses = op["responses"].as_object().expect("responses");
+        let mut problem_4xx = false;
+        for (status, response) in responses {
+            let response = deref(&doc, response);
+            assert!(
+                response["headers"]["x-request-id"].is_object(),
+                "{method} {path} {status} does not document x-request-id"
+            );
+            if status.starts_with('4')
+                && let Some(schema) = response.pointer("/content/application~1problem+json/schema")
+            {
+                assert!(
+                    is_problem_schema(&doc, schema),
+                    "{method} {path} {status}: problem+json that is not a Problem"
+                );
+                problem_4xx = true;
+            }
+        }
+        if !path.starts_with(API_PREFIX) {
+            continue; // the gateway's own endpoints answer no 4xx
+        }
+        assert!(
+            problem_4xx,
+            "{method} {path} has no 4xx response with the Problem schema"
+        );
+        let limited = deref(&doc, &op["responses"]["429"]);
+        assert!(
+            limited["headers"]["Retry-After"].is_object(),
+            "{method} {path}: 429 without Retry-After"
+        );
+    }
+}
+
+#[test]
+fn every_ref_resolves() {
+    let doc = doc();
+    let mut refs: BTreeMap<String, usize> = BTreeMap::new();
+    let mut stack = vec![&doc];
+    while let Some(node) = stack.pop() {
+        match node {
+            Value::Object(map) => {
+                if let Some(r) = map.get("$ref").and_then(Value::as_str) {
+                    *refs.entry(r.to_owned()).or_default() += 1;
+                }
+                stack.extend(map.values());
+            }
+            Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    assert!(!refs.is_empty());
+    for r in refs.keys() {
+        let pointer = r
+            .strip_prefix("#/components/")
+            .unwrap_or_else(|| panic!("{r} does not point into components"));
+        assert!(
+            doc["components"].pointer(&format!("/{pointer}")).is_some(),
+            "{r} points to no component"
+        );
+    }
+    for name in [
+        "Problem",
+        "ValidationProblem",
+        "User",
+        "ShippingAddress",
+        "TokenPair",
+        "Product",
+        "Category",
+        "Cart",
+        "CartLine",
+        "Order",
+        "OrderItem",
+        "ProductPage",
+        "OrderPage",
+        "UserPage",
+    ] {
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "schema {name} missing"
+        );
+    }
+}
