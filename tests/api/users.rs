@@ -82,6 +82,10 @@ async fn login_succeeds_and_wrong_password_or_unknown_email_look_the_same() {
     let ok = app.login("LOGIN@example.com", "long-enough-1").await;
     assert!(ok.expect(200, None)["access_token"].is_string());
     assert!(ok.body["refresh_token"].is_string());
+    assert_eq!(
+        ok.body["user"]["email"], "login@example.com",
+        "the same shape as register"
+    );
     let wrong = app.login("login@example.com", "wrong-password").await;
     let unknown = app.login("nobody@example.com", "long-enough-1").await;
     wrong.expect(401, Some("invalid_credentials"));
@@ -164,6 +168,7 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_family() {
         .await;
     let first = first.expect(200, None).clone();
     let rotated = first["refresh_token"].as_str().unwrap();
+    assert_eq!(first["user"]["id"], me.id.as_str());
     assert_ne!(rotated, me.refresh);
     app.get("/api/v1/users/me", first["access_token"].as_str())
         .await

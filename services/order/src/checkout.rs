@@ -131,26 +131,35 @@ async fn checkout(
     }
 }
 
-/// The order created earlier with this key, if any; 409 if the key came with another body.
+/// The order created earlier with this key within 24 hours, if any; 409 if the key came with
+/// another body. An older key is retired so it can be used afresh, as Stripe does.
 async fn existing(
     state: &AppState,
     user_id: Uuid,
     key: &str,
     hash: &[u8],
 ) -> ApiResult<Option<Uuid>> {
-    let found: Option<(Uuid, Vec<u8>)> = sqlx::query_as(
-        "SELECT id, request_hash FROM orders WHERE user_id = $1 AND idempotency_key = $2",
+    let found: Option<(Uuid, Vec<u8>, bool)> = sqlx::query_as(
+        "SELECT id, request_hash, created_at < now() - interval '24 hours'
+         FROM orders WHERE user_id = $1 AND idempotency_key = $2",
     )
     .bind(user_id)
     .bind(key)
     .fetch_optional(&state.db)
     .await?;
     match found {
-        Some((_, stored)) if stored != hash => Err(ApiError::conflict(
+        Some((id, _, true)) => {
+            sqlx::query("UPDATE orders SET idempotency_key = 'expired:' || id::text || ':' || idempotency_key WHERE id = $1")
+                .bind(id)
+                .execute(&state.db)
+                .await?;
+            Ok(None)
+        }
+        Some((_, stored, false)) if stored != hash => Err(ApiError::conflict(
             "idempotency_key_reused",
             "this Idempotency-Key was used with a different request body",
         )),
-        Some((id, _)) => Ok(Some(id)),
+        Some((id, _, false)) => Ok(Some(id)),
         None => Ok(None),
     }
 }

@@ -1,12 +1,12 @@
 //! Order history, cancellation, and the admin's view and status changes.
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use souk_common::error::parse_id;
 use souk_common::pagination::{Page, PageQuery};
-use souk_common::{AdminUser, ApiError, ApiResult, AuthUser, Json};
+use souk_common::{AdminUser, ApiError, ApiResult, AuthUser, Json, Query};
 use uuid::Uuid;
 
 use crate::model::{self, Order, OrderRow};

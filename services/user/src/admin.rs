@@ -1,12 +1,12 @@
 //! Admin-only user management, and seeding the first admin.
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::routing::{get, patch};
 use serde::Deserialize;
 use souk_common::error::parse_id;
 use souk_common::pagination::{Page, PageQuery};
-use souk_common::{AdminUser, ApiError, ApiResult, FieldError, Json, Role};
+use souk_common::{AdminUser, ApiError, ApiResult, FieldError, Json, Query, Role};
 use sqlx::PgPool;
 use uuid::Uuid;
 

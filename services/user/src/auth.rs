@@ -210,7 +210,8 @@ async fn login(
     let mut tx = state.db.begin().await?;
     let tokens = issue(&state, &mut tx, id, role, Uuid::now_v7()).await?;
     tx.commit().await?;
-    Ok(Json(tokens))
+    let user = Some(crate::profile::load(&state.db, id).await?);
+    Ok(Json(TokenResponse { user, ..tokens }))
 }
 
 #[derive(Deserialize)]
@@ -251,7 +252,8 @@ async fn refresh(
     let role = Role::parse(&role).ok_or_else(|| ApiError::internal("unknown role in database"))?;
     let tokens = issue(&state, &mut tx, user_id, role, family).await?;
     tx.commit().await?;
-    Ok(Json(tokens))
+    let user = Some(crate::profile::load(&state.db, user_id).await?);
+    Ok(Json(TokenResponse { user, ..tokens }))
 }
 
 /// A spent token presented again means it leaked: revoke every token of its family.
