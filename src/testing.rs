@@ -68,7 +68,7 @@ impl TestPlatform {
         shop: Option<(StripeEmulator, SmtpSink)>,
         adjust: impl FnOnce(&mut PlatformConfig),
     ) -> anyhow::Result<Self> {
-        souk_common::telemetry::init();
+        souk_common::telemetry::init_with_default("warn,sqlx=error");
         let prefix = format!("souk_test_{}", uuid::Uuid::new_v4().simple());
         let opts = PlatformOptions {
             server_url: test_server_url(),

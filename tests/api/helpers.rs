@@ -198,13 +198,22 @@ pub fn session(body: &Value, email: &str) -> Session {
 impl App {
     /// Like `spawn`, plus a Stripe emulator (webhooks to this gateway) and an SMTP sink.
     pub async fn spawn_shop() -> App {
-        let platform = TestPlatform::start_shop()
+        Self::spawn_shop_with(|_| {}).await
+    }
+
+    pub async fn spawn_shop_with(adjust: impl FnOnce(&mut PlatformConfig)) -> App {
+        let platform = TestPlatform::start_shop_with(adjust)
             .await
             .expect("platform with the Stripe emulator and SMTP sink starts");
         App {
             platform,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// Messages delivered to the SMTP sink so far.
+    pub fn mail(&self) -> Vec<String> {
+        self.platform.mail()
     }
 
     /// Calls `service` directly (not through the gateway), signed as `caller` (None: unsigned).

@@ -3,6 +3,7 @@
 
 mod cart;
 mod catalog;
+mod checkout;
 mod gateway;
 mod helpers;
 mod payments;

@@ -80,6 +80,12 @@ async fn checkout(
     if let Some(id) = existing(&state, user.id, &key, &hash).await? {
         return replay(&state, id).await;
     }
+    let cart = state.clients.cart(user.id).await?;
+    let items: Vec<RequestedItem> = cart.items.into_iter().filter(|i| i.quantity > 0).collect();
+    if items.is_empty() {
+        return Err(ApiError::conflict("cart_empty", "the cart is empty"));
+    }
+
     let profile = state.clients.user(user.id).await?;
     let Some(address) = body.shipping_address.or(profile.shipping_address) else {
         return Err(ApiError::invalid_field(
@@ -87,11 +93,6 @@ async fn checkout(
             "no shipping address given and none saved in the profile",
         ));
     };
-    let cart = state.clients.cart(user.id).await?;
-    let items: Vec<RequestedItem> = cart.items.into_iter().filter(|i| i.quantity > 0).collect();
-    if items.is_empty() {
-        return Err(ApiError::conflict("cart_empty", "the cart is empty"));
-    }
 
     let id = Uuid::now_v7();
     let inserted: Option<Uuid> = sqlx::query_scalar(

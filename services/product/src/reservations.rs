@@ -30,6 +30,7 @@ pub fn router() -> Router<AppState> {
         .route("/internal/reservations/{order_id}", get(show))
         .route("/internal/reservations/{order_id}/commit", post(commit))
         .route("/internal/reservations/{order_id}/release", post(release))
+        .route("/internal/reservations/{order_id}/restock", post(restock))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -343,14 +344,45 @@ async fn release(
     Ok(Json(reservation))
 }
 
+/// A cancelled, refunded order: its committed stock comes back, once. A reservation that was
+/// never committed is simply released.
+async fn restock(
+    State(state): State<AppState>,
+    _service: ServiceCaller,
+    Path(order_id): Path<String>,
+) -> ApiResult<Json<Reservation>> {
+    let order_id = parse_id(&order_id, "reservation")?;
+    let mut tx = state.db.begin().await?;
+    match lock_status(&mut tx, order_id).await?.as_str() {
+        "committed" => {
+            return_stock_as(&mut tx, &[order_id], "restocked").await?;
+            tracing::info!(%order_id, "committed stock returned");
+        }
+        "reserved" => return_stock(&mut tx, &[order_id]).await?,
+        _ => {}
+    }
+    let reservation = load(&mut tx, order_id).await?.ok_or_else(not_found)?;
+    tx.commit().await?;
+    Ok(Json(reservation))
+}
+
 /// Marks reservations (already locked by the caller, all `reserved`) released and gives their
 /// stock back, locking the product rows in id order first.
 async fn return_stock(conn: &mut PgConnection, order_ids: &[Uuid]) -> Result<(), sqlx::Error> {
+    return_stock_as(conn, order_ids, "released").await
+}
+
+async fn return_stock_as(
+    conn: &mut PgConnection,
+    order_ids: &[Uuid],
+    status: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE reservations SET status = 'released', updated_at = now()
+        "UPDATE reservations SET status = $2, updated_at = now()
          WHERE order_id = ANY($1)",
     )
     .bind(order_ids)
+    .bind(status)
     .execute(&mut *conn)
     .await?;
     sqlx::query(
