@@ -13,10 +13,11 @@ pub const SERVICES: [&str; 6] = ["user", "product", "cart", "payment", "order", 
 pub fn migrator(service: &str) -> Option<&'static sqlx::migrate::Migrator> {
     match service {
         "user" => Some(&souk_user::MIGRATOR),
+        "order" => Some(&souk_order::MIGRATOR),
         "product" => Some(&souk_product::MIGRATOR),
         "cart" => Some(&souk_cart::MIGRATOR),
-        _ => None,
         "payment" => Some(&souk_payment::MIGRATOR),
+        _ => None,
     }
 }
 

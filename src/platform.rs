@@ -105,18 +105,18 @@ fn local_config(
             database_url: db("order")?,
             internal_secret: secret.clone(),
             db_max_connections: 10,
+            user_url: urls["user"].clone(),
+            product_url: urls["product"].clone(),
+            cart_url: urls["cart"].clone(),
+            payment_url: urls["payment"].clone(),
+            recovery_interval: std::time::Duration::from_secs(10),
+            lease: std::time::Duration::from_secs(60),
+            fault: None,
         },
         payment: souk_payment::Config {
             database_url: db("payment")?,
             internal_secret: secret.clone(),
             db_max_connections: 10,
-        },
-        gateway: souk_gateway::Config {
-            internal_secret: secret,
-            upstreams: souk_gateway::Upstreams {
-                user: urls["user"].clone(),
-                product: urls["product"].clone(),
-                cart: urls["cart"].clone(),
             stripe_secret_key: LOCAL_STRIPE_SECRET_KEY.to_owned(),
             stripe_webhook_secret: LOCAL_STRIPE_WEBHOOK_SECRET.to_owned(),
             stripe_api_base: Some(
@@ -129,6 +129,13 @@ fn local_config(
             mail_dir: opts.mail_dir.clone(),
             mail_from: souk_payment::DEFAULT_MAIL_FROM.to_owned(),
             outbox_poll_interval: std::time::Duration::from_secs(1),
+        },
+        gateway: souk_gateway::Config {
+            internal_secret: secret,
+            upstreams: souk_gateway::Upstreams {
+                user: urls["user"].clone(),
+                product: urls["product"].clone(),
+                cart: urls["cart"].clone(),
                 order: urls["order"].clone(),
                 payment: urls["payment"].clone(),
             },
