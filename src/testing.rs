@@ -90,7 +90,16 @@ impl TestPlatform {
             server: opts.server_url.clone(),
             prefix: prefix.clone(),
         };
-        let platform = RunningPlatform::start(opts, adjust).await?;
+        // Small pools: two tests run at once per core and PostgreSQL allows 100 connections.
+        let platform = RunningPlatform::start(opts, |c| {
+            c.user.db_max_connections = TEST_POOL_SIZE;
+            c.product.db_max_connections = TEST_POOL_SIZE;
+            c.cart.db_max_connections = TEST_POOL_SIZE;
+            c.order.db_max_connections = TEST_POOL_SIZE;
+            c.payment.db_max_connections = TEST_POOL_SIZE;
+            adjust(c);
+        })
+        .await?;
         std::mem::forget(guard);
         let (stripe, smtp) = shop.unzip();
         let platform = Self {
@@ -122,6 +131,9 @@ impl TestPlatform {
             .expect("test server URL is valid")
     }
 }
+
+/// Connections per service pool in tests: 5 services x 4 = 20 per running test.
+const TEST_POOL_SIZE: u32 = 4;
 
 pub const ADMIN_EMAIL: &str = "admin@souk.test";
 pub const ADMIN_PASSWORD: &str = "admin-password-1";
