@@ -93,8 +93,12 @@ impl Config {
     }
 }
 
-#[derive(Clone)]
-pub struct AppState {
+/// Shared by every request through one `Arc`: axum clones the state for each request, and
+/// cloning this struct field by field (the HTTP client alone holds several `Arc`s) showed up in
+/// the gateway's profile (`scripts/bench`, BENCHMARKS.md).
+pub type AppState = Arc<Shared>;
+
+pub struct Shared {
     config: Arc<Config>,
     internal: InternalAuth,
     http: Client<HttpConnector, Full<Bytes>>,
@@ -126,7 +130,7 @@ pub async fn app(config: Config) -> anyhow::Result<Router> {
     if keys.refresh().await.is_err() {
         tracing::warn!("verification keys not fetched yet; will retry on the first token");
     }
-    let state = AppState {
+    let state = Arc::new(Shared {
         sessions: Arc::new(sessions::Sessions::new(
             user_client,
             config.session_cache_ttl,
@@ -139,7 +143,7 @@ pub async fn app(config: Config) -> anyhow::Result<Router> {
         internal,
         http,
         keys: keys.clone(),
-    };
+    });
     let routes = Router::new()
         .route("/.well-known/jwks.json", get(jwks))
         .route(
