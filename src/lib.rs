@@ -1,7 +1,7 @@
 //! The `souk` runner: the whole platform in one process (`souk up`, and the test harness), or one
 //! service alone (`souk serve`, what a container runs).
 
-pub mod emulators;
+pub use souk_common::emulators;
 pub mod local_db;
 pub mod platform;
 pub mod testing;

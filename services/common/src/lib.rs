@@ -4,6 +4,7 @@ pub mod address;
 pub mod caller;
 pub mod client;
 pub mod db;
+pub mod emulators;
 pub mod error;
 pub mod json;
 pub mod ops;

@@ -5,87 +5,34 @@
 //! Needs `python3` with tests/support/requirements.txt installed; without it these tests fail
 //! (they never skip) and say what to install.
 
-use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener as StdListener};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ::stripe::{Client, ClientBuilder};
 use axum::http::HeaderMap;
+use souk_common::emulators::StripeEmulator;
 use souk_payment::stripe::{
     ChargeOutcome, IntentState, StripeCallError, StripeGateway, VerifiedEventKind, WebhookError,
     verify_webhook,
 };
 use stripe_core::payment_intent::ListPaymentIntent;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use uuid::Uuid;
 
 const SECRET_KEY: &str = "sk_test_souk_emulator";
 const WEBHOOK_SECRET: &str = "whsec_souk_test";
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The emulator child process; killed on drop.
-struct Emulator {
-    child: Child,
-    port: u16,
-}
+/// The shared emulator process (souk_common::emulators), plus views for these tests.
+struct Emulator(StripeEmulator);
 
 impl Emulator {
     fn start() -> Self {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../tests/support/stripe_emulator.py");
-        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-        // Another process may take the port between our probe and the emulator's bind: retry.
-        let mut last_failure = String::new();
-        for _ in 0..3 {
-            let port = free_port();
-            let started = Instant::now();
-            let mut child = Command::new(&python)
-                .arg(&script)
-                .arg("--port")
-                .arg(port.to_string())
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot run {python} (install Python 3): {e}"));
-            let stderr = collect(child.stderr.take().expect("piped stderr"));
-            let ready = wait_ready(child.stdout.take().expect("piped stdout"));
-            match ready.recv_timeout(READY_TIMEOUT) {
-                Ok(line)
-                    if line == format!("stripe emulator listening on http://127.0.0.1:{port}") =>
-                {
-                    eprintln!(
-                        "stripe emulator ready on port {port} in {:?}",
-                        started.elapsed()
-                    );
-                    return Self { child, port };
-                }
-                outcome => {
-                    let _ = child.kill();
-                    let status = child.wait().ok();
-                    std::thread::sleep(Duration::from_millis(100)); // let stderr drain
-                    last_failure = format!(
-                        "{outcome:?}, exit {status:?}, stderr:\n{}",
-                        stderr.lock().unwrap()
-                    );
-                    if !last_failure.contains("cannot listen") {
-                        break;
-                    }
-                }
-            }
-        }
-        panic!(
-            "the Stripe emulator did not start ({last_failure})\n\
-             Install its dependencies with: pip install -r tests/support/requirements.txt"
-        );
+        Self(StripeEmulator::start().unwrap_or_else(|e| panic!("{e:#}")))
     }
 
     fn base(&self) -> String {
-        format!("http://127.0.0.1:{}/", self.port)
+        self.0.url()
     }
 
     fn gateway(&self) -> StripeGateway {
@@ -114,79 +61,12 @@ impl Emulator {
     }
 }
 
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// Sends the first stdout line to the channel, then keeps draining stdout.
-fn wait_ready(stdout: impl Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    rx
-}
-
-/// Echoes the child's stderr into the test output and keeps a copy for failure messages.
-fn collect(stderr: impl Read + Send + 'static) -> Arc<Mutex<String>> {
-    let text = Arc::new(Mutex::new(String::new()));
-    let copy = text.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("[emulator] {line}");
-            let mut text = copy.lock().unwrap();
-            text.push_str(&line);
-            text.push('\n');
-        }
-    });
-    text
-}
-
-/// Minimal HTTP/1.1 form POST (the emulator's /_config API is not part of Stripe's).
-async fn post_form(port: u16, path: &str, form: &[(&str, &str)]) -> u16 {
-    let body: String = form
-        .iter()
-        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-        .collect::<Vec<_>>()
-        .join("&");
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.unwrap();
-    answer
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("HTTP status")
-}
-
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn key() -> String {
@@ -449,19 +329,11 @@ async fn webhooks_are_delivered_signed_and_verified() {
     let stripe = emulator.gateway();
     let (addr, deliveries) = webhook_receiver().await;
     let url = format!("http://{addr}/webhook");
-    let status = post_form(
-        emulator.port,
-        "/_config/webhooks/souk",
-        &[
-            ("url", &url),
-            ("secret", WEBHOOK_SECRET),
-            ("events[]", "payment_intent.succeeded"),
-            ("events[]", "payment_intent.payment_failed"),
-            ("events[]", "charge.refunded"),
-        ],
-    )
-    .await;
-    assert_eq!(status, 200);
+    emulator
+        .0
+        .register_webhook(&url, WEBHOOK_SECRET)
+        .await
+        .expect("webhook registered");
 
     let (paid_order, failed_order) = (Uuid::new_v4(), Uuid::new_v4());
     let ChargeOutcome::Succeeded {
