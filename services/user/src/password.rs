@@ -1,5 +1,5 @@
 //! Password hashing with argon2id at OWASP's recommended cost (19 MiB, 2 passes, 1 lane).
-//! Hashing is CPU-bound, so it runs on the blocking pool rather than an async worker.
+//! Hashing is CPU-bound, so it runs on dedicated threads rather than an async worker.
 
 use std::sync::LazyLock;
 
@@ -31,18 +31,48 @@ fn verify_blocking(password: &str, hash: &str) -> bool {
     })
 }
 
-/// At most one hash per core at a time: each takes 19 MiB and a core's worth of work, so more
-/// at once only queues on the CPU while memory grows (seen: 850 MB RSS after a burst of
-/// registrations, kept by the allocator afterwards).
-static HASHING: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| {
-    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Hashing runs on one dedicated thread per core. More at once would only queue on the CPU,
+/// and on tokio's ever-changing blocking threads each 19 MiB block lands in another malloc
+/// arena that keeps it: 850 MB RSS was seen after a burst of registrations. A fixed set of
+/// threads reuses the same few blocks.
+static HASHERS: LazyLock<tokio::sync::mpsc::Sender<Job>> = LazyLock::new(|| {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Job>(1024);
+    let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+    for i in 0..std::thread::available_parallelism().map_or(2, |n| n.get()) {
+        let rx = rx.clone();
+        std::thread::Builder::new()
+            .name(format!("argon2-{i}"))
+            .spawn(move || {
+                loop {
+                    let job = match rx.lock() {
+                        Ok(mut rx) => rx.blocking_recv(),
+                        Err(_) => None,
+                    };
+                    match job {
+                        Some(job) => job(),
+                        None => return,
+                    }
+                }
+            })
+            .expect("starting a hashing thread");
+    }
+    tx
 });
 
 async fn limited<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> anyhow::Result<T> {
-    let _permit = HASHING.acquire().await?;
-    Ok(tokio::task::spawn_blocking(work).await?)
+    let (done, result) = tokio::sync::oneshot::channel();
+    let job: Job = Box::new(move || {
+        let _ = done.send(work());
+    });
+    HASHERS
+        .send(job)
+        .await
+        .map_err(|_| anyhow::anyhow!("hashing threads stopped"))?;
+    Ok(result.await?)
 }
 
 pub async fn hash(password: String) -> anyhow::Result<String> {
