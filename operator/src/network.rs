@@ -106,7 +106,10 @@ fn policy(
                 match_labels: Some(selected),
                 ..Default::default()
             }),
-            ingress: Some(rules),
+            // No rules: no `ingress` field at all. The API server stores an empty list as an
+            // absent field, so applying `ingress: []` would change the object on every
+            // reconcile (and its watch event would start the next one).
+            ingress: (!rules.is_empty()).then_some(rules),
             policy_types: Some(vec!["Ingress".into()]),
             ..Default::default()
         }),

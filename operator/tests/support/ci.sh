@@ -94,8 +94,8 @@ kubectl create namespace souk-system --dry-run=client -o yaml | kubectl apply -f
 kubectl apply -f "$out/default.yaml"
 export SOUK_OPERATOR_SA=souk-system/souk-souk-operator
 
-step "cargo test -p souk-operator (real API server)"
-cargo test -p souk-operator
+step "cargo test -p souk-operator (real API server: the ignored tests too)"
+cargo test -p souk-operator -- --include-ignored
 
 step "the example Shop against the live API server (server-side dry run)"
 kubectl apply --dry-run=server -n souk-system -f "$out/shop.yaml"
