@@ -25,6 +25,13 @@ enum Command {
     Serve { service: String },
     /// Run one service's database migrations against DATABASE_URL.
     Migrate { service: String },
+    /// GET a URL and exit 0 on a 2xx answer: a health check for images without a shell
+    /// (the chart's `helm test`, a container HEALTHCHECK).
+    Probe {
+        url: String,
+        #[arg(long, default_value_t = 5)]
+        timeout_secs: u64,
+    },
     /// Administer accounts.
     Admin {
         #[command(subcommand)]
@@ -54,6 +61,7 @@ async fn main() -> ExitCode {
         Command::Up => up().await,
         Command::Serve { service } => serve(&service).await,
         Command::Migrate { service } => migrate(&service).await,
+        Command::Probe { url, timeout_secs } => probe(&url, timeout_secs).await,
         Command::Admin {
             command:
                 AdminCommand::Create {
@@ -106,12 +114,29 @@ async fn migrate(service: &str) -> anyhow::Result<()> {
         return Ok(());
     };
     let url = settings::required("DATABASE_URL")?;
-    db::create_if_missing(&url)
-        .await
-        .context("creating the database")?;
-    let pool = db::connect(&url, 1).await?;
+    // A Job may start before its PostgreSQL accepts connections: wait for it, with backoff.
+    db::retrying("creating the database", db::DATABASE_PATIENCE, || {
+        db::create_if_missing(&url)
+    })
+    .await?;
+    let pool = db::retrying("connecting", db::DATABASE_PATIENCE, || db::connect(&url, 1)).await?;
     db::migrate(&pool, m).await?;
     println!("{service}: migrations applied");
+    Ok(())
+}
+
+async fn probe(url: &str, timeout_secs: u64) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(timeout_secs))
+        .build()?;
+    let res = client
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("GET {url}"))?;
+    let status = res.status();
+    anyhow::ensure!(status.is_success(), "GET {url}: {status}");
+    println!("GET {url}: {status}");
     Ok(())
 }
 

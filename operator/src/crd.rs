@@ -37,8 +37,9 @@ pub const VERSION: &str = "v1alpha1";
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ShopSpec {
-    /// Container image repository of the `souk` binary, without tag.
-    #[serde(default = "default_image")]
+    /// Container image repository of the `souk` binary, without tag. Required: the project
+    /// publishes no image; build one (`Dockerfile`, or `scripts/oci-image` without Docker) and
+    /// push it where the cluster pulls from.
     #[schemars(length(min = 1, max = 255))]
     pub image: String,
     /// Souk version to run: the image tag. Changing it runs each service's migration Job
@@ -69,9 +70,6 @@ pub struct ShopSpec {
     pub migration: MigrationSpec,
 }
 
-fn default_image() -> String {
-    "ghcr.io/souk-dev/souk".into()
-}
 fn default_log() -> String {
     "info".into()
 }

@@ -100,6 +100,8 @@ pub fn service_env(shop: &Shop, svc: Svc) -> Vec<EnvVar> {
     let mut e = vec![
         env("SOUK_LISTEN_ADDR", format!("0.0.0.0:{HTTP_PORT}")),
         env("RUST_LOG", shop.spec.log_level.clone()),
+        // One JSON object per line for the cluster's log collector, whatever the terminal.
+        env("SOUK_LOG_FORMAT", "json"),
         env_secret(
             "SOUK_INTERNAL_SECRET",
             &names::internal_secret(&name),
@@ -299,6 +301,7 @@ pub fn migration_job(shop: &Shop, svc: Svc, version: &str) -> Job {
         args: Some(vec!["migrate".into(), svc.name().into()]),
         env: Some(vec![
             env("RUST_LOG", shop.spec.log_level.clone()),
+            env("SOUK_LOG_FORMAT", "json"),
             env_secret("DATABASE_URL", &database_urls_secret(shop), svc.name()),
         ]),
         resources: Some(default_resources()),

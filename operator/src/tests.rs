@@ -140,11 +140,11 @@ fn env_of(d: &Deployment) -> BTreeMap<String, Value> {
 #[test]
 fn crd_files_are_generated_and_fresh() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    for file in ["crds/shop.yaml", "helm/souk-operator/crds/shop.yaml"] {
+    for file in ["crds/shop.yaml", "helm/souk-operator/files/shop-crd.yaml"] {
         let on_disk = std::fs::read_to_string(format!("{root}/{file}")).unwrap_or_default();
         assert!(
             on_disk == crate::crd::crd_yaml(),
-            "{file} is stale: run `cargo run -p souk-operator -- crd | tee crds/shop.yaml > helm/souk-operator/crds/shop.yaml`"
+            "{file} is stale: run `cargo run -p souk-operator -- crd | tee crds/shop.yaml > helm/souk-operator/files/shop-crd.yaml`"
         );
     }
 }
@@ -163,9 +163,10 @@ fn schema_bounds_replicas_and_enumerates_database_modes() {
     assert_eq!(auto["minReplicas"]["minimum"].as_f64(), Some(1.0));
     let mode = &s["properties"]["database"]["properties"]["mode"]["enum"];
     assert_eq!(mode, &json!(["external", "managed"]));
+    // No default image: the project publishes none, so every Shop names its own.
     assert_eq!(
         s["required"],
-        json!(["database", "smtp", "stripe", "version"])
+        json!(["database", "image", "smtp", "stripe", "version"])
     );
 }
 
@@ -247,6 +248,17 @@ fn external_db_no_autoscaling_no_ingress() {
     let ctr = &pod.containers[0];
     assert_eq!(ctr.image.as_deref(), Some("registry.example/souk:1.2.0"));
     assert_eq!(ctr.args, Some(vec!["serve".into(), "order".into()]));
+    let log_format = ctr
+        .env
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|e| e.name == "SOUK_LOG_FORMAT");
+    assert_eq!(
+        log_format.and_then(|e| e.value.as_deref()),
+        Some("json"),
+        "pods log JSON for the log collector"
+    );
     let probe_path = |p: &Option<k8s_openapi::api::core::v1::Probe>| {
         p.as_ref()
             .unwrap()
