@@ -102,9 +102,24 @@ async fn serve(service: &str) -> anyhow::Result<()> {
         "payment" => souk_payment::app(souk_payment::Config::from_env()?).await?,
         _ => souk_gateway::app(souk_gateway::Config::from_env()?).await?,
     };
+    let ops_addr = settings::ops_addr()?;
+    let limits = server::ConnectionLimits::from_env()?;
     let listener = server::bind(addr).await?;
-    tracing::info!(service, %addr, "listening");
-    server::serve(listener, app, server::shutdown_signal()).await
+    let ops = server::bind(ops_addr).await?;
+    tracing::info!(service, %addr, %ops_addr, "listening");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        server::shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let signal = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    };
+    let (main, ops) = tokio::join!(
+        server::serve(listener, app.clone(), &limits, signal(stopped.clone())),
+        server::serve_ops(ops, app, &limits, signal(stopped)),
+    );
+    main.and(ops)
 }
 
 async fn migrate(service: &str) -> anyhow::Result<()> {
@@ -193,6 +208,8 @@ async fn up() -> anyhow::Result<()> {
         "SOUK_GATEWAY_ADDR",
         SocketAddr::from(([127, 0, 0, 1], 8080)),
     )?;
+    let gateway_ops_addr: SocketAddr =
+        settings::parsed("SOUK_OPS_ADDR", SocketAddr::from(([127, 0, 0, 1], 9090)))?;
     let admin = match (
         settings::optional("SOUK_ADMIN_EMAIL")?,
         settings::optional("SOUK_ADMIN_PASSWORD")?,
@@ -205,6 +222,7 @@ async fn up() -> anyhow::Result<()> {
         database_prefix: settings::optional("SOUK_DATABASE_PREFIX")?
             .unwrap_or_else(|| "souk".to_owned()),
         gateway_addr,
+        gateway_ops_addr,
         internal_secret: uuid::Uuid::new_v4().simple().to_string()
             + &uuid::Uuid::new_v4().simple().to_string(),
         jwt_private_key_pem: local_jwt_key(&dir)?,
@@ -231,6 +249,10 @@ async fn up() -> anyhow::Result<()> {
         println!("payments: Stripe emulator on {}", stripe.url());
     }
     println!("{mail}");
+    println!(
+        "metrics of all services: {}/metrics",
+        platform.ops_urls["gateway"]
+    );
     println!("gateway listening on {}", platform.gateway_url);
     platform.run_until(server::shutdown_signal()).await
 }

@@ -4,6 +4,7 @@
 mod cart;
 mod catalog;
 mod checkout;
+mod front_door;
 mod gateway;
 mod helpers;
 mod payments;
