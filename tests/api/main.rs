@@ -6,6 +6,8 @@ mod catalog;
 mod checkout;
 mod gateway;
 mod helpers;
+mod hostile;
 mod payments;
 mod reservations;
+mod resilience;
 mod users;
