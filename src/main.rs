@@ -41,7 +41,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum AdminCommand {
-    /// Create an admin, or promote an existing account (DATABASE_URL: the user service's database).
+    /// Create an admin account with this password (DATABASE_URL: the user service's database).
+    /// An existing account is never promoted by this: see `promote`.
     Create {
         #[arg(long)]
         email: String,
@@ -50,6 +51,11 @@ enum AdminCommand {
         password: String,
         #[arg(long, default_value = "Admin")]
         name: String,
+    },
+    /// Make an existing account an admin; it keeps its own password.
+    Promote {
+        #[arg(long)]
+        email: String,
     },
 }
 
@@ -70,6 +76,9 @@ async fn main() -> ExitCode {
                     name,
                 },
         } => admin_create(&email, &password, &name).await,
+        Command::Admin {
+            command: AdminCommand::Promote { email },
+        } => admin_promote(&email).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -158,8 +167,24 @@ async fn probe(url: &str, timeout_secs: u64) -> anyhow::Result<()> {
 async fn admin_create(email: &str, password: &str, name: &str) -> anyhow::Result<()> {
     let url = settings::required("DATABASE_URL")?;
     let pool = db::connect(&url, 1).await?;
-    let id = souk_user::ensure_admin(&pool, email, password, name).await?;
-    println!("admin {email} ({id}) is ready");
+    match souk_user::ensure_admin(&pool, email, password, name).await? {
+        souk_user::AdminSeeding::Created(id) => println!("admin {email} ({id}) created"),
+        souk_user::AdminSeeding::AlreadyAdmin(id) => {
+            println!("admin {email} ({id}) exists already; its password is unchanged")
+        }
+        souk_user::AdminSeeding::NotPromoted(id) => anyhow::bail!(
+            "{email} ({id}) is an existing customer account and was not promoted; \
+             if it is yours, run `souk admin promote --email {email}`"
+        ),
+    }
+    Ok(())
+}
+
+async fn admin_promote(email: &str) -> anyhow::Result<()> {
+    let url = settings::required("DATABASE_URL")?;
+    let pool = db::connect(&url, 1).await?;
+    let id = souk_user::promote_admin(&pool, email).await?;
+    println!("{email} ({id}) is now an admin");
     Ok(())
 }
 

@@ -85,11 +85,8 @@ fn local_config(
             access_ttl_secs: 900,
             refresh_ttl_days: 30,
             admin: opts.admin.clone(),
-            login_limits: souk_user::LoginLimits {
-                per_account: 5,
-                per_address: 20,
-                window_secs: 900,
-            },
+            login_limits: souk_user::LoginLimits::default(),
+            registration_limits: souk_user::RegistrationLimits::default(),
             db_max_connections: 10,
         },
         product: souk_product::Config {

@@ -7,6 +7,8 @@ mod checkout;
 mod front_door;
 mod gateway;
 mod helpers;
+mod hostile;
 mod payments;
 mod reservations;
+mod resilience;
 mod users;

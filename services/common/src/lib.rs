@@ -15,6 +15,7 @@ pub mod server;
 pub mod settings;
 pub mod telemetry;
 pub mod testing;
+pub mod text;
 pub mod token;
 
 pub use caller::{AdminUser, AuthUser, Caller, InternalAuth, Role, ServiceCaller};
