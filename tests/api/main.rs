@@ -4,6 +4,7 @@
 mod cart;
 mod catalog;
 mod checkout;
+mod checkout_once;
 mod front_door;
 mod gateway;
 mod helpers;
