@@ -77,22 +77,38 @@ step "helm lint / template"
 chart="$ROOT/helm/souk-operator"
 helm lint "$chart"
 helm lint "$chart" --set exampleShop.enabled=true --set watchNamespace=shops
+helm lint "$chart" --set clusterWide=true
 out="$(mktemp -d)"
+# Default: rights in the release namespace only. Cluster-wide only when asked for.
 helm template souk "$chart" -n souk-system >"$out/default.yaml"
 helm template souk "$chart" -n souk-system --set watchNamespace=shops >"$out/namespaced.yaml"
+helm template souk "$chart" -n souk-system --set clusterWide=true >"$out/cluster.yaml"
+if helm template souk "$chart" --set clusterWide=true --set watchNamespace=shops >/dev/null 2>&1; then
+  echo "the chart accepted clusterWide together with watchNamespace" >&2
+  exit 1
+fi
+if grep -q '^kind: ClusterRole' "$out/default.yaml"; then
+  echo "the default chart grants a ClusterRole" >&2
+  exit 1
+fi
 helm template souk "$chart" -n souk-system --set exampleShop.enabled=true \
   --show-only templates/shop.yaml >"$out/shop.yaml"
 
 step "validate manifests offline (kubernetes-validate)"
-validate 1.20.0 "$out/default.yaml" "$out/namespaced.yaml"
-validate 1.28.0 "$out/default.yaml" "$out/namespaced.yaml"
+validate 1.20.0 "$out/default.yaml" "$out/namespaced.yaml" "$out/cluster.yaml"
+validate 1.28.0 "$out/default.yaml" "$out/namespaced.yaml" "$out/cluster.yaml"
 # The CRD carries CEL rules (x-kubernetes-validations), a field of Kubernetes >= 1.23.
 validate 1.28.0 crds/shop.yaml
 
 step "install the chart's manifests on the API server (its RBAC is tested below)"
+# The cluster-wide release runs the reconcile test (its Shops are in fresh namespaces); the
+# default release, in souk-default, must be refused everywhere but there.
 kubectl create namespace souk-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-kubectl apply -f "$out/default.yaml"
+kubectl apply -f "$out/cluster.yaml"
 export SOUK_OPERATOR_SA=souk-system/souk-souk-operator
+kubectl create namespace souk-default --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+helm template scoped "$chart" -n souk-default | kubectl apply -f -
+export SOUK_OPERATOR_SCOPED_SA=souk-default/scoped-souk-operator
 
 step "cargo test -p souk-operator (real API server)"
 cargo test -p souk-operator
