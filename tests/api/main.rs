@@ -4,6 +4,7 @@
 mod cart;
 mod catalog;
 mod checkout;
+mod fuzz;
 mod gateway;
 mod helpers;
 mod hostile;
