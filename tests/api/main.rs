@@ -4,6 +4,8 @@
 mod cart;
 mod catalog;
 mod checkout;
+mod checkout_once;
+mod front_door;
 mod fuzz;
 mod gateway;
 mod helpers;

@@ -7,6 +7,7 @@ pub mod db;
 pub mod emulators;
 pub mod error;
 pub mod json;
+pub mod listener;
 pub mod ops;
 pub mod pagination;
 pub mod query;
