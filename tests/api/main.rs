@@ -6,6 +6,7 @@ mod catalog;
 mod checkout;
 mod checkout_once;
 mod front_door;
+mod fuzz;
 mod gateway;
 mod helpers;
 mod hostile;
