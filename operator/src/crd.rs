@@ -278,6 +278,14 @@ pub struct IngressSpec {
     /// Extra annotations on the Ingress (e.g. for cert-manager).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// Networks (`10.0.0.0/8`) or addresses of the proxies in front of the gateway (the
+    /// ingress controller's pods). The gateway takes the client's address from the right-most
+    /// `X-Forwarded-For` entry outside them. Default: the private ranges pod networks use
+    /// (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, fc00::/7); narrow it to the controller's
+    /// pod network when other pods could reach the gateway directly.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]

@@ -216,6 +216,18 @@ fn operator_side_validation_mirrors_cel() {
     let mut shop = base_shop();
     shop.spec.database.external = None;
     assert!(validate::validate(&shop).is_err());
+    let mut shop = base_shop();
+    shop.spec.ingress = Some(IngressSpec {
+        host: "shop.example.com".into(),
+        class_name: None,
+        tls_secret_name: None,
+        annotations: BTreeMap::new(),
+        trusted_proxies: vec!["10.244.0.0/16".into(), "192.0.2.7".into()],
+    });
+    assert!(validate::validate(&shop).is_ok());
+    shop.spec.ingress.as_mut().unwrap().trusted_proxies = vec!["10.244.0.0/33".into()];
+    let msg = validate::validate(&shop).unwrap_err();
+    assert!(msg.contains("ingress.trustedProxies"), "{msg}");
 }
 
 // ---------------------------------------------------------------- desired objects
@@ -288,6 +300,25 @@ fn external_db_no_autoscaling_no_ingress() {
     );
     let env = env_of(&d);
     assert_eq!(env["SOUK_LISTEN_ADDR"]["value"], "0.0.0.0:8080");
+    assert_eq!(env["SOUK_OPS_ADDR"]["value"], "0.0.0.0:9090");
+    let ports: Vec<_> = ctr
+        .ports
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|p| (p.name.clone().unwrap(), p.container_port))
+        .collect();
+    assert_eq!(ports, [("http".to_owned(), 8080), ("ops".to_owned(), 9090)]);
+    let annotations = spec
+        .template
+        .metadata
+        .as_ref()
+        .unwrap()
+        .annotations
+        .as_ref()
+        .unwrap();
+    assert_eq!(annotations["prometheus.io/port"], "9090");
+    assert_eq!(annotations["prometheus.io/path"], "/metrics");
     assert_eq!(env["SOUK_PRODUCT_URL"]["value"], "http://demo-product:8080");
     assert_eq!(
         env["DATABASE_URL"]["valueFrom"]["secretKeyRef"],
@@ -300,6 +331,10 @@ fn external_db_no_autoscaling_no_ingress() {
 
     let gw: Deployment = parse(find(&c, "Deployment", "demo-gateway").unwrap());
     assert!(!env_of(&gw).contains_key("DATABASE_URL"));
+    assert!(
+        !env_of(&gw).contains_key("SOUK_TRUSTED_PROXIES"),
+        "no ingress: no proxy to trust"
+    );
     let pay: Deployment = parse(find(&c, "Deployment", "demo-payment").unwrap());
     let env = env_of(&pay);
     assert_eq!(
@@ -366,7 +401,16 @@ fn network_policies_admit_only_callers() {
     assert_eq!(callers("demo-payment"), ["gateway", "order"]);
     assert_eq!(callers("demo-cart"), ["gateway", "order"]);
     let gw = np("demo-gateway").spec.unwrap();
-    assert!(gw.ingress.unwrap()[0].from.is_none(), "the gateway is open");
+    let rules = gw.ingress.unwrap();
+    assert!(rules[0].from.is_none(), "the gateway is open");
+    // The ops port: pods of the cluster (Prometheus), nothing from outside.
+    let ops = &rules[1];
+    assert_eq!(
+        ops.ports.as_ref().unwrap()[0].port,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(9090))
+    );
+    let peer = &ops.from.as_ref().unwrap()[0];
+    assert!(peer.namespace_selector.is_some() && peer.ip_block.is_none());
 }
 
 #[test]
@@ -379,6 +423,7 @@ fn managed_statefulset_autoscaling_ingress_with_tls() {
         class_name: Some("nginx".into()),
         tls_secret_name: Some("shop-tls".into()),
         annotations: BTreeMap::new(),
+        trusted_proxies: vec!["10.244.0.0/16".into()],
     });
     let c = desired(
         &shop,
@@ -469,6 +514,7 @@ fn ingress_without_tls_and_retained_credentials() {
         class_name: None,
         tls_secret_name: None,
         annotations: BTreeMap::from([("a/b".into(), "c".into())]),
+        trusted_proxies: vec![],
     });
     let c = desired(
         &shop,
@@ -477,6 +523,11 @@ fn ingress_without_tls_and_retained_credentials() {
     let ing: Ingress = parse(find(&c, "Ingress", "demo-gateway").unwrap());
     assert!(ing.spec.unwrap().tls.is_none());
     assert_eq!(ing.metadata.annotations.unwrap()["a/b"], "c");
+    let gw: Deployment = parse(find(&c, "Deployment", "demo-gateway").unwrap());
+    assert_eq!(
+        env_of(&gw)["SOUK_TRUSTED_PROXIES"]["value"],
+        "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
+    );
     assert_eq!(crate::network::gateway_url(&shop), "http://shop.local");
     let creds = find(&c, "Secret", "demo-db-credentials").unwrap();
     assert!(creds.body["metadata"]["ownerReferences"].is_null());

@@ -9,19 +9,19 @@ use crate::helpers::{App, Session};
 
 const ADDRESS: &str = r#"{"name": "Ann Smith", "line1": "1 Main St", "city": "Springfield", "postal_code": "12345", "country": "US"}"#;
 
-fn address() -> Value {
+pub(crate) fn address() -> Value {
     serde_json::from_str(ADDRESS).unwrap()
 }
 
 /// An admin-created product; returns its id.
-async fn product(app: &App, admin: &Session, price_cents: i64, stock: i64) -> String {
+pub(crate) async fn product(app: &App, admin: &Session, price_cents: i64, stock: i64) -> String {
     let sku = format!("SKU-{}", uuid::Uuid::new_v4().simple());
     let body = json!({"sku": sku, "name": "Teapot", "description": "Cast iron", "price_cents": price_cents, "currency": "usd", "stock": stock});
     let res = app.post("/api/v1/products", Some(&admin.token), body).await;
     res.expect(201, None)["id"].as_str().unwrap().to_owned()
 }
 
-async fn stock(app: &App, product_id: &str) -> i64 {
+pub(crate) async fn stock(app: &App, product_id: &str) -> i64 {
     app.get(&format!("/api/v1/products/{product_id}"), None)
         .await
         .body["stock"]
@@ -30,7 +30,7 @@ async fn stock(app: &App, product_id: &str) -> i64 {
 }
 
 /// A customer with a saved address and `quantity` of the product in the cart.
-async fn shopper_with_cart(app: &App, product_id: &str, quantity: i64) -> Session {
+pub(crate) async fn shopper_with_cart(app: &App, product_id: &str, quantity: i64) -> Session {
     let me = app.customer().await;
     app.patch(
         "/api/v1/users/me",
@@ -49,7 +49,7 @@ async fn shopper_with_cart(app: &App, product_id: &str, quantity: i64) -> Sessio
     me
 }
 
-async fn checkout(
+pub(crate) async fn checkout(
     app: &App,
     who: &Session,
     key: &str,
@@ -64,7 +64,7 @@ async fn checkout(
     app.send(req).await
 }
 
-async fn wait_for_mail(app: &App, count: usize) -> Vec<String> {
+pub(crate) async fn wait_for_mail(app: &App, count: usize) -> Vec<String> {
     for _ in 0..100 {
         let mail = app.mail();
         if mail.len() >= count {

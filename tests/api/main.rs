@@ -4,8 +4,13 @@
 mod cart;
 mod catalog;
 mod checkout;
+mod checkout_once;
+mod front_door;
+mod fuzz;
 mod gateway;
 mod helpers;
+mod hostile;
 mod payments;
 mod reservations;
+mod resilience;
 mod users;

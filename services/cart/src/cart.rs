@@ -418,6 +418,12 @@ async fn ordered(
         .execute(&mut *tx)
         .await?;
     }
+    // Paid: the checkout's claim ends with the lines it bought.
+    sqlx::query("DELETE FROM cart_claims WHERE user_id = $1 AND order_id = $2")
+        .bind(user_id)
+        .bind(body.order_id)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,6 +2,7 @@
 
 mod cart;
 mod catalog;
+mod claims;
 
 use std::sync::Arc;
 
@@ -71,6 +72,7 @@ pub async fn app(config: Config) -> anyhow::Result<Router> {
     };
     let routes = Router::new()
         .merge(cart::router())
+        .merge(claims::router())
         .route(
             "/openapi.json",
             axum::routing::get(|| async {

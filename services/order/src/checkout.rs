@@ -80,25 +80,25 @@ async fn checkout(
     if let Some(id) = existing(&state, user.id, &key, &hash).await? {
         return replay(&state, id).await;
     }
-    let cart = state.clients.cart(user.id).await?;
-    let items: Vec<RequestedItem> = cart.items.into_iter().filter(|i| i.quantity > 0).collect();
-    if items.is_empty() {
-        return Err(ApiError::conflict("cart_empty", "the cart is empty"));
-    }
-
     let profile = state.clients.user(user.id).await?;
     let Some(address) = body.shipping_address.or(profile.shipping_address) else {
+        // An empty cart is the more useful answer of the two.
+        if state.clients.cart(user.id).await?.items.is_empty() {
+            return Err(ApiError::conflict("cart_empty", "the cart is empty"));
+        }
         return Err(ApiError::invalid_field(
             "shipping_address",
             "no shipping address given and none saved in the profile",
         ));
     };
 
+    // The cart's lines are read when the saga claims it (`claiming`): one checkout per cart.
+    let items: Vec<RequestedItem> = Vec::new();
     let id = Uuid::now_v7();
     let inserted: Option<Uuid> = sqlx::query_scalar(
         "INSERT INTO orders (id, user_id, status, saga_state, lease_until, idempotency_key, request_hash,
                              requested_items, payment_method, email, customer_name, shipping_address)
-         VALUES ($1, $2, 'pending', 'reserving', now() + make_interval(secs => $3), $4, $5, $6, $7, $8, $9, $10)
+         VALUES ($1, $2, 'pending', 'claiming', now() + make_interval(secs => $3), $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT ON CONSTRAINT orders_idempotency_key DO NOTHING
          RETURNING id",
     )

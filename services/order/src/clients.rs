@@ -75,6 +75,13 @@ pub struct CartView {
     pub items: Vec<RequestedItem>,
 }
 
+/// The cart's claim: `order_id` holds it; `items` are its lines when that is the caller.
+#[derive(Debug, Deserialize)]
+pub struct CartClaim {
+    pub order_id: Uuid,
+    pub items: Vec<RequestedItem>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct ReservedLine {
     pub product_id: Uuid,
@@ -107,6 +114,23 @@ impl Clients {
     pub async fn cart(&self, user_id: Uuid) -> Result<CartView, CallError> {
         let path = format!("/internal/carts/{user_id}");
         with_retries(|| self.cart.call::<(), _>(Method::GET, &path, None, None)).await
+    }
+
+    /// Claims the shopper's cart for this order (one checkout per cart at a time).
+    pub async fn claim_cart(&self, user_id: Uuid, order_id: Uuid) -> Result<CartClaim, CallError> {
+        let path = format!("/internal/carts/{user_id}/claims");
+        let body = json!({ "order_id": order_id });
+        with_retries(|| self.cart.call(Method::POST, &path, Some(&body), None)).await
+    }
+
+    /// Gives the cart back if this order still holds it.
+    pub async fn release_cart(&self, user_id: Uuid, order_id: Uuid) -> Result<(), CallError> {
+        let path = format!("/internal/carts/{user_id}/claims/{order_id}");
+        with_retries(|| {
+            self.cart
+                .call_empty::<()>(Method::DELETE, &path, None, None)
+        })
+        .await
     }
 
     pub async fn reserve(

@@ -2,7 +2,9 @@
 //! step is idempotent (keyed by the order id), so `advance` can resume from any saved state:
 //! the checkout request drives it first, the recovery loop finishes what a crash left behind.
 //!
-//! reserving -> charging -> completing -> done           (paid)
+//! claiming -> reserving -> charging -> completing -> done   (paid)
+//! claiming: the shopper's cart is claimed (one checkout per cart); a cart that is empty or
+//! held by another running checkout removes the order (409), nothing else was touched.
 //!                       -> releasing  -> done           (declined: stock returned)
 //!                       -> awaiting_payment -> ...      (the card needs more; webhook decides)
 //! paid: refunding -> done                               (cancelled: refunded, stock back)
@@ -73,6 +75,8 @@ pub async fn advance(state: &AppState, id: Uuid, driver: Driver) -> Stop {
             Err(e) => return Stop::Interrupted(e),
         };
         let step = match row.saga_state.as_str() {
+            "claiming" if driver == Driver::Recovery => Err(abandon_claim(state, &row).await),
+            "claiming" => claim(state, &row).await,
             "reserving" => reserve(state, &row).await,
             "charging" => charge(state, &row, driver).await,
             "awaiting_payment" if driver == Driver::Recovery => check_payment(state, &row).await,
@@ -87,6 +91,63 @@ pub async fn advance(state: &AppState, id: Uuid, driver: Driver) -> Stop {
     }
 }
 
+async fn claim(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
+    // Twice at most: the second time after releasing a stale claim left by a dead order.
+    for _ in 0..2 {
+        let claim = match state.clients.claim_cart(row.user_id, row.id).await {
+            Ok(c) => c,
+            Err(CallError::Api(e)) if e.status.is_client_error() => {
+                return Err(remove(state, row, e).await);
+            }
+            Err(e) => return Err(interrupted(e)),
+        };
+        if claim.order_id == row.id {
+            let items: Vec<_> = claim.items.into_iter().filter(|i| i.quantity > 0).collect();
+            sqlx::query(
+                "UPDATE orders SET saga_state = 'reserving', requested_items = $2, updated_at = now()
+                 WHERE id = $1 AND saga_state = 'claiming'",
+            )
+            .bind(row.id)
+            .bind(sqlx::types::Json(&items))
+            .execute(&state.db)
+            .await
+            .map_err(db_failed)?;
+            return Ok(());
+        }
+        let holder_running: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM orders WHERE id = $1 AND saga_state <> 'done')",
+        )
+        .bind(claim.order_id)
+        .fetch_one(&state.db)
+        .await
+        .map_err(db_failed)?;
+        if holder_running {
+            break;
+        }
+        tracing::warn!(order_id = %row.id, stale = %claim.order_id, "releasing a stale cart claim");
+        state
+            .clients
+            .release_cart(row.user_id, claim.order_id)
+            .await
+            .map_err(interrupted)?;
+    }
+    let busy = ApiError::conflict(
+        "checkout_in_progress",
+        "another checkout of this cart is in progress; wait for it to finish",
+    );
+    Err(remove(state, row, busy).await)
+}
+
+/// A checkout that died while claiming: the shopper is gone, so give the cart back.
+async fn abandon_claim(state: &AppState, row: &OrderRow) -> Stop {
+    remove(
+        state,
+        row,
+        ApiError::conflict("checkout_abandoned", "the checkout was interrupted"),
+    )
+    .await
+}
+
 async fn reserve(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
     let reservation = match state.clients.reserve(row.id, &row.requested_items).await {
         Ok(r) if r.status != "released" => r,
@@ -94,25 +155,31 @@ async fn reserve(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
         Ok(_) => {
             return Err(remove(
                 state,
-                row.id,
+                row,
                 ApiError::conflict("insufficient_stock", "the stock reservation expired"),
             )
             .await);
         }
         Err(CallError::Api(e)) if e.status == 409 || e.status == 404 || e.status == 422 => {
-            return Err(remove(state, row.id, e).await);
+            return Err(remove(state, row, e).await);
         }
         Err(e) => return Err(interrupted(e)),
     };
     save_lines(state, row.id, &reservation.lines).await
 }
 
-/// Removes an order that never reserved anything; its idempotency key becomes free again.
-async fn remove(state: &AppState, id: Uuid, reason: ApiError) -> Stop {
-    match sqlx::query("DELETE FROM orders WHERE id = $1 AND saga_state = 'reserving'")
-        .bind(id)
-        .execute(&state.db)
-        .await
+/// Removes an order that never reserved anything, giving the cart back first; its
+/// idempotency key becomes free again.
+async fn remove(state: &AppState, row: &OrderRow, reason: ApiError) -> Stop {
+    if let Err(e) = state.clients.release_cart(row.user_id, row.id).await {
+        return interrupted(e);
+    }
+    match sqlx::query(
+        "DELETE FROM orders WHERE id = $1 AND saga_state IN ('claiming', 'reserving')",
+    )
+    .bind(row.id)
+    .execute(&state.db)
+    .await
     {
         Ok(_) => Stop::Rejected(reason),
         Err(e) => db_failed(e),
@@ -336,6 +403,12 @@ async fn release(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
         Err(CallError::Api(e)) if e.status == 404 => {}
         Err(e) => return Err(interrupted(e)),
     }
+    // Not paid: the cart is the shopper's again, to retry with another card.
+    state
+        .clients
+        .release_cart(row.user_id, row.id)
+        .await
+        .map_err(interrupted)?;
     transition(state, row.id, "releasing", "done", "").await?;
     Ok(())
 }

@@ -1,0 +1,114 @@
+//! A checkout's claim on a cart (`/internal/carts/{user_id}/claims`, order service only).
+//!
+//! One claim per cart: a second checkout of the same cart, whatever its idempotency key, is
+//! 409 `checkout_in_progress` while the first holds it. The claim ends when the order is paid
+//! (`ordered` drops it with the bought lines, in one transaction) or when the order gives up
+//! before charging (released: the cart is the shopper's again, unchanged).
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, post};
+use serde::{Deserialize, Serialize};
+use souk_common::error::parse_id;
+use souk_common::{ApiError, ApiResult, Json, ServiceCaller};
+use uuid::Uuid;
+
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/internal/carts/{user_id}/claims", post(claim))
+        .route(
+            "/internal/carts/{user_id}/claims/{order_id}",
+            delete(release),
+        )
+}
+
+#[derive(Deserialize)]
+struct ClaimBody {
+    order_id: Uuid,
+}
+
+#[derive(Serialize, sqlx::FromRow)]
+struct ClaimedLine {
+    product_id: Uuid,
+    quantity: i32,
+}
+
+#[derive(Serialize)]
+struct Claimed {
+    order_id: Uuid,
+    items: Vec<ClaimedLine>,
+}
+
+/// Claims the cart for `order_id` and answers its lines, or answers the other order that holds
+/// it (with no lines). Idempotent per order id; an empty cart is 409 `cart_empty`.
+async fn claim(
+    State(state): State<AppState>,
+    _service: ServiceCaller,
+    Path(user_id): Path<String>,
+    Json(body): Json<ClaimBody>,
+) -> ApiResult<Json<Claimed>> {
+    let user_id = parse_id(&user_id, "cart")?;
+    let mut tx = state.db.begin().await?;
+    // A concurrent claim of the same cart waits here for the first one's outcome.
+    sqlx::query(
+        "INSERT INTO cart_claims (user_id, order_id) VALUES ($1, $2)
+         ON CONFLICT (user_id) DO NOTHING",
+    )
+    .bind(user_id)
+    .bind(body.order_id)
+    .execute(&mut *tx)
+    .await?;
+    let holder: Uuid =
+        sqlx::query_scalar("SELECT order_id FROM cart_claims WHERE user_id = $1 FOR UPDATE")
+            .bind(user_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    if holder != body.order_id {
+        // Held by another checkout: the order service decides (it knows whether that order
+        // is still running, or died and left a stale claim to release).
+        return Ok(Json(Claimed {
+            order_id: holder,
+            items: Vec::new(),
+        }));
+    }
+    let items: Vec<ClaimedLine> = sqlx::query_as(
+        "SELECT product_id, quantity FROM cart_items WHERE user_id = $1
+         ORDER BY created_at, product_id",
+    )
+    .bind(user_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    if items.is_empty() {
+        // Nothing to buy: no claim either, or it would block the next checkout for nothing.
+        sqlx::query("DELETE FROM cart_claims WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        return Err(ApiError::conflict("cart_empty", "the cart is empty"));
+    }
+    tx.commit().await?;
+    Ok(Json(Claimed {
+        order_id: holder,
+        items,
+    }))
+}
+
+/// Gives the cart back, if `order_id` still holds it. Idempotent.
+async fn release(
+    State(state): State<AppState>,
+    _service: ServiceCaller,
+    Path((user_id, order_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let user_id = parse_id(&user_id, "cart")?;
+    let order_id = parse_id(&order_id, "order")?;
+    sqlx::query("DELETE FROM cart_claims WHERE user_id = $1 AND order_id = $2")
+        .bind(user_id)
+        .bind(order_id)
+        .execute(&state.db)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
