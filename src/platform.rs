@@ -111,6 +111,8 @@ fn local_config(
             payment_url: urls["payment"].clone(),
             recovery_interval: std::time::Duration::from_secs(10),
             lease: std::time::Duration::from_secs(60),
+            payment_window: std::time::Duration::from_secs(souk_order::DEFAULT_PAYMENT_WINDOW_SECS),
+            payment_poll: std::time::Duration::from_secs(2),
             fault: None,
         },
         payment: souk_payment::Config {

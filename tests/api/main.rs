@@ -9,4 +9,5 @@ mod gateway;
 mod helpers;
 mod payments;
 mod reservations;
+mod three_d_secure;
 mod users;
