@@ -10,10 +10,13 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p souk --bin souk \
  && install -D -m 0755 target/release/souk /out/souk
+# The image's whole filesystem, assembled by the script scripts/oci-image uses too.
+RUN scripts/image/rootfs.sh /rootfs /out/souk /usr/local/bin/souk
 
-# Distroless: glibc + CA certificates, no shell, runs as uid 65532.
-FROM gcr.io/distroless/cc-debian12:nonroot
-COPY --from=build /out/souk /usr/local/bin/souk
+# The binary, its libraries and loader, CA certificates, user nonroot (65532); no shell.
+# scripts/oci-image reads USER, EXPOSE, ENV, ENTRYPOINT and CMD from this stage.
+FROM scratch
+COPY --from=build /rootfs /
 USER 65532:65532
 EXPOSE 8080
 ENV SOUK_LISTEN_ADDR=0.0.0.0:8080

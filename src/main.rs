@@ -25,6 +25,13 @@ enum Command {
     Serve { service: String },
     /// Run one service's database migrations against DATABASE_URL.
     Migrate { service: String },
+    /// GET a URL and exit 0 on a 2xx answer: a health check for images without a shell
+    /// (the chart's `helm test`, a container HEALTHCHECK).
+    Probe {
+        url: String,
+        #[arg(long, default_value_t = 5)]
+        timeout_secs: u64,
+    },
     /// Administer accounts.
     Admin {
         #[command(subcommand)]
@@ -34,7 +41,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum AdminCommand {
-    /// Create an admin, or promote an existing account (DATABASE_URL: the user service's database).
+    /// Create an admin account with this password (DATABASE_URL: the user service's database).
+    /// An existing account is never promoted by this: see `promote`.
     Create {
         #[arg(long)]
         email: String,
@@ -43,6 +51,11 @@ enum AdminCommand {
         password: String,
         #[arg(long, default_value = "Admin")]
         name: String,
+    },
+    /// Make an existing account an admin; it keeps its own password.
+    Promote {
+        #[arg(long)]
+        email: String,
     },
 }
 
@@ -54,6 +67,7 @@ async fn main() -> ExitCode {
         Command::Up => up().await,
         Command::Serve { service } => serve(&service).await,
         Command::Migrate { service } => migrate(&service).await,
+        Command::Probe { url, timeout_secs } => probe(&url, timeout_secs).await,
         Command::Admin {
             command:
                 AdminCommand::Create {
@@ -62,6 +76,9 @@ async fn main() -> ExitCode {
                     name,
                 },
         } => admin_create(&email, &password, &name).await,
+        Command::Admin {
+            command: AdminCommand::Promote { email },
+        } => admin_promote(&email).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -94,9 +111,24 @@ async fn serve(service: &str) -> anyhow::Result<()> {
         "payment" => souk_payment::app(souk_payment::Config::from_env()?).await?,
         _ => souk_gateway::app(souk_gateway::Config::from_env()?).await?,
     };
+    let ops_addr = settings::ops_addr()?;
+    let limits = server::ConnectionLimits::from_env()?;
     let listener = server::bind(addr).await?;
-    tracing::info!(service, %addr, "listening");
-    server::serve(listener, app, server::shutdown_signal()).await
+    let ops = server::bind(ops_addr).await?;
+    tracing::info!(service, %addr, %ops_addr, "listening");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        server::shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let signal = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    };
+    let (main, ops) = tokio::join!(
+        server::serve(listener, app.clone(), &limits, signal(stopped.clone())),
+        server::serve_ops(ops, app, &limits, signal(stopped)),
+    );
+    main.and(ops)
 }
 
 async fn migrate(service: &str) -> anyhow::Result<()> {
@@ -106,20 +138,53 @@ async fn migrate(service: &str) -> anyhow::Result<()> {
         return Ok(());
     };
     let url = settings::required("DATABASE_URL")?;
-    db::create_if_missing(&url)
-        .await
-        .context("creating the database")?;
-    let pool = db::connect(&url, 1).await?;
+    // A Job may start before its PostgreSQL accepts connections: wait for it, with backoff.
+    db::retrying("creating the database", db::DATABASE_PATIENCE, || {
+        db::create_if_missing(&url)
+    })
+    .await?;
+    let pool = db::retrying("connecting", db::DATABASE_PATIENCE, || db::connect(&url, 1)).await?;
     db::migrate(&pool, m).await?;
     println!("{service}: migrations applied");
+    Ok(())
+}
+
+async fn probe(url: &str, timeout_secs: u64) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(timeout_secs))
+        .build()?;
+    let res = client
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("GET {url}"))?;
+    let status = res.status();
+    anyhow::ensure!(status.is_success(), "GET {url}: {status}");
+    println!("GET {url}: {status}");
     Ok(())
 }
 
 async fn admin_create(email: &str, password: &str, name: &str) -> anyhow::Result<()> {
     let url = settings::required("DATABASE_URL")?;
     let pool = db::connect(&url, 1).await?;
-    let id = souk_user::ensure_admin(&pool, email, password, name).await?;
-    println!("admin {email} ({id}) is ready");
+    match souk_user::ensure_admin(&pool, email, password, name).await? {
+        souk_user::AdminSeeding::Created(id) => println!("admin {email} ({id}) created"),
+        souk_user::AdminSeeding::AlreadyAdmin(id) => {
+            println!("admin {email} ({id}) exists already; its password is unchanged")
+        }
+        souk_user::AdminSeeding::NotPromoted(id) => anyhow::bail!(
+            "{email} ({id}) is an existing customer account and was not promoted; \
+             if it is yours, run `souk admin promote --email {email}`"
+        ),
+    }
+    Ok(())
+}
+
+async fn admin_promote(email: &str) -> anyhow::Result<()> {
+    let url = settings::required("DATABASE_URL")?;
+    let pool = db::connect(&url, 1).await?;
+    let id = souk_user::promote_admin(&pool, email).await?;
+    println!("{email} ({id}) is now an admin");
     Ok(())
 }
 
@@ -159,6 +224,8 @@ async fn up() -> anyhow::Result<()> {
         "SOUK_GATEWAY_ADDR",
         SocketAddr::from(([127, 0, 0, 1], 8080)),
     )?;
+    let gateway_ops_addr: SocketAddr =
+        settings::parsed("SOUK_OPS_ADDR", SocketAddr::from(([127, 0, 0, 1], 9090)))?;
     let admin = match (
         settings::optional("SOUK_ADMIN_EMAIL")?,
         settings::optional("SOUK_ADMIN_PASSWORD")?,
@@ -171,6 +238,7 @@ async fn up() -> anyhow::Result<()> {
         database_prefix: settings::optional("SOUK_DATABASE_PREFIX")?
             .unwrap_or_else(|| "souk".to_owned()),
         gateway_addr,
+        gateway_ops_addr,
         internal_secret: uuid::Uuid::new_v4().simple().to_string()
             + &uuid::Uuid::new_v4().simple().to_string(),
         jwt_private_key_pem: local_jwt_key(&dir)?,
@@ -202,6 +270,10 @@ async fn up() -> anyhow::Result<()> {
         (None, None) => {}
     }
     println!("{mail}");
+    println!(
+        "metrics of all services: {}/metrics",
+        platform.ops_urls["gateway"]
+    );
     println!("gateway listening on {}", platform.gateway_url);
     platform.run_until(server::shutdown_signal()).await
 }

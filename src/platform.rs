@@ -21,6 +21,8 @@ pub struct PlatformConfig {
     pub order: souk_order::Config,
     pub payment: souk_payment::Config,
     pub gateway: souk_gateway::Config,
+    /// Timeouts and caps of every listener (`SOUK_HEADER_READ_TIMEOUT_MS` etc., as `souk serve`).
+    pub connections: server::ConnectionLimits,
 }
 
 /// What `souk up` and the tests choose; everything else has a local default.
@@ -29,6 +31,8 @@ pub struct PlatformOptions {
     pub server_url: String,
     pub database_prefix: String,
     pub gateway_addr: SocketAddr,
+    /// The gateway's ops listener (`/metrics`; in one process it shows every service's series).
+    pub gateway_ops_addr: SocketAddr,
     pub internal_secret: String,
     pub jwt_private_key_pem: String,
     pub admin: Option<souk_user::AdminSeed>,
@@ -73,6 +77,8 @@ pub struct RunningPlatform {
     pub gateway_url: String,
     /// Base URL of each service, by name (for tests that call a service directly).
     pub urls: HashMap<&'static str, String>,
+    /// Base URL of each service's ops listener (`/metrics`, detailed `/readyz`).
+    pub ops_urls: HashMap<&'static str, String>,
     pub config: PlatformConfig,
     stops: HashMap<&'static str, watch::Sender<bool>>,
     tasks: HashMap<&'static str, JoinHandle<anyhow::Result<()>>>,
@@ -105,11 +111,8 @@ fn local_config(
             access_ttl_secs: 900,
             refresh_ttl_days: 30,
             admin: opts.admin.clone(),
-            login_limits: souk_user::LoginLimits {
-                per_account: 5,
-                per_address: 20,
-                window_secs: 900,
-            },
+            login_limits: souk_user::LoginLimits::default(),
+            registration_limits: souk_user::RegistrationLimits::default(),
             db_max_connections: 10,
         },
         product: souk_product::Config {
@@ -169,8 +172,9 @@ fn local_config(
             rate_limit_per_sec: souk_common::settings::parsed("SOUK_RATE_LIMIT_PER_SEC", 50.0)?,
             rate_limit_burst: souk_common::settings::parsed("SOUK_RATE_LIMIT_BURST", 100.0)?,
             session_cache_ttl: std::time::Duration::from_secs(10),
-            trust_forwarded_for: false,
+            trusted_proxies: Vec::new(),
         },
+        connections: server::ConnectionLimits::from_env()?,
     })
 }
 
@@ -199,17 +203,21 @@ impl RunningPlatform {
         opts: PlatformOptions,
         adjust: impl FnOnce(&mut PlatformConfig),
     ) -> anyhow::Result<Self> {
-        let mut listeners: HashMap<&'static str, TcpListener> = HashMap::new();
+        let mut listeners: HashMap<&'static str, (TcpListener, TcpListener)> = HashMap::new();
         let mut urls = HashMap::new();
+        let mut ops_urls = HashMap::new();
         for service in SERVICES {
-            let addr = if service == "gateway" {
-                opts.gateway_addr
+            let any = SocketAddr::from(([127, 0, 0, 1], 0));
+            let (addr, ops_addr) = if service == "gateway" {
+                (opts.gateway_addr, opts.gateway_ops_addr)
             } else {
-                SocketAddr::from(([127, 0, 0, 1], 0))
+                (any, any)
             };
             let listener = server::bind(addr).await?;
+            let ops = server::bind(ops_addr).await?;
             urls.insert(service, format!("http://{}", listener.local_addr()?));
-            listeners.insert(service, listener);
+            ops_urls.insert(service, format!("http://{}", ops.local_addr()?));
+            listeners.insert(service, (listener, ops));
         }
         prepare_databases(&opts).await?;
         let mut config = local_config(&opts, &urls)?;
@@ -218,6 +226,7 @@ impl RunningPlatform {
         let mut platform = RunningPlatform {
             gateway_url: urls["gateway"].clone(),
             urls,
+            ops_urls,
             config: config.clone(),
             stops: HashMap::new(),
             tasks: HashMap::new(),
@@ -226,11 +235,17 @@ impl RunningPlatform {
             let app = build_app(service, &config)
                 .await
                 .with_context(|| format!("starting the {service} service"))?;
-            let listener = listeners.remove(service).expect("bound above");
-            let (stop, mut stopped) = watch::channel(false);
-            let task = tokio::spawn(server::serve(listener, app, async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            }));
+            let (listener, ops) = listeners.remove(service).expect("bound above");
+            let (stop, stopped) = watch::channel(false);
+            let limits = config.connections.clone();
+            let task = tokio::spawn(async move {
+                let stopped_ops = stopped.clone();
+                let (main, ops) = tokio::join!(
+                    server::serve(listener, app.clone(), &limits, stop_signal(stopped)),
+                    server::serve_ops(ops, app, &limits, stop_signal(stopped_ops)),
+                );
+                main.and(ops)
+            });
             platform.stops.insert(service, stop);
             platform.tasks.insert(service, task);
         }
@@ -291,6 +306,10 @@ async fn futures_any(
     let (names, handles): (Vec<_>, Vec<_>) = tasks.into_iter().unzip();
     let (result, index, _) = futures::future::select_all(handles).await;
     (names[index], result)
+}
+
+async fn stop_signal(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|s| *s).await;
 }
 
 /// Builds one service's app from its part of the configuration.

@@ -74,6 +74,7 @@ impl TestPlatform {
             server_url: test_server_url(),
             database_prefix: prefix.clone(),
             gateway_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            gateway_ops_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             internal_secret: TEST_INTERNAL_SECRET.to_owned(),
             jwt_private_key_pem: test_signing_key_pem().to_owned(),
             admin: Some(souk_user::AdminSeed {
@@ -99,6 +100,8 @@ impl TestPlatform {
             c.cart.db_max_connections = TEST_POOL_SIZE;
             c.order.db_max_connections = TEST_POOL_SIZE;
             c.payment.db_max_connections = TEST_POOL_SIZE;
+            // Every test registers its shoppers from 127.0.0.1.
+            c.user.registration_limits.per_address = i32::MAX;
             adjust(c);
         })
         .await?;
@@ -126,6 +129,11 @@ impl TestPlatform {
 
     pub fn url(&self, service: &str) -> &str {
         &self.platform.urls[service]
+    }
+
+    /// The service's ops listener (`/metrics`, detailed `/readyz`).
+    pub fn ops_url(&self, service: &str) -> &str {
+        &self.platform.ops_urls[service]
     }
 
     pub fn database_url(&self, service: &str) -> String {

@@ -37,8 +37,9 @@ pub const VERSION: &str = "v1alpha1";
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ShopSpec {
-    /// Container image repository of the `souk` binary, without tag.
-    #[serde(default = "default_image")]
+    /// Container image repository of the `souk` binary, without tag. Required: the project
+    /// publishes no image; build one (`Dockerfile`, or `scripts/oci-image` without Docker) and
+    /// push it where the cluster pulls from.
     #[schemars(length(min = 1, max = 255))]
     pub image: String,
     /// Souk version to run: the image tag. Changing it runs each service's migration Job
@@ -69,9 +70,6 @@ pub struct ShopSpec {
     pub migration: MigrationSpec,
 }
 
-fn default_image() -> String {
-    "ghcr.io/souk-dev/souk".into()
-}
 fn default_log() -> String {
     "info".into()
 }
@@ -280,6 +278,14 @@ pub struct IngressSpec {
     /// Extra annotations on the Ingress (e.g. for cert-manager).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// Networks (`10.0.0.0/8`) or addresses of the proxies in front of the gateway (the
+    /// ingress controller's pods). The gateway takes the client's address from the right-most
+    /// `X-Forwarded-For` entry outside them. Default: the private ranges pod networks use
+    /// (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, fc00::/7); narrow it to the controller's
+    /// pod network when other pods could reach the gateway directly.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]

@@ -7,9 +7,10 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource, ExecAction,
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec,
-    Probe, Secret, SecretKeySelector, SecretVolumeSource, Service, ServicePort, ServiceSpec,
-    Volume, VolumeMount, VolumeResourceRequirements,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimStatus,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, Secret, SecretKeySelector,
+    SecretVolumeSource, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -280,15 +281,32 @@ pub fn statefulset_objects(shop: &Shop) -> (ConfigMap, Service, StatefulSet) {
                         )])),
                         ..Default::default()
                     }),
+                    // The API server's default, written out: see `claim_templates_as_stored`.
+                    volume_mode: Some("Filesystem".into()),
                     ..Default::default()
                 }),
-                ..Default::default()
+                status: Some(PersistentVolumeClaimStatus {
+                    phase: Some("Pending".into()),
+                    ..Default::default()
+                }),
             }]),
             ..Default::default()
         }),
         ..Default::default()
     };
     (cm, svc, sts)
+}
+
+/// The claim templates of a StatefulSet body as the API server stores them. They form one
+/// atomic list, so a template that differs in any way from the stored one (which carries the
+/// defaults `volumeMode`, `status.phase` and `metadata.creationTimestamp: null`) makes every
+/// server-side apply a write, whose watch event starts the next reconcile.
+pub fn claim_templates_as_stored(body: &mut serde_json::Value) {
+    if let Some(templates) = body["spec"]["volumeClaimTemplates"].as_array_mut() {
+        for t in templates {
+            t["metadata"]["creationTimestamp"] = serde_json::Value::Null;
+        }
+    }
 }
 
 /// `kubernetes.io/basic-auth` Secret per role, the form CloudNativePG reads passwords in.

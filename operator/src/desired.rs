@@ -96,7 +96,9 @@ pub fn desired(shop: &Shop, inputs: &Inputs) -> Vec<Child> {
                 let (cm, svc, sts) = database::statefulset_objects(shop);
                 out.push(Child::typed(&cm));
                 out.push(Child::typed(&svc));
-                out.push(Child::typed(&sts));
+                let mut sts = Child::typed(&sts);
+                database::claim_templates_as_stored(&mut sts.body);
+                out.push(sts);
             }
             DbBackend::CloudNativePg => {
                 for s in database::cnpg_role_secrets(shop, pw) {

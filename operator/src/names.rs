@@ -10,6 +10,9 @@ pub const MANAGER: &str = "souk-operator";
 pub const FINALIZER: &str = "souk.dev/cleanup";
 /// Port every Souk service listens on inside its pod.
 pub const HTTP_PORT: i32 = 8080;
+/// Port of every service's ops listener (`/metrics`, detailed `/readyz`): never routed from
+/// outside the cluster.
+pub const OPS_PORT: i32 = 9090;
 pub const PG_PORT: i32 = 5432;
 
 /// A Souk service (all run by the same `souk` binary).

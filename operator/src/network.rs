@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelecto
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::crd::Shop;
-use crate::names::{self, HTTP_PORT, INSTANCE, PG_PORT, Svc};
+use crate::names::{self, HTTP_PORT, INSTANCE, OPS_PORT, PG_PORT, Svc};
 use crate::objects::{meta, shop_name};
 
 pub fn ingress(shop: &Shop) -> Option<Ingress> {
@@ -106,7 +106,10 @@ fn policy(
                 match_labels: Some(selected),
                 ..Default::default()
             }),
-            ingress: Some(rules),
+            // No rules: no `ingress` field at all. The API server stores an empty list as an
+            // absent field, so applying `ingress: []` would change the object on every
+            // reconcile (and its watch event would start the next one).
+            ingress: (!rules.is_empty()).then_some(rules),
             policy_types: Some(vec!["Ingress".into()]),
             ..Default::default()
         }),
@@ -141,12 +144,21 @@ pub fn network_policies(shop: &Shop, statefulset_db: bool) -> Vec<NetworkPolicy>
                 ports: Some(tcp(HTTP_PORT)),
             }
         };
+        // The ops port (metrics) from any pod in the cluster, e.g. Prometheus; the Ingress
+        // only ever routes to the API port.
+        let ops = NetworkPolicyIngressRule {
+            from: Some(vec![NetworkPolicyPeer {
+                namespace_selector: Some(LabelSelector::default()),
+                ..Default::default()
+            }]),
+            ports: Some(tcp(OPS_PORT)),
+        };
         out.push(policy(
             shop,
             names::svc_object(&name, svc),
             svc.name(),
             names::selector(&name, svc.name()),
-            vec![rule],
+            vec![rule, ops],
         ));
     }
     if statefulset_db {

@@ -23,7 +23,7 @@ use kube::Resource;
 use serde_json::{Value, json};
 
 use crate::crd::{SecretKeyRef, ServiceSpec, Shop};
-use crate::names::{self, HTTP_PORT, Svc};
+use crate::names::{self, HTTP_PORT, OPS_PORT, Svc};
 use crate::secrets;
 
 /// Metadata of a child: namespace, labels and a controller owner reference to the Shop.
@@ -99,7 +99,10 @@ pub fn service_env(shop: &Shop, svc: Svc) -> Vec<EnvVar> {
     let name = shop_name(shop);
     let mut e = vec![
         env("SOUK_LISTEN_ADDR", format!("0.0.0.0:{HTTP_PORT}")),
+        env("SOUK_OPS_ADDR", format!("0.0.0.0:{OPS_PORT}")),
         env("RUST_LOG", shop.spec.log_level.clone()),
+        // One JSON object per line for the cluster's log collector, whatever the terminal.
+        env("SOUK_LOG_FORMAT", "json"),
         env_secret(
             "SOUK_INTERNAL_SECRET",
             &names::internal_secret(&name),
@@ -143,9 +146,29 @@ pub fn service_env(shop: &Shop, svc: Svc) -> Vec<EnvVar> {
             e.push(env_ref("SOUK_SMTP_URL", &shop.spec.smtp.url));
             e.push(env("SOUK_MAIL_FROM", shop.spec.smtp.from.clone()));
         }
+        Svc::Gateway => {
+            if let Some(ingress) = &shop.spec.ingress {
+                e.push(env(
+                    "SOUK_TRUSTED_PROXIES",
+                    trusted_proxies(ingress).join(","),
+                ));
+            }
+        }
         _ => {}
     }
     e
+}
+
+/// Where pod networks live unless the Shop says otherwise (`ingress.trustedProxies`).
+pub const DEFAULT_TRUSTED_PROXIES: [&str; 4] =
+    ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"];
+
+fn trusted_proxies(ingress: &crate::crd::IngressSpec) -> Vec<String> {
+    if ingress.trusted_proxies.is_empty() {
+        DEFAULT_TRUSTED_PROXIES.map(String::from).to_vec()
+    } else {
+        ingress.trusted_proxies.clone()
+    }
 }
 
 fn default_resources() -> ResourceRequirements {
@@ -239,12 +262,20 @@ pub fn deployment(shop: &Shop, svc: Svc, version: &str) -> Deployment {
         image: Some(image(shop, version)),
         args: Some(vec!["serve".into(), svc.name().into()]),
         env: Some(service_env(shop, svc)),
-        ports: Some(vec![ContainerPort {
-            name: Some("http".into()),
-            container_port: HTTP_PORT,
-            protocol: Some("TCP".into()),
-            ..Default::default()
-        }]),
+        ports: Some(vec![
+            ContainerPort {
+                name: Some("http".into()),
+                container_port: HTTP_PORT,
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            },
+            ContainerPort {
+                name: Some("ops".into()),
+                container_port: OPS_PORT,
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            },
+        ]),
         liveness_probe: Some(http_probe("/healthz", 10, 3)),
         readiness_probe: Some(http_probe("/readyz", 5, 2)),
         resources: Some(spec.resources.clone().unwrap_or_else(default_resources)),
@@ -271,10 +302,11 @@ pub fn deployment(shop: &Shop, svc: Svc, version: &str) -> Deployment {
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(pod_labels),
-                    annotations: Some(BTreeMap::from([(
-                        "prometheus.io/scrape".into(),
-                        "true".into(),
-                    )])),
+                    annotations: Some(BTreeMap::from([
+                        ("prometheus.io/scrape".into(), "true".into()),
+                        ("prometheus.io/port".into(), OPS_PORT.to_string()),
+                        ("prometheus.io/path".into(), "/metrics".into()),
+                    ])),
                     ..Default::default()
                 }),
                 spec: Some(pod_spec(vec![container], None)),
@@ -299,6 +331,7 @@ pub fn migration_job(shop: &Shop, svc: Svc, version: &str) -> Job {
         args: Some(vec!["migrate".into(), svc.name().into()]),
         env: Some(vec![
             env("RUST_LOG", shop.spec.log_level.clone()),
+            env("SOUK_LOG_FORMAT", "json"),
             env_secret("DATABASE_URL", &database_urls_secret(shop), svc.name()),
         ]),
         resources: Some(default_resources()),

@@ -140,11 +140,11 @@ fn env_of(d: &Deployment) -> BTreeMap<String, Value> {
 #[test]
 fn crd_files_are_generated_and_fresh() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    for file in ["crds/shop.yaml", "helm/souk-operator/crds/shop.yaml"] {
+    for file in ["crds/shop.yaml", "helm/souk-operator/files/shop-crd.yaml"] {
         let on_disk = std::fs::read_to_string(format!("{root}/{file}")).unwrap_or_default();
         assert!(
             on_disk == crate::crd::crd_yaml(),
-            "{file} is stale: run `cargo run -p souk-operator -- crd | tee crds/shop.yaml > helm/souk-operator/crds/shop.yaml`"
+            "{file} is stale: run `cargo run -p souk-operator -- crd | tee crds/shop.yaml > helm/souk-operator/files/shop-crd.yaml`"
         );
     }
 }
@@ -163,9 +163,10 @@ fn schema_bounds_replicas_and_enumerates_database_modes() {
     assert_eq!(auto["minReplicas"]["minimum"].as_f64(), Some(1.0));
     let mode = &s["properties"]["database"]["properties"]["mode"]["enum"];
     assert_eq!(mode, &json!(["external", "managed"]));
+    // No default image: the project publishes none, so every Shop names its own.
     assert_eq!(
         s["required"],
-        json!(["database", "smtp", "stripe", "version"])
+        json!(["database", "image", "smtp", "stripe", "version"])
     );
 }
 
@@ -215,6 +216,18 @@ fn operator_side_validation_mirrors_cel() {
     let mut shop = base_shop();
     shop.spec.database.external = None;
     assert!(validate::validate(&shop).is_err());
+    let mut shop = base_shop();
+    shop.spec.ingress = Some(IngressSpec {
+        host: "shop.example.com".into(),
+        class_name: None,
+        tls_secret_name: None,
+        annotations: BTreeMap::new(),
+        trusted_proxies: vec!["10.244.0.0/16".into(), "192.0.2.7".into()],
+    });
+    assert!(validate::validate(&shop).is_ok());
+    shop.spec.ingress.as_mut().unwrap().trusted_proxies = vec!["10.244.0.0/33".into()];
+    let msg = validate::validate(&shop).unwrap_err();
+    assert!(msg.contains("ingress.trustedProxies"), "{msg}");
 }
 
 // ---------------------------------------------------------------- desired objects
@@ -247,6 +260,17 @@ fn external_db_no_autoscaling_no_ingress() {
     let ctr = &pod.containers[0];
     assert_eq!(ctr.image.as_deref(), Some("registry.example/souk:1.2.0"));
     assert_eq!(ctr.args, Some(vec!["serve".into(), "order".into()]));
+    let log_format = ctr
+        .env
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|e| e.name == "SOUK_LOG_FORMAT");
+    assert_eq!(
+        log_format.and_then(|e| e.value.as_deref()),
+        Some("json"),
+        "pods log JSON for the log collector"
+    );
     let probe_path = |p: &Option<k8s_openapi::api::core::v1::Probe>| {
         p.as_ref()
             .unwrap()
@@ -276,6 +300,25 @@ fn external_db_no_autoscaling_no_ingress() {
     );
     let env = env_of(&d);
     assert_eq!(env["SOUK_LISTEN_ADDR"]["value"], "0.0.0.0:8080");
+    assert_eq!(env["SOUK_OPS_ADDR"]["value"], "0.0.0.0:9090");
+    let ports: Vec<_> = ctr
+        .ports
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|p| (p.name.clone().unwrap(), p.container_port))
+        .collect();
+    assert_eq!(ports, [("http".to_owned(), 8080), ("ops".to_owned(), 9090)]);
+    let annotations = spec
+        .template
+        .metadata
+        .as_ref()
+        .unwrap()
+        .annotations
+        .as_ref()
+        .unwrap();
+    assert_eq!(annotations["prometheus.io/port"], "9090");
+    assert_eq!(annotations["prometheus.io/path"], "/metrics");
     assert_eq!(env["SOUK_PRODUCT_URL"]["value"], "http://demo-product:8080");
     assert_eq!(
         env["DATABASE_URL"]["valueFrom"]["secretKeyRef"],
@@ -288,6 +331,10 @@ fn external_db_no_autoscaling_no_ingress() {
 
     let gw: Deployment = parse(find(&c, "Deployment", "demo-gateway").unwrap());
     assert!(!env_of(&gw).contains_key("DATABASE_URL"));
+    assert!(
+        !env_of(&gw).contains_key("SOUK_TRUSTED_PROXIES"),
+        "no ingress: no proxy to trust"
+    );
     let pay: Deployment = parse(find(&c, "Deployment", "demo-payment").unwrap());
     let env = env_of(&pay);
     assert_eq!(
@@ -330,7 +377,8 @@ fn network_policies_admit_only_callers() {
     let np = |n: &str| -> NetworkPolicy { parse(find(&c, "NetworkPolicy", n).unwrap()) };
     let deny = np("demo-default-deny");
     let spec = deny.spec.unwrap();
-    assert_eq!(spec.ingress, Some(vec![]));
+    // Deny all: policy type Ingress and no rules, as no field (what the API server stores).
+    assert_eq!(spec.ingress, None);
     assert_eq!(spec.policy_types, Some(vec!["Ingress".into()]));
 
     let callers = |n: &str| -> Vec<String> {
@@ -353,7 +401,16 @@ fn network_policies_admit_only_callers() {
     assert_eq!(callers("demo-payment"), ["gateway", "order"]);
     assert_eq!(callers("demo-cart"), ["gateway", "order"]);
     let gw = np("demo-gateway").spec.unwrap();
-    assert!(gw.ingress.unwrap()[0].from.is_none(), "the gateway is open");
+    let rules = gw.ingress.unwrap();
+    assert!(rules[0].from.is_none(), "the gateway is open");
+    // The ops port: pods of the cluster (Prometheus), nothing from outside.
+    let ops = &rules[1];
+    assert_eq!(
+        ops.ports.as_ref().unwrap()[0].port,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(9090))
+    );
+    let peer = &ops.from.as_ref().unwrap()[0];
+    assert!(peer.namespace_selector.is_some() && peer.ip_block.is_none());
 }
 
 #[test]
@@ -366,6 +423,7 @@ fn managed_statefulset_autoscaling_ingress_with_tls() {
         class_name: Some("nginx".into()),
         tls_secret_name: Some("shop-tls".into()),
         annotations: BTreeMap::new(),
+        trusted_proxies: vec!["10.244.0.0/16".into()],
     });
     let c = desired(
         &shop,
@@ -456,6 +514,7 @@ fn ingress_without_tls_and_retained_credentials() {
         class_name: None,
         tls_secret_name: None,
         annotations: BTreeMap::from([("a/b".into(), "c".into())]),
+        trusted_proxies: vec![],
     });
     let c = desired(
         &shop,
@@ -464,6 +523,11 @@ fn ingress_without_tls_and_retained_credentials() {
     let ing: Ingress = parse(find(&c, "Ingress", "demo-gateway").unwrap());
     assert!(ing.spec.unwrap().tls.is_none());
     assert_eq!(ing.metadata.annotations.unwrap()["a/b"], "c");
+    let gw: Deployment = parse(find(&c, "Deployment", "demo-gateway").unwrap());
+    assert_eq!(
+        env_of(&gw)["SOUK_TRUSTED_PROXIES"]["value"],
+        "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
+    );
     assert_eq!(crate::network::gateway_url(&shop), "http://shop.local");
     let creds = find(&c, "Secret", "demo-db-credentials").unwrap();
     assert!(creds.body["metadata"]["ownerReferences"].is_null());

@@ -30,6 +30,15 @@ pub fn validate(shop: &Shop) -> Result<(), String> {
             ));
         }
     }
+    if let Some(ingress) = &shop.spec.ingress {
+        for net in &ingress.trusted_proxies {
+            if net.parse::<ipnet::IpNet>().is_err() && net.parse::<std::net::IpAddr>().is_err() {
+                problems.push(format!(
+                    "ingress.trustedProxies: {net:?} is not a network (10.0.0.0/8) or an address"
+                ));
+            }
+        }
+    }
     let db = &shop.spec.database;
     match db.mode {
         DatabaseMode::External if db.external.is_none() => {

@@ -1,351 +1,28 @@
-//! Controller tests against a real API server (kube-apiserver + kube-controller-manager v1.20
-//! on loopback, see tests/support/control-plane.sh). No kubelet runs: the tests play its part
-//! by writing pod status, which drives the real Job and Deployment controllers.
-//!
-//! Needs `KUBECONFIG`. Without it the tests fail under `CI=true` and skip (loudly) otherwise.
+//! Controller tests against a real API server; see `common` for how they run.
 
-use std::collections::BTreeMap;
-use std::future::Future;
+mod common;
+
 use std::time::Duration;
 
+use common::*;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
-use kube::{Client, CustomResourceExt, ResourceExt};
+use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use souk_operator::crd::Shop;
 use souk_operator::leader::LeaderElector;
 use souk_operator::names::{self, Svc};
 use souk_operator::reconcile;
 
-const TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A client for the test API server, or `None` (skip) when none is configured outside CI.
-async fn client() -> Option<Client> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_test_writer()
-        .try_init();
-    if std::env::var_os("KUBECONFIG").is_none() {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!(
-                "CI=true but KUBECONFIG is not set: start operator/tests/support/control-plane.sh"
-            );
-        }
-        eprintln!(
-            "\n!!!! SKIPPING real-API-server test: KUBECONFIG is not set.\n\
-             !!!! Run `eval $(operator/tests/support/control-plane.sh start)` first.\n"
-        );
-        return None;
-    }
-    let client = Client::try_default().await.expect("client from KUBECONFIG");
-    install_crd(&client).await;
-    Some(client)
-}
-
-async fn install_crd(client: &Client) {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = Shop::crd();
-    // A plain create: a v1.20 server drops the CEL rules (it does not know them) where
-    // server-side apply would refuse the whole CRD.
-    match api.create(&PostParams::default(), &crd).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(e)) if e.code == 409 => {}
-        Err(e) => panic!("creating the CRD: {e}"),
-    }
-    wait("CRD established", || async {
-        let c = api.get(&crd.name_any()).await.ok()?;
-        c.status?
-            .conditions?
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True")
-            .then_some(())
-    })
-    .await;
-}
-
-async fn wait<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    wait_for(what, TIMEOUT, &mut f).await
-}
-
-async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-async fn namespace(client: &Client, prefix: &str) -> String {
-    let name = format!("{prefix}-{}", souk_operator::secrets::random_hex(3));
-    let api: Api<Namespace> = Api::all(client.clone());
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-    api.create(&PostParams::default(), &ns).await.unwrap();
-    name
-}
-
-async fn delete_namespace(client: &Client, ns: &str) {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let _ = api.delete(ns, &DeleteParams::background()).await;
-}
-
-/// Runs a controller limited to one namespace until dropped.
-struct Controller(
-    Option<tokio::sync::oneshot::Sender<()>>,
-    tokio::task::JoinHandle<()>,
-);
-
-impl Drop for Controller {
-    fn drop(&mut self) {
-        if let Some(tx) = self.0.take() {
-            let _ = tx.send(());
-        }
-        self.1.abort();
-    }
-}
-
-fn start_controller(client: &Client, ns: &str) -> Controller {
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(reconcile::run(
-        client.clone(),
-        Some(ns.to_string()),
-        Some(format!("test-{ns}")),
-        async {
-            let _ = rx.await;
-        },
-    ));
-    Controller(Some(tx), handle)
-}
-
-async fn create_secret(client: &Client, ns: &str, name: &str, data: &[(&str, &str)]) {
-    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
-    let data: BTreeMap<String, String> = data
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let s: Secret =
-        serde_json::from_value(json!({"metadata": {"name": name}, "stringData": data})).unwrap();
-    api.create(&PostParams::default(), &s).await.unwrap();
-}
-
-async fn user_secrets(client: &Client, ns: &str, with_db: bool) {
-    create_secret(
-        client,
-        ns,
-        "stripe",
-        &[("secret-key", "sk_test_x"), ("webhook-secret", "whsec_x")],
-    )
-    .await;
-    create_secret(client, ns, "smtp", &[("url", "smtp://u:p@mail:587")]).await;
-    if with_db {
-        let urls: Vec<(&str, &str)> = Svc::WITH_DB
-            .iter()
-            .map(|s| (s.name(), "postgres://x:y@db:5432/x"))
-            .collect();
-        create_secret(client, ns, "shop-db", &urls).await;
-    }
-}
-
-fn shop_json(name: &str, version: &str, database: Value, extra: Value) -> Value {
-    let mut v = json!({
-        "apiVersion": "souk.dev/v1alpha1",
-        "kind": "Shop",
-        "metadata": {"name": name},
-        "spec": {
-            "image": "registry.example/souk",
-            "version": version,
-            "database": database,
-            "stripe": {
-                "secretKey": {"name": "stripe", "key": "secret-key"},
-                "webhookSecret": {"name": "stripe", "key": "webhook-secret"}
-            },
-            "smtp": {"url": {"name": "smtp", "key": "url"}, "from": "shop@example.com"},
-            "migration": {"backoffLimit": 0}
-        }
-    });
-    if let (Some(spec), Some(extra)) = (v["spec"].as_object_mut(), extra.as_object()) {
-        for (k, x) in extra {
-            spec.insert(k.clone(), x.clone());
-        }
-    }
-    v
-}
-
-fn shop_resource() -> ApiResource {
-    ApiResource::erase::<Shop>(&())
-}
-
-async fn create_shop(client: &Client, ns: &str, body: &Value) -> Result<(), kube::Error> {
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &shop_resource());
-    let obj: DynamicObject = serde_json::from_value(body.clone()).unwrap();
-    api.create(&PostParams::default(), &obj).await.map(|_| ())
-}
-
-async fn shop(client: &Client, ns: &str, name: &str) -> Option<Shop> {
-    Api::<Shop>::namespaced(client.clone(), ns)
-        .get_opt(name)
-        .await
-        .unwrap()
-}
-
-async fn condition(
-    client: &Client,
-    ns: &str,
-    name: &str,
-    t: &str,
-) -> Option<(String, String, String)> {
-    let s = shop(client, ns, name).await?;
-    let c = s.status?.conditions.into_iter().find(|c| c.type_ == t)?;
-    Some((c.status, c.reason, c.message))
-}
-
-fn image_of(d: &Deployment) -> String {
-    d.spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0]
-        .image
-        .clone()
-        .unwrap()
-}
-
-async fn deployments(client: &Client, ns: &str) -> BTreeMap<String, Deployment> {
-    Api::<Deployment>::namespaced(client.clone(), ns)
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|d| (d.name_any(), d))
-        .collect()
-}
-
-/// Play the kubelet for a Job: its pod runs to completion (or fails).
-async fn finish_job(client: &Client, ns: &str, job: &str, success: bool) {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let lp = ListParams::default().labels(&format!("job-name={job}"));
-    let list = wait(&format!("a pod of Job {job}"), || async {
-        let l = pods.list(&lp).await.ok()?;
-        (!l.items.is_empty()).then_some(l.items)
-    })
-    .await;
-    let now = "2026-01-01T00:00:00Z";
-    for p in list {
-        let (phase, code, reason) = if success {
-            ("Succeeded", 0, "Completed")
-        } else {
-            ("Failed", 1, "Error")
-        };
-        let status = json!({"status": {
-            "phase": phase,
-            "containerStatuses": [{
-                "name": "migrate", "ready": false, "restartCount": 0,
-                "image": "x", "imageID": "",
-                "state": {"terminated": {"exitCode": code, "reason": reason,
-                                         "startedAt": now, "finishedAt": now}}
-            }]
-        }});
-        pods.patch_status(
-            &p.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&status),
-        )
-        .await
-        .unwrap();
-    }
-}
-
-/// Play the kubelet for a component's pods: running and ready.
-async fn pods_ready(client: &Client, ns: &str, component: &str) -> usize {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let lp = ListParams::default().labels(&format!("{}={component}", names::COMPONENT));
-    let now = "2026-01-01T00:00:00Z";
-    let mut n = 0;
-    for p in pods.list(&lp).await.unwrap() {
-        let status = json!({"status": {
-            "phase": "Running",
-            "conditions": [
-                {"type": "Ready", "status": "True", "lastTransitionTime": now},
-                {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
-                {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
-                {"type": "Initialized", "status": "True", "lastTransitionTime": now}
-            ],
-            "containerStatuses": [{
-                "name": component, "ready": true, "restartCount": 0, "started": true,
-                "image": "x", "imageID": "", "state": {"running": {"startedAt": now}}
-            }]
-        }});
-        pods.patch_status(
-            &p.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&status),
-        )
-        .await
-        .unwrap();
-        n += 1;
-    }
-    n
-}
-
-async fn patch_shop(client: &Client, ns: &str, name: &str, patch: Value) {
-    Api::<Shop>::namespaced(client.clone(), ns)
-        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .unwrap();
-}
-
-async fn secret_data(client: &Client, ns: &str, name: &str) -> Option<BTreeMap<String, Vec<u8>>> {
-    let s = Api::<Secret>::namespaced(client.clone(), ns)
-        .get_opt(name)
-        .await
-        .unwrap()?;
-    Some(s.data?.into_iter().map(|(k, v)| (k, v.0)).collect())
-}
-
-async fn job_names(client: &Client, ns: &str) -> Vec<String> {
-    Api::<Job>::namespaced(client.clone(), ns)
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|j| j.metadata.deletion_timestamp.is_none())
-        .map(|j| j.name_any())
-        .collect()
-}
-
-fn migration_jobs(shop: &str, version: &str) -> Vec<String> {
-    Svc::WITH_DB
-        .iter()
-        .map(|s| names::migration_job(shop, *s, version))
-        .collect()
-}
-
 #[tokio::test]
+#[ignore = "needs a Kubernetes API server (KUBECONFIG); CI runs it with --include-ignored"]
 async fn create_gate_drift_upgrade_and_delete() {
-    let Some(client) = client().await else { return };
+    let client = client().await;
     let ns = namespace(&client, "life").await;
     user_secrets(&client, &ns, true).await;
     let _ctl = start_controller(&client, &ns);
@@ -652,8 +329,9 @@ async fn set_cnpg_crds(client: &Client, installed: bool) {
 }
 
 #[tokio::test]
+#[ignore = "needs a Kubernetes API server (KUBECONFIG); CI runs it with --include-ignored"]
 async fn managed_database_statefulset_then_cloudnative_pg() {
-    let Some(client) = client().await else { return };
+    let client = client().await;
     let _cnpg = CNPG_STATE.lock().await;
     set_cnpg_crds(&client, false).await;
 
@@ -812,8 +490,9 @@ async fn managed_database_statefulset_then_cloudnative_pg() {
 }
 
 #[tokio::test]
+#[ignore = "needs a Kubernetes API server (KUBECONFIG); CI runs it with --include-ignored"]
 async fn schema_refuses_invalid_specs() {
-    let Some(client) = client().await else { return };
+    let client = client().await;
     let ns = namespace(&client, "schema").await;
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &shop_resource());
     let dry = PostParams {
@@ -915,8 +594,9 @@ async fn schema_refuses_invalid_specs() {
 }
 
 #[tokio::test]
+#[ignore = "needs a Kubernetes API server (KUBECONFIG); CI runs it with --include-ignored"]
 async fn leader_election_has_one_holder() {
-    let Some(client) = client().await else { return };
+    let client = client().await;
     let ns = namespace(&client, "lease").await;
     let d = Duration::from_secs(2);
     let a = LeaderElector::new(client.clone(), &ns, "souk-operator", "a", d);
@@ -942,24 +622,11 @@ async fn leader_election_has_one_holder() {
 /// Serialises the tests that depend on whether CloudNativePG's CRDs are installed.
 static CNPG_STATE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// The operator running as the chart's ServiceAccount (its RBAC applied by ci.sh from
-/// `helm template`), impersonated: every verb the reconcile needs must be granted.
-#[tokio::test]
-async fn operator_works_with_the_charts_rbac() {
-    let Some(admin) = client().await else { return };
-    let Ok(sa) = std::env::var("SOUK_OPERATOR_SA") else {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!(
-                "CI=true but SOUK_OPERATOR_SA (the chart's ServiceAccount, applied by ci.sh) is not set"
-            );
-        }
-        eprintln!("\n!!!! SKIPPING the RBAC test: SOUK_OPERATOR_SA is not set (ci.sh sets it).\n");
-        return;
-    };
-    let _cnpg = CNPG_STATE.lock().await;
+/// A client acting as the ServiceAccount `namespace/name`.
+async fn impersonating(sa: &str) -> (Client, String) {
     let (sa_ns, sa_name) = sa
         .split_once('/')
-        .expect("SOUK_OPERATOR_SA is namespace/name");
+        .expect("a ServiceAccount is namespace/name");
     let mut cfg = kube::Config::infer().await.unwrap();
     cfg.auth_info.impersonate = Some(format!("system:serviceaccount:{sa_ns}:{sa_name}"));
     cfg.auth_info.impersonate_groups = Some(vec![
@@ -967,7 +634,79 @@ async fn operator_works_with_the_charts_rbac() {
         format!("system:serviceaccounts:{sa_ns}"),
         "system:authenticated".into(),
     ]);
-    let operator = Client::try_from(cfg).unwrap();
+    (Client::try_from(cfg).unwrap(), sa_ns.to_owned())
+}
+
+fn forbidden<T>(r: Result<T, kube::Error>) -> bool {
+    matches!(r, Err(kube::Error::Api(e)) if e.code == 403)
+}
+
+/// The chart's default (no `clusterWide`), applied by ci.sh in `souk-default`: Secrets and
+/// Deployments there, in no other namespace.
+#[tokio::test]
+async fn the_default_chart_grants_nothing_outside_its_namespace() {
+    let Some(admin) = client().await else { return };
+    let Ok(sa) = std::env::var("SOUK_OPERATOR_SCOPED_SA") else {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("CI=true but SOUK_OPERATOR_SCOPED_SA (set by ci.sh) is not set");
+        }
+        eprintln!(
+            "\n!!!! SKIPPING the scoped RBAC test: SOUK_OPERATOR_SCOPED_SA is not set (ci.sh sets it).\n"
+        );
+        return;
+    };
+    let (operator, own) = impersonating(&sa).await;
+    let lp = ListParams::default();
+    assert!(
+        Api::<Secret>::namespaced(operator.clone(), &own)
+            .list(&lp)
+            .await
+            .is_ok()
+    );
+    assert!(
+        Api::<Deployment>::namespaced(operator.clone(), &own)
+            .list(&lp)
+            .await
+            .is_ok()
+    );
+    assert!(
+        Api::<Shop>::namespaced(operator.clone(), &own)
+            .list(&lp)
+            .await
+            .is_ok()
+    );
+    let other = namespace(&admin, "elsewhere").await;
+    assert!(forbidden(
+        Api::<Secret>::namespaced(operator.clone(), &other)
+            .list(&lp)
+            .await
+    ));
+    assert!(forbidden(
+        Api::<Deployment>::namespaced(operator.clone(), &other)
+            .list(&lp)
+            .await
+    ));
+    assert!(forbidden(
+        Api::<Secret>::all(operator.clone()).list(&lp).await
+    ));
+    assert!(forbidden(
+        Api::<Shop>::all(operator.clone()).list(&lp).await
+    ));
+    delete_namespace(&admin, &other).await;
+}
+
+/// The operator running as the chart's ServiceAccount (its RBAC applied by ci.sh from
+/// `helm template --set clusterWide=true`), impersonated: every verb the reconcile needs must be
+/// granted.
+#[tokio::test]
+#[ignore = "needs a Kubernetes API server (KUBECONFIG); CI runs it with --include-ignored"]
+async fn operator_works_with_the_charts_rbac() {
+    let admin = client().await;
+    let sa = std::env::var("SOUK_OPERATOR_SA")
+        .expect("SOUK_OPERATOR_SA (the chart's ServiceAccount, applied by ci.sh) is not set");
+    let _cnpg = CNPG_STATE.lock().await;
+    let (operator, sa_ns) = impersonating(&sa).await;
+    let sa_ns = sa_ns.as_str();
 
     // Leader election in the operator's namespace.
     let elector = LeaderElector::new(

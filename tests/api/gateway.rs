@@ -3,7 +3,9 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
-use souk_common::caller::{Caller, InternalAuth, PRINCIPAL, PRINCIPAL_SIG, PRINCIPAL_TS, Role};
+use souk_common::caller::{
+    Caller, InternalAuth, PRINCIPAL, PRINCIPAL_SIG, PRINCIPAL_TS, ProofTarget, Role,
+};
 use souk_user::tokens::{TokenKeys, generate_private_key_pem};
 
 use crate::helpers::App;
@@ -150,7 +152,17 @@ async fn a_direct_call_with_forged_identity_is_401() {
         id: me.id.parse().unwrap(),
         role: Role::Admin,
     };
-    InternalAuth::new("a-guessed-secret-a-guessed-secret").sign_into(&caller, &mut headers);
+    let target = ProofTarget {
+        service: "user",
+        method: &reqwest::Method::GET,
+        path_and_query: "/api/v1/admin/users",
+        body: b"",
+    };
+    InternalAuth::new("a-guessed-secret-a-guessed-secret").sign_into(
+        &caller,
+        &target,
+        &mut headers,
+    );
     let res = app
         .send(
             http.get(format!("{user_service}/api/v1/admin/users"))
@@ -159,26 +171,152 @@ async fn a_direct_call_with_forged_identity_is_401() {
         .await;
     res.expect(401, Some("unauthorized"));
     // Internal endpoints refuse users, even genuine ones.
-    let mut headers = reqwest::header::HeaderMap::new();
-    InternalAuth::new(souk::testing::TEST_INTERNAL_SECRET).sign_into(&caller, &mut headers);
+    let path = format!("/internal/users/{}", me.id);
     let res = app
-        .send(
-            http.get(format!("{user_service}/internal/users/{}", me.id))
-                .headers(headers),
-        )
+        .internal("user", reqwest::Method::GET, &path, Some(&caller), None)
         .await;
     res.expect(403, Some("forbidden"));
     // A correctly signed service call works (the control for the cases above).
-    let mut headers = reqwest::header::HeaderMap::new();
-    InternalAuth::new(souk::testing::TEST_INTERNAL_SECRET)
-        .sign_into(&Caller::Service("order".into()), &mut headers);
+    let order = Caller::Service("order".into());
     let res = app
-        .send(
-            http.get(format!("{user_service}/internal/users/{}", me.id))
-                .headers(headers),
-        )
+        .internal("user", reqwest::Method::GET, &path, Some(&order), None)
         .await;
     assert_eq!(res.expect(200, None)["email"], me.email.as_str());
+}
+
+/// Sends `req` again with the proof headers of `proof`.
+fn replay(
+    req: reqwest::RequestBuilder,
+    proof: &reqwest::header::HeaderMap,
+) -> reqwest::RequestBuilder {
+    let mut req = req;
+    for name in [PRINCIPAL, PRINCIPAL_TS, PRINCIPAL_SIG] {
+        req = req.header(name, proof[name].clone());
+    }
+    req
+}
+
+#[tokio::test]
+async fn a_captured_proof_works_only_for_its_own_request() {
+    let app = App::spawn().await;
+    let me = app.customer().await;
+    let order = Caller::Service("order".into());
+    // A genuine call, as the order service makes it: its headers are what a sniffer gets.
+    let path = format!("/internal/users/{}", me.id);
+    let genuine = app
+        .signed("user", reqwest::Method::GET, &path, Some(&order), None)
+        .build()
+        .unwrap();
+    let proof = genuine.headers().clone();
+    let user = app.platform.url("user");
+    let res = app
+        .send(replay(app.http.get(format!("{user}{path}")), &proof))
+        .await;
+    assert_eq!(
+        res.expect(200, None)["email"],
+        me.email.as_str(),
+        "the control"
+    );
+
+    // Another path on the same service (a shopper's profile as "the order service").
+    let other = app.admin().await;
+    let res = app
+        .send(replay(
+            app.http.get(format!("{user}/internal/users/{}", other.id)),
+            &proof,
+        ))
+        .await;
+    res.expect(401, Some("unauthorized"));
+    // Same path with a query added.
+    let res = app
+        .send(replay(app.http.get(format!("{user}{path}?x=1")), &proof))
+        .await;
+    res.expect(401, Some("unauthorized"));
+    // A proof made for another service, on a path this service serves to services.
+    let product = app.platform.url("product");
+    let path = "/internal/products";
+    let for_service = |service: &str| {
+        let mut headers = reqwest::header::HeaderMap::new();
+        let target = ProofTarget {
+            service,
+            method: &reqwest::Method::GET,
+            path_and_query: path,
+            body: b"",
+        };
+        InternalAuth::new(souk::testing::TEST_INTERNAL_SECRET).sign_into(
+            &order,
+            &target,
+            &mut headers,
+        );
+        app.http.get(format!("{product}{path}")).headers(headers)
+    };
+    app.send(for_service("cart"))
+        .await
+        .expect(401, Some("unauthorized"));
+    assert_ne!(
+        app.send(for_service("product")).await.status,
+        401,
+        "the control"
+    );
+
+    // A write: the same proof with another body is refused, the original body passes.
+    let path = "/api/v1/users/me";
+    let customer = Caller::User {
+        id: me.id.parse().unwrap(),
+        role: Role::Customer,
+    };
+    // Another method on the same path, same (empty) body.
+    let read = app
+        .signed("user", reqwest::Method::GET, path, Some(&customer), None)
+        .build()
+        .unwrap();
+    let res = app
+        .send(replay(
+            app.http.patch(format!("{user}{path}")),
+            read.headers(),
+        ))
+        .await;
+    res.expect(401, Some("unauthorized"));
+    let res = app
+        .send(replay(
+            app.http.get(format!("{user}{path}")),
+            read.headers(),
+        ))
+        .await;
+    assert_eq!(res.expect(200, None)["id"], me.id.as_str(), "the control");
+    let body = json!({"name": "Signed Name"});
+    let genuine = app
+        .signed(
+            "user",
+            reqwest::Method::PATCH,
+            path,
+            Some(&customer),
+            Some(&body),
+        )
+        .build()
+        .unwrap();
+    let proof = genuine.headers().clone();
+    let sent = genuine.body().and_then(|b| b.as_bytes()).unwrap().to_vec();
+    let res = app
+        .send(replay(
+            app.http
+                .patch(format!("{user}{path}"))
+                .header("content-type", "application/json")
+                .body(r#"{"name":"Tampered Name"}"#),
+            &proof,
+        ))
+        .await;
+    res.expect(401, Some("unauthorized"));
+    let res = app
+        .send(replay(
+            app.http
+                .patch(format!("{user}{path}"))
+                .header("content-type", "application/json")
+                .body(sent),
+            &proof,
+        ))
+        .await;
+    assert_eq!(res.expect(200, None)["name"], "Signed Name");
 }
 
 #[tokio::test]
@@ -310,7 +448,7 @@ async fn keys_openapi_and_ops_routes_are_served() {
     }
     let metrics = app
         .http
-        .get(format!("{}/metrics", app.platform.url("gateway")))
+        .get(format!("{}/metrics", app.platform.ops_url("gateway")))
         .send()
         .await
         .unwrap();
@@ -321,4 +459,24 @@ async fn keys_openapi_and_ops_routes_are_served() {
             .unwrap()
             .contains("http_requests_total")
     );
+}
+
+#[tokio::test]
+async fn without_the_user_service_a_token_is_refused_once_its_cached_role_is_stale() {
+    let ttl = std::time::Duration::from_secs(2);
+    let mut app = App::spawn_with(|c| c.gateway.session_cache_ttl = ttl).await;
+    let me = app.customer().await;
+    app.get("/api/v1/cart", Some(&me.token))
+        .await
+        .expect(200, None);
+    app.platform.platform.stop("user").await;
+    // Within the short cache the last answer still stands...
+    app.get("/api/v1/cart", Some(&me.token))
+        .await
+        .expect(200, None);
+    tokio::time::sleep(ttl + std::time::Duration::from_millis(200)).await;
+    // ...beyond it the token's own role is never taken on trust.
+    let res = app.get("/api/v1/cart", Some(&me.token)).await;
+    res.expect(503, Some("service_unavailable"));
+    assert_eq!(res.headers["retry-after"], "5");
 }

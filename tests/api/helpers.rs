@@ -225,17 +225,41 @@ impl App {
         caller: Option<&souk_common::Caller>,
         body: Option<Value>,
     ) -> Resp {
+        self.send(self.signed(service, method, path, caller, body.as_ref()))
+            .await
+    }
+
+    /// A request straight to `service`, with a proof (when `caller` is set) for exactly this
+    /// method, path, service and body, as a sibling service would send it.
+    pub fn signed(
+        &self,
+        service: &str,
+        method: reqwest::Method,
+        path: &str,
+        caller: Option<&souk_common::Caller>,
+        body: Option<&Value>,
+    ) -> reqwest::RequestBuilder {
+        let body = body.map(|b| serde_json::to_vec(b).expect("JSON encodes"));
         let mut headers = HeaderMap::new();
         if let Some(caller) = caller {
-            souk_common::InternalAuth::new(souk::testing::TEST_INTERNAL_SECRET)
-                .sign_into(caller, &mut headers);
+            let target = souk_common::caller::ProofTarget {
+                service,
+                method: &method,
+                path_and_query: path,
+                body: body.as_deref().unwrap_or_default(),
+            };
+            souk_common::InternalAuth::new(souk::testing::TEST_INTERNAL_SECRET).sign_into(
+                caller,
+                &target,
+                &mut headers,
+            );
         }
         let url = format!("{}{path}", self.platform.url(service));
         let mut req = self.http.request(method, url).headers(headers);
         if let Some(body) = body {
-            req = req.json(&body);
+            req = req.header("content-type", "application/json").body(body);
         }
-        self.send(req).await
+        req
     }
 
     /// Calls `service` directly as the order service would.

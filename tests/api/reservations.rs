@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use souk_common::caller::{Caller, InternalAuth, Role};
+use souk_common::caller::{Caller, Role};
 
 use crate::catalog::create_product;
 use crate::helpers::{App, Resp};
@@ -19,18 +19,8 @@ pub async fn direct(
     body: Option<Value>,
     caller: Option<Caller>,
 ) -> Resp {
-    let mut headers = reqwest::header::HeaderMap::new();
-    if let Some(caller) = caller {
-        InternalAuth::new(souk::testing::TEST_INTERNAL_SECRET).sign_into(&caller, &mut headers);
-    }
-    let mut req = app
-        .http
-        .request(method, format!("{}{path}", app.platform.url(service)))
-        .headers(headers);
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    app.send(req).await
+    app.send(app.signed(service, method, path, caller.as_ref(), body.as_ref()))
+        .await
 }
 
 fn order() -> Option<Caller> {

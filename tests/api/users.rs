@@ -3,7 +3,7 @@
 use serde_json::json;
 use souk::testing::ADMIN_EMAIL;
 
-use crate::helpers::{App, session};
+use crate::helpers::App;
 
 #[tokio::test]
 async fn register_returns_tokens_and_a_customer_profile() {
@@ -342,31 +342,199 @@ async fn repeated_failed_logins_are_rate_limited() {
 }
 
 #[tokio::test]
-async fn seeded_admin_is_idempotent_and_cli_promotes() {
+async fn a_flood_of_failed_sign_ins_from_one_address_does_not_lock_out_other_shoppers() {
+    let app = App::spawn().await;
+    let shopper = app.customer().await;
+    // Password spraying from one address: one guess per account, many accounts.
+    for i in 0..40 {
+        app.login(&format!("victim-{i}@example.com"), "wrong-password")
+            .await
+            .expect(401, Some("invalid_credentials"));
+    }
+    app.login(&shopper.email, "correct-horse-1")
+        .await
+        .expect(200, None);
+    app.login(souk::testing::ADMIN_EMAIL, souk::testing::ADMIN_PASSWORD)
+        .await
+        .expect(200, None);
+}
+
+#[tokio::test]
+async fn parallel_guesses_cannot_exceed_the_account_limit() {
+    let app = App::spawn().await;
+    let target = app.customer().await;
+    let guesses = (0..30).map(|_| app.login(&target.email, "wrong-password"));
+    let answers = futures::future::join_all(guesses).await;
+    let checked = answers.iter().filter(|r| r.status == 401).count();
+    let refused = answers.iter().filter(|r| r.status == 429).count();
+    assert_eq!(checked + refused, 30, "only 401 or 429: {answers:?}");
+    assert!(
+        checked <= 5,
+        "{checked} of 30 parallel guesses were checked; the limit is 5"
+    );
+    // Another shopper is not affected.
+    let other = app.customer().await;
+    app.login(&other.email, "correct-horse-1")
+        .await
+        .expect(200, None);
+}
+
+#[tokio::test]
+async fn seeding_never_promotes_an_account_whose_password_it_did_not_set() {
     let app = App::spawn().await;
     let pool = app.db("user").await;
-    let first = souk_user::ensure_admin(&pool, ADMIN_EMAIL, "whatever-password", "Admin")
+    // Someone registers the future admin's e-mail first.
+    let squatter = app.customer().await;
+    let seeded =
+        souk_user::ensure_admin(&pool, &squatter.email, "the-real-admin-password", "Admin")
+            .await
+            .unwrap();
+    assert_eq!(
+        seeded,
+        souk_user::AdminSeeding::NotPromoted(squatter.id.parse().unwrap())
+    );
+    let role: String = sqlx::query_scalar("SELECT role FROM users WHERE lower(email) = lower($1)")
+        .bind(&squatter.email)
+        .fetch_one(&pool)
         .await
         .unwrap();
-    let again = souk_user::ensure_admin(&pool, ADMIN_EMAIL, "whatever-password", "Admin")
+    assert_eq!(role, "customer", "the squatter's account was promoted");
+    // The seeded admin is idempotent and keeps its password.
+    let again = souk_user::ensure_admin(&pool, ADMIN_EMAIL, "another-password-1", "Admin")
         .await
         .unwrap();
-    assert_eq!(first, again);
-    let customer = app.customer().await;
-    let promoted = souk_user::ensure_admin(&pool, &customer.email, "ignored-password", "X")
+    assert!(matches!(again, souk_user::AdminSeeding::AlreadyAdmin(_)));
+    // Promoting is explicit (`souk admin promote`), and keeps the account's own password.
+    let promoted = souk_user::promote_admin(&pool, &squatter.email)
         .await
         .unwrap();
-    assert_eq!(promoted.to_string(), customer.id);
+    assert_eq!(promoted.to_string(), squatter.id);
+    app.login(&squatter.email, "correct-horse-1")
+        .await
+        .expect(200, None);
+    app.login(ADMIN_EMAIL, souk::testing::ADMIN_PASSWORD)
+        .await
+        .expect(200, None);
     let admins: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE role = 'admin'")
         .fetch_one(&pool)
         .await
         .unwrap();
     assert_eq!(admins, 2);
-    // The admin's password did not change.
-    let body = app.login(ADMIN_EMAIL, souk::testing::ADMIN_PASSWORD).await;
-    let s = session(
-        &serde_json::json!({"user": {"id": ""}, "access_token": body.body["access_token"], "refresh_token": body.body["refresh_token"]}),
-        ADMIN_EMAIL,
+}
+
+#[tokio::test]
+async fn account_lockouts_back_off_and_a_right_password_clears_them() {
+    let app = App::spawn_with(|c| {
+        c.user.login_limits.lockout_secs = 1;
+        c.user.login_limits.max_lockout_secs = 4;
+    })
+    .await;
+    let target = app.customer().await;
+    let mut blocks = Vec::new();
+    for _ in 0..3 {
+        for _ in 0..5 {
+            app.login(&target.email, "wrong-password")
+                .await
+                .expect(401, Some("invalid_credentials"));
+        }
+        let res = app.login(&target.email, "correct-horse-1").await;
+        res.expect(429, Some("rate_limited"));
+        let wait: u64 = res.headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        blocks.push(wait);
+        tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+    }
+    assert_eq!(blocks, [1, 2, 4], "each block doubles the last");
+    // The right password after a block clears the count and the backoff.
+    app.login(&target.email, "correct-horse-1")
+        .await
+        .expect(200, None);
+    for _ in 0..5 {
+        app.login(&target.email, "wrong-password")
+            .await
+            .expect(401, Some("invalid_credentials"));
+    }
+    let res = app.login(&target.email, "correct-horse-1").await;
+    res.expect(429, Some("rate_limited"));
+    assert_eq!(res.headers["retry-after"], "1");
+}
+
+#[tokio::test]
+async fn an_address_over_its_failure_limit_is_refused_for_a_window() {
+    let app = App::spawn_with(|c| c.user.login_limits.per_address = 10).await;
+    let shopper = app.customer().await;
+    for i in 0..10 {
+        app.login(&format!("sprayed-{i}@example.com"), "wrong-password")
+            .await
+            .expect(401, Some("invalid_credentials"));
+    }
+    let res = app.login(&shopper.email, "correct-horse-1").await;
+    res.expect(429, Some("rate_limited"));
+    let wait: u64 = res.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (800..=900).contains(&wait),
+        "blocked for the window: {wait}"
     );
-    assert!(!s.token.is_empty());
+}
+
+#[tokio::test]
+async fn old_throttle_rows_are_pruned() {
+    let app = App::spawn().await;
+    let pool = app.db("user").await;
+    app.login("someone@example.com", "wrong-password")
+        .await
+        .expect(401, Some("invalid_credentials"));
+    let rows = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM throttle")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    assert_eq!(rows().await, 2, "the account and the address");
+    souk_user::prune_throttle(&pool).await.unwrap();
+    assert_eq!(rows().await, 2, "recent rows stay");
+    sqlx::query("UPDATE throttle SET window_start = now() - interval '25 hours'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    souk_user::prune_throttle(&pool).await.unwrap();
+    assert_eq!(rows().await, 0);
+}
+
+#[tokio::test]
+async fn registrations_are_throttled_per_address_with_retry_after() {
+    let app = App::spawn_with(|c| c.user.registration_limits.per_address = 3).await;
+    for i in 0..3 {
+        app.register(&format!("new-{i}@example.com"), "correct-horse-1", "N")
+            .await
+            .expect(201, None);
+    }
+    // Invalid ones cost no hash and are not counted; they still answer 422.
+    app.register("not-an-email", "correct-horse-1", "N")
+        .await
+        .expect(422, Some("validation_failed"));
+    let res = app
+        .register("new-4@example.com", "correct-horse-1", "N")
+        .await;
+    res.expect(429, Some("rate_limited"));
+    let wait: u64 = res.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (3000..=3600).contains(&wait),
+        "until the window ends: {wait}"
+    );
+    // Signing in is not affected.
+    app.login("new-0@example.com", "correct-horse-1")
+        .await
+        .expect(200, None);
 }

@@ -75,27 +75,56 @@ echo "KUBECONFIG=$KUBECONFIG"
 
 step "helm lint / template"
 chart="$ROOT/helm/souk-operator"
-helm lint "$chart"
-helm lint "$chart" --set exampleShop.enabled=true --set watchNamespace=shops
+# The chart has no default image (the project publishes none): every render names one.
+image=(--set image.repository=localhost/souk-operator)
+example=(--set exampleShop.enabled=true --set exampleShop.spec.image=localhost/souk)
+if helm template souk "$chart" >/dev/null 2>&1; then
+  echo "the chart rendered without an image: values.schema.json must require one" >&2
+  exit 1
+fi
+helm lint "$chart" "${image[@]}"
+helm lint "$chart" "${image[@]}" "${example[@]}" --set watchNamespace=shops
+helm lint "$chart" "${image[@]}" --set clusterWide=true
 out="$(mktemp -d)"
-helm template souk "$chart" -n souk-system >"$out/default.yaml"
-helm template souk "$chart" -n souk-system --set watchNamespace=shops >"$out/namespaced.yaml"
-helm template souk "$chart" -n souk-system --set exampleShop.enabled=true \
+# Default: rights in the release namespace only. Cluster-wide only when asked for.
+helm template souk "$chart" -n souk-system "${image[@]}" >"$out/default.yaml"
+helm template souk "$chart" -n souk-system "${image[@]}" --set crds.install=false >"$out/no-crd.yaml"
+helm template souk "$chart" -n souk-system "${image[@]}" --set crds.install=false \
+  --set watchNamespace=shops >"$out/namespaced.yaml"
+helm template souk "$chart" -n souk-system "${image[@]}" --set crds.install=false \
+  --set clusterWide=true >"$out/cluster.yaml"
+if helm template souk "$chart" "${image[@]}" --set clusterWide=true --set watchNamespace=shops >/dev/null 2>&1; then
+  echo "the chart accepted clusterWide together with watchNamespace" >&2
+  exit 1
+fi
+if grep -q '^kind: ClusterRole' "$out/default.yaml"; then
+  echo "the default chart grants a ClusterRole" >&2
+  exit 1
+fi
+helm template souk "$chart" -n souk-system "${image[@]}" "${example[@]}" \
   --show-only templates/shop.yaml >"$out/shop.yaml"
+helm template souk "$chart" -n souk-system "${image[@]}" "${example[@]}" \
+  --show-only templates/tests/gateway-health.yaml >"$out/test.yaml"
+grep -q 'helm.sh/resource-policy: keep' "$out/default.yaml"
 
 step "validate manifests offline (kubernetes-validate)"
-validate 1.20.0 "$out/default.yaml" "$out/namespaced.yaml"
-validate 1.28.0 "$out/default.yaml" "$out/namespaced.yaml"
+validate 1.20.0 "$out/no-crd.yaml" "$out/namespaced.yaml" "$out/cluster.yaml" "$out/test.yaml"
+validate 1.28.0 "$out/default.yaml" "$out/namespaced.yaml" "$out/cluster.yaml" "$out/test.yaml"
 # The CRD carries CEL rules (x-kubernetes-validations), a field of Kubernetes >= 1.23.
 validate 1.28.0 crds/shop.yaml
 
 step "install the chart's manifests on the API server (its RBAC is tested below)"
+# The cluster-wide release runs the reconcile test (its Shops are in fresh namespaces); the
+# default release, in souk-default, must be refused everywhere but there.
 kubectl create namespace souk-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-kubectl apply -f "$out/default.yaml"
+kubectl apply -f "$out/cluster.yaml"
 export SOUK_OPERATOR_SA=souk-system/souk-souk-operator
+kubectl create namespace souk-default --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+helm template scoped "$chart" -n souk-default "${image[@]}" --set crds.install=false | kubectl apply -f -
+export SOUK_OPERATOR_SCOPED_SA=souk-default/scoped-souk-operator
 
-step "cargo test -p souk-operator (real API server)"
-cargo test -p souk-operator
+step "cargo test -p souk-operator (real API server: the ignored tests too)"
+cargo test -p souk-operator -- --include-ignored
 
 step "the example Shop against the live API server (server-side dry run)"
 kubectl apply --dry-run=server -n souk-system -f "$out/shop.yaml"

@@ -14,7 +14,7 @@ set -euo pipefail
 KUBE_DEB_VERSION="1.20.5+really1.20.2-1.1+deb12u1"
 CACHE="${SOUK_KUBE_CACHE:-$HOME/.cache/souk/kube/v1.20.2}"
 STATE="${SOUK_KUBE_STATE:-/dev/shm/souk-kube-$$}"
-PACKAGES=(golang-go etcd-server golang-github-modern-go-reflect2-dev dpkg-dev rsync openssl curl)
+PACKAGES=(golang-go etcd-server golang-github-modern-go-reflect2-dev dpkg-dev rsync openssl curl gcc libc6-dev ${EXTRA_PACKAGES[@]+"${EXTRA_PACKAGES[@]}"})
 
 log() { echo "control-plane: $*" >&2; }
 
@@ -30,27 +30,60 @@ install_packages() {
   fi
 }
 
+BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
+
+built() {
+  local b
+  for b in "${BINARIES[@]}" pause; do [[ -x "$CACHE/$b" ]] || return 1; done
+}
+
+# A deb-src entry for the machine's own Debian archive: the URIs of its configured `deb` sources
+# for the release's main suite (deb822 *.sources or one-line sources.list), never a fixed host.
+deb_src_entry() {
+  python3 - "$@" <<'PY'
+import glob, re, sys
+uris = []
+for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
+    for stanza in re.split(r"\n\s*\n", open(path).read()):
+        f = {}
+        for line in stanza.splitlines():
+            if line.startswith("#") or ":" not in line:
+                continue
+            k, v = line.split(":", 1)
+            f[k.strip().lower()] = v.split()
+        if "deb" in f.get("types", []) and "bookworm" in f.get("suites", []):
+            uris += [u for u in f.get("uris", []) if u not in uris]
+for path in ["/etc/apt/sources.list"] + sorted(glob.glob("/etc/apt/sources.list.d/*.list")):
+    try:
+        lines = open(path).read().splitlines()
+    except OSError:
+        continue
+    for line in lines:
+        w = re.sub(r"\[[^]]*\]", "", line.split("#", 1)[0]).split()
+        if len(w) >= 3 and w[0] == "deb" and w[2] == "bookworm" and w[1] not in uris:
+            uris.append(w[1])
+if not uris:
+    sys.exit("control-plane: no Debian bookworm `deb` source in /etc/apt to derive a deb-src entry from")
+print("Types: deb-src")
+print("URIs: " + " ".join(uris))
+print("Suites: bookworm bookworm-updates")
+print("Components: main")
+print("Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg")
+PY
+}
+
 build() {
   install_packages
-  if [[ -x "$CACHE/kube-apiserver" && -x "$CACHE/kube-controller-manager" ]]; then
-    return
-  fi
+  built && return
   mkdir -p "$CACHE"
   exec 9>"$CACHE.lock"
   flock 9 # another run may be building right now
-  if [[ -x "$CACHE/kube-apiserver" && -x "$CACHE/kube-controller-manager" ]]; then
-    return
-  fi
-  log "building kube-apiserver and kube-controller-manager v1.20.2 from Debian source (once)"
+  built && return
+  log "building ${BINARIES[*]} v1.20.2 from Debian source (once)"
   local src_list=/etc/apt/sources.list.d/souk-deb-src.sources
   if [[ ! -f $src_list ]]; then
-    cat >"$src_list" <<'EOF'
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: bookworm bookworm-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
+    deb_src_entry >"$src_list.tmp"
+    mv "$src_list.tmp" "$src_list"
     apt-get update -qq
   fi
   local work
@@ -66,16 +99,19 @@ EOF
     cp /usr/share/gocode/src/github.com/modern-go/reflect2/*.go "$r"/
     cp /usr/share/gocode/src/github.com/modern-go/reflect2/*.s "$r"/ 2>/dev/null || true
     rm -f "$r"/*_test.go
-    GOFLAGS= CGO_ENABLED=0 make WHAT="cmd/kube-apiserver cmd/kube-controller-manager" >build.log 2>&1 ||
+    GOFLAGS= CGO_ENABLED=0 make WHAT="${BINARIES[*]/#/cmd/}" >build.log 2>&1 ||
       { tail -40 build.log >&2; exit 1; }
+    # The pod sandbox ("pause") image's one binary, from the same source.
+    gcc -Os -static -o pause build/pause/linux/pause.c
   )
   mkdir -p "$CACHE"
   local found
-  for b in kube-apiserver kube-controller-manager; do
+  for b in "${BINARIES[@]}"; do
     found="$(find "$work/src/_output" -type f -name "$b" -perm -u+x | head -1)"
     [[ -n $found ]] || { log "$b not built"; exit 1; }
     install -m 0755 "$found" "$CACHE/$b"
   done
+  install -m 0755 "$work/src/pause" "$CACHE/pause"
   rm -rf "$work"
   log "binaries cached in $CACHE"
 }
@@ -198,9 +234,12 @@ stop() {
   log "stopped ($STATE removed)"
 }
 
-case "${1:-start}" in
-  start) start ;;
-  stop) stop ;;
-  build) build ;;
-  *) echo "usage: $0 start|stop|build" >&2; exit 2 ;;
-esac
+# node.sh sources this file for `build`, `free_port` and the certificates.
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+  case "${1:-start}" in
+    start) start ;;
+    stop) stop ;;
+    build) build ;;
+    *) echo "usage: $0 start|stop|build" >&2; exit 2 ;;
+  esac
+fi

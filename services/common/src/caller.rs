@@ -1,16 +1,21 @@
 //! Who is calling a service. The gateway (or a sibling service) states the caller in
-//! `x-souk-principal` and proves it sent it with an HMAC over the value and a timestamp, keyed
-//! by the internal secret. A service never trusts an identity header without a valid proof, so a
-//! forged `x-souk-principal` sent straight to a service gets 401.
+//! `x-souk-principal` and proves it sent it with an HMAC keyed by the internal secret over the
+//! value, a timestamp and the request itself: its method, target service, path and query, and
+//! the SHA-256 of its body. A service never trusts an identity header without a valid proof, so
+//! a forged `x-souk-principal` sent straight to a service gets 401, and a captured proof is
+//! good for nothing but repeating the very same request to the same service for a few seconds.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::{FromRef, FromRequestParts};
+use axum::body::Body;
+use axum::extract::{FromRef, FromRequestParts, OriginalUri, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -28,8 +33,31 @@ pub const IDENTITY_HEADERS: [&str; 6] = [
     "x-forwarded-for",
 ];
 
-/// How far a proof's timestamp may be from now: short, so a captured header is soon useless.
-const MAX_SKEW_SECS: i64 = 60;
+/// How far a proof's timestamp may be from now. A proof is made just before its request is
+/// sent, and cluster clocks agree to well under a second, so 15 s covers skew plus a request
+/// queued under load; a captured proof can only repeat its own request, within that time.
+const MAX_SKEW_SECS: i64 = 15;
+
+/// The request a proof is made for (sender side) or arrived with (receiving side).
+#[derive(Clone, Copy, Debug)]
+pub struct ProofTarget<'a> {
+    /// The receiving service's name (`user`, `product`, ...).
+    pub service: &'a str,
+    pub method: &'a Method,
+    /// Exactly as the receiver sees it: `/internal/users/1?x=y`.
+    pub path_and_query: &'a str,
+    pub body: &'a [u8],
+}
+
+/// What the receiving service saw of a request that states a caller, recorded by `scope` for
+/// the extractors (they cannot read the body themselves).
+#[derive(Clone, Debug)]
+pub struct ReceivedRequest {
+    service: &'static str,
+    method: Method,
+    path_and_query: String,
+    body_sha256: [u8; 32],
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -94,19 +122,46 @@ impl InternalAuth {
         Self { mac: Arc::new(mac) }
     }
 
-    fn signature(&self, principal: &str, ts: i64) -> Hmac<Sha256> {
+    fn signature(
+        &self,
+        principal: &str,
+        ts: i64,
+        service: &str,
+        method: &Method,
+        path_and_query: &str,
+        body_sha256: &[u8; 32],
+    ) -> Hmac<Sha256> {
         let mut mac = (*self.mac).clone();
-        mac.update(principal.as_bytes());
-        mac.update(b"\n");
-        mac.update(ts.to_string().as_bytes());
+        // Newline-separated: none of the parts can contain one (header values and request
+        // targets cannot), so no two requests give the same input.
+        for part in [
+            principal.as_bytes(),
+            ts.to_string().as_bytes(),
+            service.as_bytes(),
+            method.as_str().as_bytes(),
+            path_and_query.as_bytes(),
+        ] {
+            mac.update(part);
+            mac.update(b"\n");
+        }
+        mac.update(body_sha256);
         mac
     }
 
-    /// Adds the caller and its proof to outgoing headers, replacing any already there.
-    pub fn sign_into(&self, caller: &Caller, headers: &mut HeaderMap) {
+    /// Adds the caller and its proof for `target` to outgoing headers, replacing any there.
+    pub fn sign_into(&self, caller: &Caller, target: &ProofTarget<'_>, headers: &mut HeaderMap) {
         let principal = caller.encode();
         let ts = unix_now();
-        let sig = hex::encode(self.signature(&principal, ts).finalize().into_bytes());
+        let body_sha256: [u8; 32] = Sha256::digest(target.body).into();
+        let mac = self.signature(
+            &principal,
+            ts,
+            target.service,
+            target.method,
+            target.path_and_query,
+            &body_sha256,
+        );
+        let sig = hex::encode(mac.finalize().into_bytes());
         headers.insert(
             PRINCIPAL,
             HeaderValue::from_str(&principal).expect("principal is ASCII"),
@@ -118,12 +173,18 @@ impl InternalAuth {
         );
     }
 
-    /// `Ok(None)`: no caller stated (anonymous). `Err`: a caller stated without a valid proof.
-    pub fn verify(&self, headers: &HeaderMap) -> Result<Option<Caller>, ApiError> {
+    /// `Ok(None)`: no caller stated (anonymous). `Err`: a caller stated without a valid proof
+    /// for this very request.
+    pub fn verify(
+        &self,
+        headers: &HeaderMap,
+        received: Option<&ReceivedRequest>,
+    ) -> Result<Option<Caller>, ApiError> {
         let Some(principal) = headers.get(PRINCIPAL) else {
             return Ok(None);
         };
         let forged = || ApiError::unauthorized("the caller's identity could not be verified");
+        let received = received.ok_or_else(forged)?;
         let principal = principal.to_str().map_err(|_| forged())?;
         let ts: i64 = header_str(headers, PRINCIPAL_TS)
             .and_then(|v| v.parse().ok())
@@ -134,11 +195,44 @@ impl InternalAuth {
         if (unix_now() - ts).abs() > MAX_SKEW_SECS {
             return Err(forged());
         }
-        self.signature(principal, ts)
-            .verify_slice(&sig)
-            .map_err(|_| forged())?;
+        self.signature(
+            principal,
+            ts,
+            received.service,
+            &received.method,
+            &received.path_and_query,
+            &received.body_sha256,
+        )
+        .verify_slice(&sig)
+        .map_err(|_| forged())?;
         Caller::decode(principal).map(Some).ok_or_else(forged)
     }
+}
+
+/// Middleware of every service (`server::layers`): when a request states a caller, reads its
+/// body (already bounded to 1 MiB) and records what the proof must cover.
+pub async fn scope(State(service): State<&'static str>, req: Request, next: Next) -> Response {
+    if !req.headers().contains_key(PRINCIPAL) {
+        return next.run(req).await;
+    }
+    let (mut parts, body) = req.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, crate::server::MAX_BODY_BYTES).await else {
+        return ApiError::payload_too_large().into_response();
+    };
+    let uri = parts
+        .extensions
+        .get::<OriginalUri>()
+        .map_or(&parts.uri, |o| &o.0);
+    let received = ReceivedRequest {
+        service,
+        method: parts.method.clone(),
+        path_and_query: uri
+            .path_and_query()
+            .map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned()),
+        body_sha256: Sha256::digest(&body).into(),
+    };
+    parts.extensions.insert(received);
+    next.run(Request::from_parts(parts, Body::from(body))).await
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -164,7 +258,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         InternalAuth::from_ref(state)
-            .verify(&parts.headers)
+            .verify(&parts.headers, parts.extensions.get::<ReceivedRequest>())
             .map(MaybeCaller)
     }
 }
@@ -243,28 +337,114 @@ where
 mod tests {
     use super::*;
 
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn received(t: &ProofTarget<'_>) -> ReceivedRequest {
+        ReceivedRequest {
+            service: Box::leak(t.service.to_owned().into_boxed_str()),
+            method: t.method.clone(),
+            path_and_query: t.path_and_query.to_owned(),
+            body_sha256: Sha256::digest(t.body).into(),
+        }
+    }
+
     #[test]
     fn signed_caller_verifies_and_tampering_fails() {
-        let auth = InternalAuth::new("0123456789abcdef0123456789abcdef");
+        let auth = InternalAuth::new(SECRET);
         let caller = Caller::User {
             id: Uuid::now_v7(),
             role: Role::Customer,
         };
+        let target = ProofTarget {
+            service: "user",
+            method: &Method::GET,
+            path_and_query: "/api/v1/users/me",
+            body: b"",
+        };
         let mut headers = HeaderMap::new();
-        auth.sign_into(&caller, &mut headers);
-        assert_eq!(auth.verify(&headers).unwrap(), Some(caller));
+        auth.sign_into(&caller, &target, &mut headers);
+        let seen = received(&target);
+        assert_eq!(auth.verify(&headers, Some(&seen)).unwrap(), Some(caller));
+        assert!(
+            auth.verify(&headers, None).is_err(),
+            "no record of the request"
+        );
 
         let admin = Caller::User {
             id: Uuid::now_v7(),
             role: Role::Admin,
         };
         headers.insert(PRINCIPAL, HeaderValue::from_str(&admin.encode()).unwrap());
-        assert!(auth.verify(&headers).is_err());
+        assert!(auth.verify(&headers, Some(&seen)).is_err());
 
         let other = InternalAuth::new("another-secret-another-secret-xx");
         let mut headers = HeaderMap::new();
-        other.sign_into(&Caller::Service("order".into()), &mut headers);
-        assert!(auth.verify(&headers).is_err());
-        assert_eq!(auth.verify(&HeaderMap::new()).unwrap(), None);
+        other.sign_into(&Caller::Service("order".into()), &target, &mut headers);
+        assert!(auth.verify(&headers, Some(&seen)).is_err());
+        assert_eq!(auth.verify(&HeaderMap::new(), Some(&seen)).unwrap(), None);
+    }
+
+    #[test]
+    fn a_proof_is_bound_to_its_request() {
+        let auth = InternalAuth::new(SECRET);
+        let signed = ProofTarget {
+            service: "product",
+            method: &Method::POST,
+            path_and_query: "/internal/reservations?dry=1",
+            body: br#"{"quantity":1}"#,
+        };
+        let mut headers = HeaderMap::new();
+        auth.sign_into(&Caller::Service("order".into()), &signed, &mut headers);
+        assert!(auth.verify(&headers, Some(&received(&signed))).is_ok());
+        for other in [
+            ProofTarget {
+                service: "user",
+                ..signed
+            },
+            ProofTarget {
+                method: &Method::PUT,
+                ..signed
+            },
+            ProofTarget {
+                path_and_query: "/internal/reservations",
+                ..signed
+            },
+            ProofTarget {
+                path_and_query: "/internal/reservations?dry=0",
+                ..signed
+            },
+            ProofTarget {
+                body: br#"{"quantity":9}"#,
+                ..signed
+            },
+        ] {
+            assert!(
+                auth.verify(&headers, Some(&received(&other))).is_err(),
+                "{other:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_old_proof_is_refused() {
+        let auth = InternalAuth::new(SECRET);
+        let target = ProofTarget {
+            service: "cart",
+            method: &Method::GET,
+            path_and_query: "/api/v1/cart",
+            body: b"",
+        };
+        let principal = Caller::Service("order".into()).encode();
+        let ts = unix_now() - MAX_SKEW_SECS - 1;
+        let sha: [u8; 32] = Sha256::digest(b"").into();
+        let mac = auth.signature(&principal, ts, "cart", &Method::GET, "/api/v1/cart", &sha);
+        let mut headers = HeaderMap::new();
+        headers.insert(PRINCIPAL, HeaderValue::from_str(&principal).unwrap());
+        headers.insert(PRINCIPAL_TS, HeaderValue::from(ts));
+        headers.insert(
+            PRINCIPAL_SIG,
+            HeaderValue::from_str(&hex::encode(mac.finalize().into_bytes())).unwrap(),
+        );
+        assert!(auth.verify(&headers, Some(&received(&target))).is_err());
     }
 }

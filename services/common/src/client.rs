@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::caller::{Caller, InternalAuth};
+use crate::caller::{Caller, InternalAuth, ProofTarget};
 use crate::error::ApiError;
 
 #[derive(Clone)]
@@ -48,12 +48,17 @@ impl From<CallError> for ApiError {
     }
 }
 
+/// How long an unused pooled connection is kept: below the servers' keep-alive limit
+/// (`ConnectionLimits::header_read_timeout`, 10 s), so a request is never sent on a connection
+/// the server is closing at that moment.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// One HTTP client per process: its pool keeps connections to siblings alive.
 pub fn http_client(timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(Duration::from_secs(2))
-        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .tcp_nodelay(true)
         .build()
         .expect("a plain HTTP client always builds")
@@ -112,21 +117,46 @@ impl ServiceClient {
         body: Option<&B>,
         caller: Option<&Caller>,
     ) -> Result<reqwest::Response, CallError> {
-        let mut headers = HeaderMap::new();
-        let me = Caller::Service(self.from.to_owned());
-        self.auth.sign_into(caller.unwrap_or(&me), &mut headers);
-        if let Some(id) = current_request_id() {
-            headers.insert(crate::telemetry::REQUEST_ID, id);
-        }
+        let body = match body {
+            Some(body) => serde_json::to_vec(body)
+                .map_err(|e| self.unavailable(format!("unencodable request: {e}")))?,
+            None => Vec::new(),
+        };
         let mut req = self
             .http
             .request(method, format!("{}{}", self.base, path))
-            .headers(headers);
-        if let Some(body) = body {
-            req = req.json(body);
+            .build()
+            .map_err(|e| self.unavailable(format!("invalid request: {e}")))?;
+        // Sign the target exactly as it goes on the wire (the URL parser normalises it).
+        let url = req.url();
+        let path_and_query = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_owned(),
+        };
+        let mut headers = HeaderMap::new();
+        let me = Caller::Service(self.from.to_owned());
+        let target = ProofTarget {
+            service: self.to,
+            method: req.method(),
+            path_and_query: &path_and_query,
+            body: &body,
+        };
+        self.auth
+            .sign_into(caller.unwrap_or(&me), &target, &mut headers);
+        if let Some(id) = current_request_id() {
+            headers.insert(crate::telemetry::REQUEST_ID, id);
         }
-        let res = req
-            .send()
+        if !body.is_empty() {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
+        req.headers_mut().extend(headers);
+        *req.body_mut() = (!body.is_empty()).then(|| body.into());
+        let res = self
+            .http
+            .execute(req)
             .await
             .map_err(|e| self.unavailable(e.to_string()))?;
         if res.status().is_success() {

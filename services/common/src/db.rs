@@ -74,10 +74,62 @@ pub async fn drop_database(url: &str) -> anyhow::Result<()> {
 }
 
 /// Runs a service's embedded migrations. Safe to run from several processes: sqlx takes an
-/// advisory lock.
+/// advisory lock. Migrations newer than this binary (applied by a later version that was rolled
+/// back) are left in place rather than refused: migrations only add, so an older binary runs on
+/// a newer schema, and a rollback must not be blocked by them.
 pub async fn migrate(pool: &PgPool, migrator: &Migrator) -> anyhow::Result<()> {
-    migrator.run(pool).await?;
+    let tolerant = Migrator {
+        migrations: migrator.migrations.clone(),
+        ignore_missing: true,
+        locking: migrator.locking,
+        no_tx: migrator.no_tx,
+        table_name: migrator.table_name.clone(),
+        create_schemas: migrator.create_schemas.clone(),
+    };
+    tolerant.run(pool).await?;
     Ok(())
+}
+
+/// How long `retrying` keeps trying by default: a migration Job or a service may start before
+/// its PostgreSQL accepts connections (a StatefulSet's first `initdb`, a restarting server).
+pub const DATABASE_PATIENCE: Duration = Duration::from_secs(120);
+
+/// Whether an error is one a later attempt may not see: the server not listening yet, starting
+/// up or shutting down, or a pool that could not get a connection in time.
+fn transient(e: &anyhow::Error) -> bool {
+    match e.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_)) => true,
+        // 57P03 cannot_connect_now ("the database system is starting up"), 57P01
+        // admin_shutdown: both end by themselves.
+        Some(sqlx::Error::Database(d)) => matches!(d.code().as_deref(), Some("57P03" | "57P01")),
+        _ => false,
+    }
+}
+
+/// Runs `attempt` until it succeeds, fails with a non-transient error, or `patience` has
+/// passed; waits 250 ms, 500 ms, 1 s … (at most 5 s) between attempts.
+pub async fn retrying<T, F, Fut>(
+    what: &str,
+    patience: Duration,
+    mut attempt: F,
+) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let deadline = tokio::time::Instant::now() + patience;
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match attempt().await {
+            Ok(v) => return Ok(v),
+            Err(e) if transient(&e) && tokio::time::Instant::now() + delay < deadline => {
+                tracing::warn!(error = %e, retry_in = ?delay, "{what}: database not reachable yet");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e.context(format!("{what} (gave up after {patience:?})"))),
+        }
+    }
 }
 
 /// Replaces the database name in a server URL: `postgres://h:5432/x` -> `postgres://h:5432/<name>`.
@@ -85,4 +137,105 @@ pub fn with_database(server_url: &str, name: &str) -> anyhow::Result<String> {
     let mut url = url::Url::parse(server_url)?;
     url.set_path(&format!("/{name}"));
     Ok(url.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{DATABASE_PATIENCE, retrying};
+    use crate::testing::test_server_url;
+
+    /// A port that refuses connections until `after`, then forwards to the test server.
+    async fn late_server(after: Duration) -> String {
+        let server = url::Url::parse(&test_server_url()).unwrap();
+        let upstream = format!(
+            "{}:{}",
+            server.host_str().unwrap(),
+            server.port().unwrap_or(5432)
+        );
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = probe.local_addr().unwrap().port();
+        drop(probe);
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .unwrap();
+            loop {
+                let (mut inbound, _) = listener.accept().await.unwrap();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let mut out = tokio::net::TcpStream::connect(upstream).await.unwrap();
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                });
+            }
+        });
+        let mut url = server;
+        url.set_host(Some("127.0.0.1")).unwrap();
+        url.set_port(Some(port)).unwrap();
+        url.to_string()
+    }
+
+    #[tokio::test]
+    async fn waits_for_a_database_that_starts_late() {
+        let url = late_server(Duration::from_millis(1500)).await;
+        let started = std::time::Instant::now();
+        // The maintenance database exists: this only connects, as `souk migrate` does first.
+        retrying("test", DATABASE_PATIENCE, || super::create_if_missing(&url))
+            .await
+            .expect("connected once the server listened");
+        assert!(started.elapsed() >= Duration::from_millis(1500));
+    }
+
+    #[tokio::test]
+    async fn gives_up_after_its_patience() {
+        let url = late_server(Duration::from_secs(3600)).await;
+        let started = std::time::Instant::now();
+        let err = retrying("test", Duration::from_secs(1), || {
+            super::create_if_missing(&url)
+        })
+        .await
+        .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(3), "{err:#}");
+        assert!(format!("{err:#}").contains("gave up"), "{err:#}");
+    }
+
+    #[tokio::test]
+    async fn does_not_retry_what_waiting_cannot_fix() {
+        let mut url = url::Url::parse(&test_server_url()).unwrap();
+        url.set_path("/");
+        let bad = format!("{url}?sslmode=bogus");
+        let started = std::time::Instant::now();
+        assert!(
+            retrying("test", DATABASE_PATIENCE, || super::connect(&bad, 1))
+                .await
+                .is_err()
+        );
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    /// A rollback: the older binary's migrator meets a schema with a newer migration applied.
+    #[tokio::test]
+    async fn an_older_binary_migrates_a_newer_schema() {
+        let dir = std::env::temp_dir().join(format!("souk-migrate-{}", uuid::Uuid::now_v7()));
+        let (old, new) = (dir.join("old"), dir.join("new"));
+        for d in [&old, &new] {
+            std::fs::create_dir_all(d).unwrap();
+            std::fs::write(d.join("1_first.sql"), "CREATE TABLE a (id int);").unwrap();
+        }
+        std::fs::write(new.join("2_second.sql"), "CREATE TABLE b (id int);").unwrap();
+        let name = format!("souk_rollback_{}", uuid::Uuid::now_v7().simple());
+        let url = super::with_database(&test_server_url(), &name).unwrap();
+        super::create_if_missing(&url).await.unwrap();
+        let pool = super::connect(&url, 1).await.unwrap();
+        let newer = sqlx::migrate::Migrator::new(new.as_path()).await.unwrap();
+        let older = sqlx::migrate::Migrator::new(old.as_path()).await.unwrap();
+        super::migrate(&pool, &newer).await.unwrap();
+        let rolled_back = super::migrate(&pool, &older).await;
+        pool.close().await;
+        super::drop_database(&url).await.unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        rolled_back.expect("the older migrator accepts the newer schema");
+    }
 }

@@ -157,17 +157,46 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// How long a client should wait after the database was unreachable: a restart or failover
+/// takes seconds, and the pool reconnects on the next request.
+pub const DATABASE_RETRY_AFTER_SECS: u64 = 2;
+
 impl From<sqlx::Error> for ApiError {
     /// Fallback mapping; handlers map their own unique constraints to precise codes first.
     fn from(e: sqlx::Error) -> Self {
         match &e {
             sqlx::Error::RowNotFound => Self::not_found("no such resource"),
-            sqlx::Error::PoolTimedOut => Self::unavailable("the database is busy, try again"),
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 Self::conflict("conflict", "a resource with these values already exists")
             }
+            _ if is_unavailable(&e) => {
+                tracing::warn!(error = %e, "database unavailable");
+                let mut unavailable =
+                    Self::unavailable("the database is unavailable, try again shortly");
+                unavailable.retry_after_secs = Some(DATABASE_RETRY_AFTER_SECS);
+                unavailable
+            }
             _ => Self::internal(e),
         }
+    }
+}
+
+/// Whether the error says the database cannot be reached right now (and a retry may succeed),
+/// rather than that the statement is wrong: a reset or refused connection, a host name that
+/// does not resolve, a pool with no free connection, or the server shutting down or starting
+/// (SQLSTATE class 08 connection exceptions, 57P0x operator intervention, 53300 too many
+/// connections).
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || code.starts_with("57P") || code == "53300"
+        }),
+        _ => false,
     }
 }
 
@@ -183,4 +212,33 @@ pub fn unique_violation(e: &sqlx::Error) -> Option<&str> {
 pub fn parse_id(raw: &str, what: &str) -> Result<uuid::Uuid, ApiError> {
     raw.parse()
         .map_err(|_| ApiError::not_found(format!("no such {what}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_database_is_503_with_retry_after() {
+        for kind in [
+            std::io::ErrorKind::ConnectionReset,
+            std::io::ErrorKind::ConnectionRefused,
+            std::io::ErrorKind::UnexpectedEof,
+            // What a host name that does not resolve looks like to sqlx.
+            std::io::ErrorKind::NotFound,
+        ] {
+            let e = ApiError::from(sqlx::Error::Io(std::io::Error::from(kind)));
+            assert_eq!(e.status, 503, "{kind:?}");
+            assert_eq!(e.retry_after_secs, Some(DATABASE_RETRY_AFTER_SECS));
+        }
+        let e = ApiError::from(sqlx::Error::PoolTimedOut);
+        assert_eq!(e.status, 503);
+        assert!(e.retry_after_secs.is_some());
+    }
+
+    #[test]
+    fn a_wrong_statement_is_still_500() {
+        let e = ApiError::from(sqlx::Error::ColumnNotFound("x".into()));
+        assert_eq!(e.status, 500);
+    }
 }

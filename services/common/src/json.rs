@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, FieldError};
+use crate::text;
 
 pub struct Json<T>(pub T);
 
@@ -39,8 +40,16 @@ where
     }
 }
 
-/// Deserialises a JSON body with the same error mapping as the extractor.
+/// Deserialises a JSON body with the same error mapping as the extractor. A string holding NUL
+/// is 422 naming its field (see `text`); the scan for it is one pass over the bytes, and only a
+/// body that has one is parsed a second time to find where.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if text::json_has_nul(bytes)
+        && let Ok(doc) = serde_json::from_slice::<serde_json::Value>(bytes)
+        && let Some(e) = text::nul_in_json(&doc)
+    {
+        return Err(e);
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();
@@ -121,6 +130,13 @@ mod tests {
         let e = parse::<Body>(br#"{"quantity": "two", "name": "x"}"#).unwrap_err();
         assert_eq!(e.status, 422);
         assert_eq!(e.errors[0].field, "quantity");
+    }
+
+    #[test]
+    fn nul_in_a_string_is_422_naming_the_field() {
+        let e = parse::<Body>(br#"{"quantity": 2, "name": "a\u0000"}"#).unwrap_err();
+        assert_eq!(e.status, 422);
+        assert_eq!(e.errors[0].field, "name");
     }
 
     #[test]

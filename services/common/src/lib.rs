@@ -7,6 +7,7 @@ pub mod db;
 pub mod emulators;
 pub mod error;
 pub mod json;
+pub mod listener;
 pub mod ops;
 pub mod pagination;
 pub mod query;
@@ -14,6 +15,7 @@ pub mod server;
 pub mod settings;
 pub mod telemetry;
 pub mod testing;
+pub mod text;
 pub mod token;
 
 pub use caller::{AdminUser, AuthUser, Caller, InternalAuth, Role, ServiceCaller};

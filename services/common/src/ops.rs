@@ -1,21 +1,39 @@
 //! `/healthz`, `/readyz` and `/metrics`, plus the HTTP metrics middleware.
+//!
+//! The public port answers `/healthz` and `/readyz` with a bare status (what probes need);
+//! `/metrics` and the reason a service is not ready are only served on the ops listener
+//! (`listener::serve_ops`), which is never exposed through the gateway or an ingress.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Extension, Router};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::error::ApiError;
 
 /// Checks run by `/readyz`: each answers `Err(reason)` when a dependency is unreachable.
 pub type ReadyCheck =
     Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+
+/// The only paths the ops listener serves.
+pub const OPS_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
+/// Marks a request that arrived on the ops listener.
+#[derive(Clone, Copy, Debug)]
+pub struct OpsListener;
+
+/// A response extension naming the route for metrics when axum has no matched path (the
+/// gateway's proxy names the service it forwarded to). Must be a fixed, small set.
+#[derive(Clone, Copy, Debug)]
+pub struct RouteLabel(pub &'static str);
 
 /// A readiness check that pings the database.
 pub fn database_check(pool: sqlx::PgPool) -> ReadyCheck {
@@ -54,33 +72,70 @@ pub fn router(checks: Vec<ReadyCheck>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
-        .route("/metrics", get(|| async { prometheus().render() }))
+        .route("/metrics", get(metrics_page))
         .with_state(Arc::new(checks))
 }
 
-async fn ready(State(checks): State<Arc<Vec<ReadyCheck>>>) -> Response {
+async fn metrics_page(ops: Option<Extension<OpsListener>>) -> Response {
+    match ops {
+        Some(_) => prometheus().render().into_response(),
+        None => ApiError::not_found("no such endpoint").into_response(),
+    }
+}
+
+async fn ready(
+    State(checks): State<Arc<Vec<ReadyCheck>>>,
+    ops: Option<Extension<OpsListener>>,
+) -> Response {
     for check in checks.iter() {
         if let Err(reason) = check().await {
             tracing::warn!(%reason, "not ready");
-            return (StatusCode::SERVICE_UNAVAILABLE, reason).into_response();
+            let body = if ops.is_some() {
+                reason
+            } else {
+                "not ready".to_owned()
+            };
+            return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
         }
     }
     "ready".into_response()
 }
 
-/// Counts requests and records latency per service, route template and status.
+/// The method as a label: the standard ones, anything else `other` (clients can send any
+/// token as a method, and each label value is a new series held in memory forever).
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
+    }
+}
+
+/// Counts requests and records latency per service, method, route template and status.
+/// Never the raw path: route templates come from the router, a fixed set.
 pub async fn track(State(service): State<&'static str>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let route = req
+    let matched = req
         .extensions()
         .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().as_str().to_owned();
+        .map(|p| p.as_str().to_owned());
+    let method = method_label(req.method());
     let res = next.run(req).await;
+    let route = match (res.extensions().get::<RouteLabel>(), matched) {
+        (Some(label), _) => label.0.to_owned(),
+        (None, Some(path)) => path,
+        (None, None) => "unmatched".to_owned(),
+    };
     let labels = [
         ("service", service.to_owned()),
-        ("method", method),
+        ("method", method.to_owned()),
         ("route", route),
         ("status", res.status().as_u16().to_string()),
     ];
@@ -88,4 +143,51 @@ pub async fn track(State(service): State<&'static str>, req: Request, next: Next
     metrics::histogram!("http_request_duration_seconds", &labels)
         .record(start.elapsed().as_secs_f64());
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invented_methods_share_one_label() {
+        for m in ["FOO", "BAR1", "X-ANYTHING"] {
+            assert_eq!(
+                method_label(&Method::from_bytes(m.as_bytes()).unwrap()),
+                "other"
+            );
+        }
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+    }
+
+    #[tokio::test]
+    async fn the_reason_for_not_ready_is_told_only_on_the_ops_listener() {
+        use tower::ServiceExt;
+        let failing: ReadyCheck =
+            Arc::new(|| Box::pin(async { Err("database: connection refused".to_owned()) }));
+        let app = router(vec![failing]);
+        let ask = |ops: bool| {
+            let mut req = Request::get("/readyz")
+                .body(axum::body::Body::empty())
+                .unwrap();
+            if ops {
+                req.extensions_mut().insert(OpsListener);
+            }
+            let app = app.clone();
+            async move {
+                let res = app.oneshot(req).await.unwrap();
+                let status = res.status();
+                let body = axum::body::to_bytes(res.into_body(), 1024).await.unwrap();
+                (status, String::from_utf8(body.to_vec()).unwrap())
+            }
+        };
+        let public = ask(false).await;
+        assert_eq!(
+            public,
+            (StatusCode::SERVICE_UNAVAILABLE, "not ready".to_owned())
+        );
+        let ops = ask(true).await;
+        assert_eq!(ops.0, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(ops.1.contains("connection refused"), "{}", ops.1);
+    }
 }

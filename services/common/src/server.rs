@@ -10,7 +10,9 @@ use tokio::net::TcpListener;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use crate::caller;
 use crate::error::ApiError;
+pub use crate::listener::{ConnectionLimits, serve, serve_ops};
 use crate::ops;
 use crate::telemetry::{MakeRequestUuid, REQUEST_ID};
 
@@ -30,6 +32,7 @@ pub fn layers(service: &'static str, routes: Router, checks: Vec<ops::ReadyCheck
     routes
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(service, caller::scope))
         .layer(axum::middleware::from_fn_with_state(service, ops::track))
         .merge(ops::router(checks))
         .layer(axum::middleware::from_fn(scope_request_id))
@@ -73,21 +76,6 @@ pub async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
-}
-
-/// Serves until `shutdown` resolves, then lets in-flight requests finish.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await?;
-    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM (what Kubernetes sends).

@@ -83,3 +83,12 @@ pub fn listen_addr() -> Result<std::net::SocketAddr, ConfigError> {
         std::net::SocketAddr::from(([0, 0, 0, 0], 8080)),
     )
 }
+
+/// `SOUK_OPS_ADDR`, default `0.0.0.0:9090`: `/metrics` and the detailed `/readyz`, for
+/// Prometheus and operators only (never routed from outside the cluster).
+pub fn ops_addr() -> Result<std::net::SocketAddr, ConfigError> {
+    parsed(
+        "SOUK_OPS_ADDR",
+        std::net::SocketAddr::from(([0, 0, 0, 0], 9090)),
+    )
+}

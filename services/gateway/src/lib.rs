@@ -1,6 +1,7 @@
 //! The gateway: the only public entry. Routes `/api/v1/...` to the owning service, verifies
 //! access tokens, vouches for the caller to services, limits rates, bounds time and size.
 
+pub mod client_addr;
 mod keys;
 #[cfg(test)]
 mod openapi_tests;
@@ -59,8 +60,9 @@ pub struct Config {
     pub rate_limit_per_sec: f64,
     pub rate_limit_burst: f64,
     pub session_cache_ttl: Duration,
-    /// Behind an ingress, the client's address is the first `X-Forwarded-For` entry.
-    pub trust_forwarded_for: bool,
+    /// Networks of the proxies in front of the gateway (the ingress controller). A request
+    /// from one of them gets its client address from `X-Forwarded-For`; see `client_addr`.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Config {
@@ -88,9 +90,24 @@ impl Config {
                 "SOUK_SESSION_CACHE_SECS",
                 10,
             )?),
-            trust_forwarded_for: settings::parsed("SOUK_TRUST_FORWARDED_FOR", false)?,
+            trusted_proxies: trusted_proxies_from_env()?,
         })
     }
+}
+
+/// `SOUK_TRUSTED_PROXIES`: comma-separated networks (`10.0.0.0/8`) or addresses.
+fn trusted_proxies_from_env() -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    const VAR: &str = "SOUK_TRUSTED_PROXIES";
+    if settings::optional("SOUK_TRUST_FORWARDED_FOR")?.is_some() {
+        return Err(ConfigError::new(
+            "SOUK_TRUST_FORWARDED_FOR",
+            "is no longer read: list the proxies' networks in SOUK_TRUSTED_PROXIES instead",
+        ));
+    }
+    let Some(raw) = settings::optional(VAR)? else {
+        return Ok(Vec::new());
+    };
+    client_addr::parse_networks(&raw).map_err(|e| ConfigError::new(VAR, e))
 }
 
 /// Shared by every request through one `Arc`: axum clones the state for each request, and
@@ -116,7 +133,7 @@ pub async fn app(config: Config) -> anyhow::Result<Router> {
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(Duration::from_secs(2)));
     let http = Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_idle_timeout(souk_common::client::POOL_IDLE_TIMEOUT)
         .pool_max_idle_per_host(512)
         .build(connector);
     let user_client = ServiceClient::new(

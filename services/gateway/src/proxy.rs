@@ -9,11 +9,13 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http_body_util::Full;
-use souk_common::caller::IDENTITY_HEADERS;
+use souk_common::caller::{IDENTITY_HEADERS, ProofTarget};
+use souk_common::ops::RouteLabel;
 use souk_common::server::MAX_BODY_BYTES;
 use souk_common::{ApiError, Caller};
 
 use crate::AppState;
+use crate::client_addr;
 use crate::routes::{self, Access, Timeout};
 
 /// Connection-level headers that must not be forwarded (RFC 9110 §7.6.1).
@@ -44,7 +46,13 @@ async fn forward_inner(
     req: Request,
 ) -> Result<Response, ApiError> {
     let (mut parts, body) = req.into_parts();
-    let client_ip = client_ip(&parts.headers, peer, state.config.trust_forwarded_for);
+    let client_ip = match peer {
+        Some(peer) => {
+            client_addr::client_addr(&parts.headers, peer.ip(), &state.config.trusted_proxies)
+                .to_string()
+        }
+        None => "unknown".to_owned(),
+    };
     let caller = authenticate(state, &parts.headers).await?;
     // Limit before routing, so probing for endpoints costs the prober too.
     let limit_key = match &caller {
@@ -85,9 +93,6 @@ async fn forward_inner(
     for name in IDENTITY_HEADERS {
         headers.remove(name);
     }
-    if let Some(caller) = &caller {
-        state.internal.sign_into(caller, headers);
-    }
     if let Ok(ip) = HeaderValue::from_str(&client_ip) {
         headers.insert("x-forwarded-for", ip);
     }
@@ -99,6 +104,17 @@ async fn forward_inner(
         .unwrap_or("/");
     parts.uri = Uri::try_from(format!("{base}{path_and_query}"))
         .map_err(|_| ApiError::bad_request("invalid request target"))?;
+    if let Some(caller) = &caller {
+        let target = ProofTarget {
+            service: route.service.name(),
+            method: &parts.method,
+            path_and_query: parts.uri.path_and_query().map_or("/", |p| p.as_str()),
+            body: &body,
+        };
+        state
+            .internal
+            .sign_into(caller, &target, &mut parts.headers);
+    }
     parts.version = axum::http::Version::HTTP_11;
 
     let timeout = match route.timeout {
@@ -136,6 +152,9 @@ async fn forward_inner(
     for name in &HOP_BY_HOP {
         parts.headers.remove(name);
     }
+    parts
+        .extensions
+        .insert(RouteLabel(route.service.metrics_route()));
     Ok(Response::from_parts(parts, Body::new(body)))
 }
 
@@ -168,26 +187,16 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<Ca
         .sessions
         .current_role(&claims)
         .await
+        .map_err(|_| {
+            let mut e = ApiError::unavailable(
+                "your account cannot be checked right now, try again shortly",
+            );
+            e.retry_after_secs = Some(5);
+            e
+        })?
         .ok_or_else(|| ApiError::unauthorized("this account no longer exists"))?;
     Ok(Some(Caller::User {
         id: claims.sub,
         role,
     }))
-}
-
-/// The client's address: the connection's peer, or the first `X-Forwarded-For` entry when the
-/// gateway runs behind a trusted ingress.
-fn client_ip(headers: &HeaderMap, peer: Option<SocketAddr>, trust_forwarded_for: bool) -> String {
-    if trust_forwarded_for
-        && let Some(first) = headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-    {
-        return first.to_owned();
-    }
-    peer.map(|p| p.ip().to_string())
-        .unwrap_or_else(|| "unknown".to_owned())
 }

@@ -29,6 +29,18 @@ impl Service {
             Service::Payment => "payment",
         }
     }
+
+    /// The route label of requests forwarded to this service (its own metrics have the
+    /// route templates).
+    pub fn metrics_route(self) -> &'static str {
+        match self {
+            Service::User => "proxy:user",
+            Service::Product => "proxy:product",
+            Service::Cart => "proxy:cart",
+            Service::Order => "proxy:order",
+            Service::Payment => "proxy:payment",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

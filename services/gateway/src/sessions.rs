@@ -1,7 +1,8 @@
 //! Whether a token's user still exists, and their current role. A token stays valid for its
 //! whole lifetime, so without this a deleted or demoted user would keep access until expiry.
 //! Answers are cached for a few seconds per user, so the user service sees at most one lookup
-//! per user per TTL.
+//! per user per TTL. When the user service cannot answer, nothing is assumed: the request gets
+//! 503 (a token issued before a demotion must not regain its old role during an outage).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -35,10 +36,9 @@ impl Sessions {
         }
     }
 
-    /// The user's current role, or `None` when the account no longer exists. If the user
-    /// service cannot answer, the signed token's role is trusted so the rest of the shop
-    /// keeps working.
-    pub async fn current_role(&self, claims: &AccessClaims) -> Option<Role> {
+    /// The user's current role, `Ok(None)` when the account no longer exists, `Err` when the
+    /// user service cannot say and the cached answer (if any) is older than the TTL.
+    pub async fn current_role(&self, claims: &AccessClaims) -> Result<Option<Role>, CallError> {
         if let Some((role, at)) = self
             .cache
             .lock()
@@ -47,7 +47,7 @@ impl Sessions {
             .copied()
             && at.elapsed() < self.ttl
         {
-            return role;
+            return Ok(role);
         }
         let path = format!("/internal/users/{}", claims.sub);
         let role = match self
@@ -58,8 +58,8 @@ impl Sessions {
             Ok(view) => Some(view.role),
             Err(CallError::Api(e)) if e.status == StatusCode::NOT_FOUND => None,
             Err(e) => {
-                tracing::warn!(error = %e, "user lookup failed; trusting the token's role");
-                return Some(claims.role);
+                tracing::warn!(error = %e, "user lookup failed; refusing the request");
+                return Err(e);
             }
         };
         let mut cache = self.cache.lock().expect("session cache lock");
@@ -67,6 +67,6 @@ impl Sessions {
             cache.clear();
         }
         cache.insert(claims.sub, (role, Instant::now()));
-        role
+        Ok(role)
     }
 }

@@ -1,15 +1,14 @@
 //! Products: public reads, admin writes, and the cart's internal batch lookup.
 
 use axum::Router;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use souk_common::error::{parse_id, unique_violation};
 use souk_common::pagination::{MAX_LIMIT, Page, PageQuery};
-use souk_common::{AdminUser, ApiError, ApiResult, FieldError, Json, ServiceCaller};
+use souk_common::{AdminUser, ApiError, ApiResult, FieldError, Json, Query, ServiceCaller};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -55,10 +54,6 @@ async fn load(conn: &mut PgConnection, id: Uuid) -> ApiResult<Product> {
     .ok_or_else(|| ApiError::not_found("no such product"))
 }
 
-fn query_rejected(e: QueryRejection) -> ApiError {
-    ApiError::bad_request(format!("malformed query string: {}", e.body_text()))
-}
-
 /// The category and all its descendants; empty when the category does not exist.
 pub async fn subtree(db: &PgPool, id: Uuid) -> ApiResult<Vec<Uuid>> {
     Ok(sqlx::query_scalar(
@@ -78,9 +73,8 @@ pub async fn subtree(db: &PgPool, id: Uuid) -> ApiResult<Vec<Uuid>> {
 /// (inclusive cents); `sort`; keyset pagination.
 async fn list(
     State(state): State<AppState>,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    Query(query): Query<ListQuery>,
 ) -> ApiResult<Json<Page<Product>>> {
-    let Query(query) = query.map_err(query_rejected)?;
     let page = PageQuery {
         limit: query.limit.clone(),
         cursor: query.cursor.clone(),
@@ -410,9 +404,8 @@ struct Batch {
 async fn internal_batch(
     State(state): State<AppState>,
     _service: ServiceCaller,
-    query: Result<Query<BatchQuery>, QueryRejection>,
+    Query(query): Query<BatchQuery>,
 ) -> ApiResult<Json<Batch>> {
-    let Query(query) = query.map_err(query_rejected)?;
     let mut ids = Vec::new();
     for raw in query.ids.as_deref().unwrap_or("").split(',') {
         let raw = raw.trim();

@@ -88,27 +88,35 @@ async fn set_role(
     Ok(Json(profile))
 }
 
-/// Creates the admin, or promotes an existing account with that e-mail (its password is kept).
-/// Idempotent, so it can run at every start.
+/// What seeding the first admin did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminSeeding {
+    /// A new admin account, with the given password.
+    Created(Uuid),
+    /// An admin with this e-mail exists already (its password is left alone).
+    AlreadyAdmin(Uuid),
+    /// A customer account has this e-mail: seeding did not set its password, so it does not
+    /// promote it (whoever registered the e-mail first would become admin). Promoting stays
+    /// an explicit act: an admin's `PATCH /api/v1/admin/users/{id}`, or `souk admin promote`.
+    NotPromoted(Uuid),
+}
+
+/// Creates the admin with this password unless an account has the e-mail already; never
+/// promotes one. Idempotent, so it can run at every start.
 pub async fn ensure_admin(
     db: &PgPool,
     email: &str,
     password: &str,
     name: &str,
-) -> anyhow::Result<Uuid> {
+) -> anyhow::Result<AdminSeeding> {
     let mut errors: Vec<FieldError> = Vec::new();
     let email = validate_email(email, &mut errors);
     validate_password(password, &mut errors);
     if let Some(e) = errors.first() {
         anyhow::bail!("admin {}: {}", e.field, e.message);
     }
-    let promoted: Option<Uuid> =
-        sqlx::query_scalar("UPDATE users SET role = 'admin', updated_at = now() WHERE lower(email) = lower($1) RETURNING id")
-            .bind(&email)
-            .fetch_optional(db)
-            .await?;
-    if let Some(id) = promoted {
-        return Ok(id);
+    if let Some(existing) = existing_account(db, &email).await? {
+        return Ok(existing);
     }
     let hash = password::hash(password.to_owned()).await?;
     let mut tx = db.begin().await?;
@@ -117,13 +125,50 @@ pub async fn ensure_admin(
         Ok(profile) => {
             tx.commit().await?;
             tracing::info!(user_id = %profile.id, "admin created");
-            Ok(profile.id)
+            Ok(AdminSeeding::Created(profile.id))
         }
-        // Created concurrently by another replica: promote that one.
+        // Registered (or seeded by another replica) meanwhile: look again.
         Err(e) if e.code == "email_taken" => {
             drop(tx);
-            Box::pin(ensure_admin(db, &email, password, name)).await
+            existing_account(db, &email)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("admin {email}: the account vanished"))
         }
         Err(e) => Err(anyhow::anyhow!("{e}")),
     }
+}
+
+async fn existing_account(db: &PgPool, email: &str) -> anyhow::Result<Option<AdminSeeding>> {
+    let found: Option<(Uuid, String)> =
+        sqlx::query_as("SELECT id, role FROM users WHERE lower(email) = lower($1)")
+            .bind(email)
+            .fetch_optional(db)
+            .await?;
+    Ok(found.map(|(id, role)| {
+        if role == Role::Admin.as_str() {
+            AdminSeeding::AlreadyAdmin(id)
+        } else {
+            tracing::warn!(
+                user_id = %id,
+                "the admin e-mail to seed belongs to an existing customer account, whose password \
+                 seeding did not set: NOT promoted. If the account is yours, promote it with \
+                 `souk admin promote --email ...` or an admin's PATCH /api/v1/admin/users/{id}"
+            );
+            AdminSeeding::NotPromoted(id)
+        }
+    }))
+}
+
+/// Makes an existing account an admin, keeping its password: the explicit act of an operator
+/// with access to the user database (`souk admin promote`).
+pub async fn promote_admin(db: &PgPool, email: &str) -> anyhow::Result<Uuid> {
+    let promoted: Option<Uuid> = sqlx::query_scalar(
+        "UPDATE users SET role = 'admin', updated_at = now() WHERE lower(email) = lower($1) RETURNING id",
+    )
+    .bind(email.trim())
+    .fetch_optional(db)
+    .await?;
+    let id = promoted.ok_or_else(|| anyhow::anyhow!("no account has the e-mail {email}"))?;
+    tracing::info!(user_id = %id, "account promoted to admin");
+    Ok(id)
 }

@@ -1,6 +1,7 @@
 //! Register, log in, refresh (with rotation and reuse detection) and log out.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use axum::Extension;
 use axum::Router;
@@ -75,6 +76,8 @@ pub fn validate_password(password: &str, errors: &mut Vec<FieldError>) {
 
 async fn register(
     State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
     Json(body): Json<Registration>,
 ) -> ApiResult<(StatusCode, Json<TokenResponse>)> {
     let mut errors = Vec::new();
@@ -83,6 +86,27 @@ async fn register(
     let name = validate_name(&body.name, &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
+    }
+    // Counted once the request is valid, before the hash it costs.
+    let limits = state.config.registration_limits;
+    let key = throttle::registration_key(&client_address(&headers, peer.map(|c| c.0.0)));
+    match throttle::count(&state.db, &key, limits.window_secs).await? {
+        throttle::Count::Counted {
+            attempts,
+            window_left,
+        } if attempts > limits.per_address => {
+            return Err(ApiError::too_many_requests(
+                window_left,
+                "too many registrations from this address; try again later",
+            ));
+        }
+        throttle::Count::Blocked(wait) => {
+            return Err(ApiError::too_many_requests(
+                wait,
+                "too many registrations from this address; try again later",
+            ));
+        }
+        throttle::Count::Counted { .. } => {}
     }
     let hash = password::hash(body.password)
         .await
@@ -161,15 +185,46 @@ struct Credentials {
     password: String,
 }
 
-/// The client's address as the gateway saw it, else the connection's peer.
+/// The client's address as the gateway states it (it sets `X-Forwarded-For` to exactly one
+/// address), else the connection's peer. Anything that is not an IP address is not trusted.
 fn client_address(headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
     headers
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(',').next())
-        .map(|v| v.trim().to_owned())
-        .or_else(|| peer.map(|p| p.ip().to_string()))
-        .unwrap_or_else(|| "unknown".to_owned())
+        .and_then(|v| v.trim().parse::<IpAddr>().ok())
+        .or_else(|| peer.map(|p| p.ip()))
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+}
+
+fn too_many_sign_ins(wait: u64) -> ApiError {
+    ApiError::too_many_requests(wait, "too many failed sign-ins; try again later")
+}
+
+/// Counts this sign-in against the address, then the account (see `throttle`); refuses
+/// before any hashing when either is blocked or its budget is taken by attempts in flight.
+async fn admit_sign_in(state: &AppState, account: &str, address: &str) -> ApiResult<()> {
+    let limits = state.config.login_limits;
+    match throttle::count(&state.db, address, limits.window_secs).await? {
+        throttle::Count::Blocked(wait) => return Err(too_many_sign_ins(wait)),
+        throttle::Count::Counted {
+            attempts,
+            window_left,
+        } if attempts > limits.per_address => return Err(too_many_sign_ins(window_left)),
+        throttle::Count::Counted { .. } => {}
+    }
+    let refused = match throttle::count(&state.db, account, limits.window_secs).await? {
+        throttle::Count::Blocked(wait) => Some(wait),
+        // The other attempts of this window are being checked now; a failure among them
+        // blocks the account, a success clears it.
+        throttle::Count::Counted { attempts, .. } if attempts > limits.per_account => Some(1),
+        throttle::Count::Counted { .. } => None,
+    };
+    if let Some(wait) = refused {
+        throttle::uncount(&state.db, address).await?;
+        return Err(too_many_sign_ins(wait));
+    }
+    Ok(())
 }
 
 async fn login(
@@ -181,12 +236,7 @@ async fn login(
     let limits = state.config.login_limits;
     let account = throttle::account_key(&body.email);
     let address = throttle::address_key(&client_address(&headers, peer.map(|c| c.0.0)));
-    if let Some(wait) = throttle::blocked_for(&state.db, limits, &account, &address).await? {
-        return Err(ApiError::too_many_requests(
-            wait,
-            "too many failed sign-ins; try again later",
-        ));
-    }
+    admit_sign_in(&state, &account, &address).await?;
     let user: Option<(Uuid, String, String)> =
         sqlx::query_as("SELECT id, password_hash, role FROM users WHERE lower(email) = lower($1)")
             .bind(body.email.trim())
@@ -197,7 +247,19 @@ async fn login(
         None => (None, None),
     };
     if !password::verify(body.password, hash).await {
-        throttle::record_failure(&state.db, limits, &[&account, &address]).await?;
+        let lockout = Duration::from_secs(limits.lockout_secs.max(1) as u64);
+        let max_lockout = Duration::from_secs(limits.max_lockout_secs.max(1) as u64);
+        throttle::failed(
+            &state.db,
+            &account,
+            limits.per_account,
+            lockout,
+            max_lockout,
+        )
+        .await?;
+        // An address at its limit is blocked for a window, without growth.
+        let window = Duration::from_secs(limits.window_secs.max(1) as u64);
+        throttle::failed(&state.db, &address, limits.per_address, window, window).await?;
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "invalid_credentials",
@@ -206,6 +268,7 @@ async fn login(
     }
     let (id, role) = found.expect("a verified password belongs to a found user");
     throttle::clear(&state.db, &account).await?;
+    throttle::uncount(&state.db, &address).await?;
     let role = Role::parse(&role).ok_or_else(|| ApiError::internal("unknown role in database"))?;
     let mut tx = state.db.begin().await?;
     let tokens = issue(&state, &mut tx, id, role, Uuid::now_v7()).await?;

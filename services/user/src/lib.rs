@@ -5,7 +5,7 @@ mod auth;
 mod password;
 mod profile;
 mod throttle;
-pub use throttle::Limits as LoginLimits;
+pub use throttle::{Limits as LoginLimits, RegistrationLimits};
 pub mod tokens;
 
 use std::sync::Arc;
@@ -16,7 +16,8 @@ use souk_common::settings::{self, ConfigError};
 use souk_common::{InternalAuth, db, ops, server};
 use sqlx::PgPool;
 
-pub use admin::ensure_admin;
+pub use admin::{AdminSeeding, ensure_admin, promote_admin};
+pub use throttle::prune as prune_throttle;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/user");
 
@@ -31,6 +32,7 @@ pub struct Config {
     /// The first admin, created or promoted at start (idempotent).
     pub admin: Option<AdminSeed>,
     pub login_limits: throttle::Limits,
+    pub registration_limits: throttle::RegistrationLimits,
     pub db_max_connections: u32,
 }
 
@@ -68,10 +70,31 @@ impl Config {
             access_ttl_secs: settings::parsed("SOUK_ACCESS_TOKEN_TTL_SECS", 900)?,
             refresh_ttl_days: settings::parsed("SOUK_REFRESH_TOKEN_TTL_DAYS", 30)?,
             admin,
-            login_limits: throttle::Limits {
-                per_account: settings::parsed("SOUK_LOGIN_MAX_FAILURES_PER_ACCOUNT", 5)?,
-                per_address: settings::parsed("SOUK_LOGIN_MAX_FAILURES_PER_ADDRESS", 20)?,
-                window_secs: settings::parsed("SOUK_LOGIN_FAILURE_WINDOW_SECS", 900)?,
+            login_limits: {
+                let d = throttle::Limits::default();
+                throttle::Limits {
+                    per_account: settings::parsed(
+                        "SOUK_LOGIN_MAX_FAILURES_PER_ACCOUNT",
+                        d.per_account,
+                    )?,
+                    per_address: settings::parsed(
+                        "SOUK_LOGIN_MAX_FAILURES_PER_ADDRESS",
+                        d.per_address,
+                    )?,
+                    window_secs: settings::parsed("SOUK_LOGIN_FAILURE_WINDOW_SECS", d.window_secs)?,
+                    lockout_secs: settings::parsed("SOUK_LOGIN_LOCKOUT_SECS", d.lockout_secs)?,
+                    max_lockout_secs: settings::parsed(
+                        "SOUK_LOGIN_MAX_LOCKOUT_SECS",
+                        d.max_lockout_secs,
+                    )?,
+                }
+            },
+            registration_limits: {
+                let d = throttle::RegistrationLimits::default();
+                throttle::RegistrationLimits {
+                    per_address: settings::parsed("SOUK_REGISTRATIONS_PER_ADDRESS", d.per_address)?,
+                    window_secs: settings::parsed("SOUK_REGISTRATION_WINDOW_SECS", d.window_secs)?,
+                }
             },
             db_max_connections: settings::parsed("SOUK_DB_MAX_CONNECTIONS", 10)?,
         })
@@ -100,6 +123,7 @@ pub async fn app(config: Config) -> anyhow::Result<Router> {
     if let Some(seed) = &config.admin {
         ensure_admin(&db, &seed.email, &seed.password, "Admin").await?;
     }
+    throttle::spawn_pruning(db.clone());
     let state = AppState {
         db: db.clone(),
         internal: InternalAuth::new(&config.internal_secret),

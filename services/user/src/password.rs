@@ -1,7 +1,8 @@
 //! Password hashing with argon2id at OWASP's recommended cost (19 MiB, 2 passes, 1 lane).
 //! Hashing is CPU-bound, so it runs on dedicated threads rather than an async worker.
 
-use std::sync::LazyLock;
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, LazyLock, Mutex};
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -33,55 +34,122 @@ fn verify_blocking(password: &str, hash: &str) -> bool {
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// Hashing runs on one dedicated thread per core. More at once would only queue on the CPU,
-/// and on tokio's ever-changing blocking threads each 19 MiB block lands in another malloc
-/// arena that keeps it: 850 MB RSS was seen after a burst of registrations. A fixed set of
-/// threads reuses the same few blocks.
-static HASHERS: LazyLock<tokio::sync::mpsc::Sender<Job>> = LazyLock::new(|| {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Job>(1024);
-    let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
-    for i in 0..std::thread::available_parallelism().map_or(2, |n| n.get()) {
-        let rx = rx.clone();
+/// Which queue a hashing job waits in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Checking a password at sign-in: always served first.
+    SignIn,
+    /// Hashing a new password (registration, seeding): never on every thread at once, so a
+    /// flood of registrations leaves a thread free for sign-ins.
+    NewPassword,
+}
+
+#[derive(Default)]
+struct Queues {
+    sign_ins: VecDeque<Job>,
+    new_passwords: VecDeque<Job>,
+    new_passwords_running: usize,
+}
+
+/// Hashing runs on a fixed set of dedicated threads, one per core (at least two). More at once
+/// would only queue on the CPU, and on tokio's ever-changing blocking threads each 19 MiB block
+/// lands in another malloc arena that keeps it: 850 MB RSS was seen after a burst of
+/// registrations. A fixed set of threads reuses the same few blocks.
+struct Hashers {
+    queues: Mutex<Queues>,
+    work: Condvar,
+    /// At most this many threads hash new passwords at once: all threads but one.
+    max_new_passwords: usize,
+}
+
+static HASHERS: LazyLock<Arc<Hashers>> = LazyLock::new(|| {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
+    let hashers = Arc::new(Hashers {
+        queues: Mutex::new(Queues::default()),
+        work: Condvar::new(),
+        max_new_passwords: threads - 1,
+    });
+    for i in 0..threads {
+        let hashers = hashers.clone();
         std::thread::Builder::new()
             .name(format!("argon2-{i}"))
-            .spawn(move || {
-                loop {
-                    let job = match rx.lock() {
-                        Ok(mut rx) => rx.blocking_recv(),
-                        Err(_) => None,
-                    };
-                    match job {
-                        Some(job) => job(),
-                        None => return,
-                    }
-                }
-            })
+            .spawn(move || hashers.run())
             .expect("starting a hashing thread");
     }
-    tx
+    hashers
 });
 
+impl Hashers {
+    fn run(&self) {
+        loop {
+            let (job, kind) = {
+                let Ok(mut queues) = self.queues.lock() else {
+                    return;
+                };
+                loop {
+                    if let Some(job) = queues.sign_ins.pop_front() {
+                        break (job, Kind::SignIn);
+                    }
+                    if queues.new_passwords_running < self.max_new_passwords
+                        && let Some(job) = queues.new_passwords.pop_front()
+                    {
+                        queues.new_passwords_running += 1;
+                        break (job, Kind::NewPassword);
+                    }
+                    queues = match self.work.wait(queues) {
+                        Ok(queues) => queues,
+                        Err(_) => return,
+                    };
+                }
+            };
+            job();
+            if kind == Kind::NewPassword {
+                if let Ok(mut queues) = self.queues.lock() {
+                    queues.new_passwords_running -= 1;
+                }
+                // A thread waiting only because of the cap may take the next one now.
+                self.work.notify_one();
+            }
+        }
+    }
+
+    fn push(&self, kind: Kind, job: Job) -> anyhow::Result<()> {
+        let mut queues = self
+            .queues
+            .lock()
+            .map_err(|_| anyhow::anyhow!("hashing threads stopped"))?;
+        match kind {
+            Kind::SignIn => queues.sign_ins.push_back(job),
+            Kind::NewPassword => queues.new_passwords.push_back(job),
+        }
+        drop(queues);
+        // Every waiting thread looks: the one woken might be unable to take a new password.
+        self.work.notify_all();
+        Ok(())
+    }
+}
+
 async fn limited<T: Send + 'static>(
+    kind: Kind,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> anyhow::Result<T> {
     let (done, result) = tokio::sync::oneshot::channel();
-    let job: Job = Box::new(move || {
-        let _ = done.send(work());
-    });
-    HASHERS
-        .send(job)
-        .await
-        .map_err(|_| anyhow::anyhow!("hashing threads stopped"))?;
+    HASHERS.push(
+        kind,
+        Box::new(move || {
+            let _ = done.send(work());
+        }),
+    )?;
     Ok(result.await?)
 }
 
 pub async fn hash(password: String) -> anyhow::Result<String> {
-    limited(move || hash_blocking(&password)).await?
+    limited(Kind::NewPassword, move || hash_blocking(&password)).await?
 }
 
 /// `None` hash: the account does not exist; still spends the same time, then answers false.
 pub async fn verify(password: String, hash: Option<String>) -> bool {
-    limited(move || match hash {
+    limited(Kind::SignIn, move || match hash {
         Some(h) => verify_blocking(&password, &h),
         None => {
             let _ = verify_blocking(&password, &DUMMY_HASH);
@@ -90,4 +158,34 @@ pub async fn verify(password: String, hash: Option<String>) -> bool {
     })
     .await
     .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sign_ins_are_checked_while_registrations_queue() {
+        let hashed = hash("a-password-1".into()).await.unwrap();
+        let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let flood: Vec<_> = (0..12)
+            .map(|_| {
+                let done = done.clone();
+                tokio::spawn(async move {
+                    hash("flooding-password".into()).await.unwrap();
+                    done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        assert!(verify("a-password-1".into(), Some(hashed)).await);
+        let registered = done.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            registered < 6,
+            "the sign-in waited behind {registered} of 12 registrations"
+        );
+        for task in flood {
+            task.await.unwrap();
+        }
+    }
 }

@@ -1,0 +1,228 @@
+//! Hostile text: every string field of every endpoint that takes one, given a NUL (which
+//! PostgreSQL cannot store), answers 422 naming the field; query parameters too, and a repeated
+//! query parameter follows the same rule.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{App, Resp};
+
+const NUL_TEXT: &str = "bad\u{0}text";
+const SOME_ID: &str = "0193a1f2-7c4e-7d3a-9b1e-2f5c8d9e0a1b";
+
+/// Dotted paths (`shipping_address.line1`) of every string in a body.
+fn string_fields(value: &Value, at: &str, out: &mut Vec<String>) {
+    if let Value::Object(members) = value {
+        for (name, v) in members {
+            let path = if at.is_empty() {
+                name.clone()
+            } else {
+                format!("{at}.{name}")
+            };
+            match v {
+                Value::String(_) => out.push(path),
+                Value::Object(_) => string_fields(v, &path, out),
+                _ => {}
+            }
+        }
+    }
+}
+
+fn with_nul(body: &Value, path: &str) -> Value {
+    let mut body = body.clone();
+    let mut at = &mut body;
+    for part in path.split('.') {
+        at = &mut at[part];
+    }
+    *at = Value::String(NUL_TEXT.to_owned());
+    body
+}
+
+#[track_caller]
+fn expect_field(res: &Resp, what: &str, field: &str) {
+    assert_eq!(
+        res.status.as_u16(),
+        422,
+        "{what}: a NUL in `{field}` must be 422; body: {}",
+        res.body
+    );
+    assert_eq!(
+        res.body["code"], "validation_failed",
+        "{what}: {}",
+        res.body
+    );
+    assert_eq!(
+        res.body["errors"][0]["field"], field,
+        "{what}: {}",
+        res.body
+    );
+}
+
+#[tokio::test]
+async fn nul_in_any_body_string_is_422_naming_the_field() {
+    let app = App::spawn().await;
+    let admin = app.admin().await;
+    let shopper = app.customer().await;
+    let product = app
+        .post(
+            "/api/v1/products",
+            Some(&admin.token),
+            json!({"sku": "NUL-1", "name": "Kettle", "description": "Steel",
+                   "price_cents": 1000, "currency": "usd", "stock": 5}),
+        )
+        .await;
+    let product_id = product.expect(201, None)["id"].as_str().unwrap().to_owned();
+    let address = json!({"name": "Ann", "line1": "1 Main St", "line2": "Flat 2", "city": "Springfield",
+                         "state": "IL", "postal_code": "12345", "country": "US"});
+    let cases: Vec<(Method, String, Option<&str>, Value)> = vec![
+        (
+            Method::POST,
+            "/api/v1/auth/register".into(),
+            None,
+            json!({"email": "new-user@example.com", "password": "correct-horse-1", "name": "New"}),
+        ),
+        (
+            Method::POST,
+            "/api/v1/auth/login".into(),
+            None,
+            json!({"email": shopper.email, "password": "correct-horse-1"}),
+        ),
+        (
+            Method::POST,
+            "/api/v1/auth/refresh".into(),
+            None,
+            json!({"refresh_token": shopper.refresh}),
+        ),
+        (
+            Method::POST,
+            "/api/v1/auth/logout".into(),
+            Some(&shopper.token),
+            json!({"refresh_token": shopper.refresh}),
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/users/me".into(),
+            Some(&shopper.token),
+            json!({"name": "Ann", "shipping_address": address}),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/admin/users/{}", shopper.id),
+            Some(&admin.token),
+            json!({"role": "customer"}),
+        ),
+        (
+            Method::POST,
+            "/api/v1/products".into(),
+            Some(&admin.token),
+            json!({"sku": "NUL-2", "name": "Pot", "description": "Clay", "price_cents": 500,
+                "currency": "usd", "stock": 1}),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/products/{product_id}"),
+            Some(&admin.token),
+            json!({"sku": "NUL-3", "name": "Pot", "description": "Clay", "currency": "usd"}),
+        ),
+        (
+            Method::POST,
+            "/api/v1/categories".into(),
+            Some(&admin.token),
+            json!({"name": "Kitchen", "slug": "kitchen"}),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/categories/{SOME_ID}"),
+            Some(&admin.token),
+            json!({"name": "Kitchen", "slug": "kitchen"}),
+        ),
+        (
+            Method::POST,
+            "/api/v1/cart/items".into(),
+            Some(&shopper.token),
+            json!({"product_id": product_id, "quantity": 1}),
+        ),
+        (
+            Method::POST,
+            "/api/v1/checkout".into(),
+            Some(&shopper.token),
+            json!({"payment_method": "pm_card_visa", "shipping_address": address}),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/admin/orders/{SOME_ID}"),
+            Some(&admin.token),
+            json!({"status": "shipped"}),
+        ),
+    ];
+    for (method, path, token, body) in cases {
+        let mut fields = Vec::new();
+        string_fields(&body, "", &mut fields);
+        for field in fields {
+            let mut req = app
+                .http
+                .request(method.clone(), app.url(&path))
+                .header("idempotency-key", format!("nul-{field}"))
+                .json(&with_nul(&body, &field));
+            if let Some(token) = token {
+                req = req.bearer_auth(token);
+            }
+            let res = app.send(req).await;
+            expect_field(&res, &format!("{method} {path}"), &field);
+        }
+    }
+    // Nothing was changed by any of them: the shopper still signs in with the same name.
+    let me = app.get("/api/v1/users/me", Some(&shopper.token)).await;
+    assert_eq!(me.expect(200, None)["name"], "Shopper");
+}
+
+#[tokio::test]
+async fn nul_or_a_repeat_in_a_query_string_is_422_naming_the_parameter() {
+    let app = App::spawn().await;
+    let admin = app.admin().await;
+    let shopper = app.customer().await;
+    let cases: [(&str, Option<&str>, &[&str]); 4] = [
+        (
+            "/api/v1/products",
+            None,
+            &[
+                "category",
+                "q",
+                "min_price",
+                "max_price",
+                "sort",
+                "limit",
+                "cursor",
+            ],
+        ),
+        (
+            "/api/v1/admin/users",
+            Some(&admin.token),
+            &["limit", "cursor"],
+        ),
+        ("/api/v1/orders", Some(&shopper.token), &["limit", "cursor"]),
+        (
+            "/api/v1/admin/orders",
+            Some(&admin.token),
+            &["status", "limit", "cursor"],
+        ),
+    ];
+    for (path, token, params) in cases {
+        for param in params {
+            let nul = app.get(&format!("{path}?{param}=a%00b"), token).await;
+            expect_field(&nul, path, param);
+            let repeated = app.get(&format!("{path}?{param}=1&{param}=2"), token).await;
+            assert_eq!(
+                repeated.status.as_u16(),
+                422,
+                "{path}?{param} twice: {}",
+                repeated.body
+            );
+            assert_eq!(
+                repeated.body["errors"][0]["field"], *param,
+                "{}",
+                repeated.body
+            );
+        }
+    }
+}
