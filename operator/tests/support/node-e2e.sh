@@ -88,9 +88,11 @@ rm -rf "$work"
 step "chart: CRD, RBAC, operator in the cluster (leader election)"
 # v1.20's OpenAPI does not know the CRD's CEL rules (x-kubernetes-validations, enforced from
 # 1.25): skip Helm's client-side check; the server drops the field on create.
+kubectl create namespace "$NS" # the chart's Role for the operator lives there
 helm install souk "$ROOT/helm/souk-operator" -n souk-system --create-namespace \
   --disable-openapi-validation \
   --set image.repository=localhost/souk-operator --set image.tag="$TAG" --set image.pullPolicy=Never \
+  --set watchNamespace="$NS" \
   --set test.shop="$SHOP" --set test.namespace="$NS" --set test.image="localhost/souk:$TAG" \
   --wait --timeout 3m
 kubectl -n souk-system get pods -o wide
@@ -113,7 +115,6 @@ host_pids+=($!)
 wait_for "the Stripe emulator" 30 curl -sf -o /dev/null -u sk_test_e2e: "http://$NODE_IP:$stripe_port/v1/customers"
 
 step "secrets, a volume for PostgreSQL, the Shop"
-kubectl create namespace "$NS"
 kubectl -n "$NS" create secret generic stripe --from-literal=secret-key=sk_test_e2e \
   --from-literal=webhook-secret=whsec_e2e
 kubectl -n "$NS" create secret generic smtp --from-literal=url="smtp://$NODE_IP:2525"
