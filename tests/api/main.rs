@@ -11,6 +11,7 @@ mod gateway;
 mod helpers;
 mod hostile;
 mod payments;
+mod refunds;
 mod reservations;
 mod resilience;
 mod three_d_secure;

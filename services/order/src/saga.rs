@@ -540,7 +540,7 @@ async fn release(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
 /// Cancelling a paid order, or a payment that succeeded after its order stopped waiting:
 /// refund first, then put the stock back (and the cart, if it was never bought).
 async fn refund(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
-    state.clients.refund(row.id).await.map_err(interrupted)?;
+    let refunded = state.clients.refund(row.id).await.map_err(interrupted)?;
     state
         .clients
         .reservation_step(row.id, "restock")
@@ -551,13 +551,15 @@ async fn refund(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
         .release_cart(row.user_id, row.id)
         .await
         .map_err(interrupted)?;
-    transition(
-        state,
-        row.id,
-        "refunding",
-        "done",
-        ", status = 'cancelled', payment_status = 'refunded'",
+    sqlx::query(
+        "UPDATE orders SET saga_state = 'done', status = 'cancelled', payment_status = 'refunded',
+           amount_refunded_cents = greatest(amount_refunded_cents, $2), updated_at = now()
+         WHERE id = $1 AND saga_state = 'refunding'",
     )
-    .await?;
+    .bind(row.id)
+    .bind(refunded.amount_refunded_cents)
+    .execute(&state.db)
+    .await
+    .map_err(db_failed)?;
     Ok(())
 }
