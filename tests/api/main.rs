@@ -5,6 +5,7 @@ mod cart;
 mod catalog;
 mod checkout;
 mod checkout_once;
+mod faults;
 mod front_door;
 mod fuzz;
 mod gateway;
