@@ -2,7 +2,8 @@
 # Operator CI: a real control plane (etcd + kube-apiserver + kube-controller-manager v1.20 on
 # loopback), `cargo test -p souk-operator` against it, then the Helm chart and the CRD:
 # `helm lint`, `helm template` validated offline (kubernetes-validate) and by the live API
-# server (server-side dry run), `crds/shop.yaml` validated offline.
+# server (server-side dry run), `crds/shop.yaml` validated offline. Then the end-to-end test on
+# a real node (node-e2e.sh): pods of images built from the release binaries.
 #
 # Idempotent; tools are cached under $HOME/.cache/souk (cold: ~4 min of Go build once per
 # machine, plus the cargo build; warm: well under a minute plus tests).
@@ -128,5 +129,11 @@ cargo test -p souk-operator -- --include-ignored
 
 step "the example Shop against the live API server (server-side dry run)"
 kubectl apply --dry-run=server -n souk-system -f "$out/shop.yaml"
+
+cleanup # the loopback control plane; the node below has its own
+
+step "end to end on a real node (node-e2e.sh): images from the release binaries, no Docker"
+cargo build --release --locked -p souk --bin souk -p souk-operator --bin souk-operator
+SOUK_E2E_PROFILE=release bash "$HERE/node-e2e.sh"
 
 step "operator CI passed"

@@ -294,6 +294,8 @@ start() {
   chmod 700 "$STATE"
   local d
   for d in "${FIXED_DIRS[@]}"; do [[ -e $d ]] || echo "$d" >>"$STATE/made-dirs"; done
+  # kubelet and kube-proxy add KUBE-* chains; remove them on stop unless some were here before.
+  iptables-save | grep -q '^:KUBE-' || touch "$STATE/kube-chains-ours"
   cgroup_mounts
   network
   node_certs
@@ -343,6 +345,7 @@ stop() {
   # Leftover container processes (shims) of this node's containerd.
   pkill_shims
   "$CACHE/kube-proxy" --cleanup >/dev/null 2>&1 || true
+  [[ -f $STATE/kube-chains-ours ]] && remove_kube_chains
   iptables -D OUTPUT -m cgroup --cgroup "$CLASSID" -j "$GUARD" 2>/dev/null || true
   iptables -F "$GUARD" 2>/dev/null || true
   iptables -X "$GUARD" 2>/dev/null || true
@@ -366,6 +369,21 @@ stop() {
   fi
   rm -rf "$STATE"
   log "node stopped ($STATE removed)"
+}
+
+# The KUBE-* chains kubelet and kube-proxy made, and the jumps to them.
+remove_kube_chains() {
+  local t rule chain
+  for t in filter nat mangle raw; do
+    iptables -t "$t" -S | grep -E '^-A [A-Z]+ .*-j KUBE-' | grep -vE '^-A KUBE-' | sed 's/^-A /-D /' |
+      while read -r rule; do eval "iptables -t $t $rule" || true; done
+    for chain in $(iptables -t "$t" -S | awk '$1 == "-N" && $2 ~ /^KUBE-/ { print $2 }'); do
+      iptables -t "$t" -F "$chain"
+    done
+    for chain in $(iptables -t "$t" -S | awk '$1 == "-N" && $2 ~ /^KUBE-/ { print $2 }'); do
+      iptables -t "$t" -X "$chain"
+    done
+  done
 }
 
 crictl_stop_all() {
