@@ -107,6 +107,8 @@ pub struct Payment {
     pub client_secret: Option<String>,
     #[serde(default)]
     pub next_action: Option<serde_json::Value>,
+    #[serde(default)]
+    pub amount_refunded_cents: i64,
 }
 
 impl Clients {

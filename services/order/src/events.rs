@@ -22,6 +22,9 @@ struct PaymentEvent {
     kind: String,
     #[serde(default)]
     payment_intent_id: Option<String>,
+    /// For `refunded`: everything refunded on the charge so far.
+    #[serde(default)]
+    amount_refunded_cents: Option<i64>,
 }
 
 async fn payment_event(
@@ -64,24 +67,33 @@ async fn payment_event(
                updated_at = now()
              WHERE id = $1 AND ($2::text IS NULL OR payment_intent_id IS NULL OR payment_intent_id = $2)
                AND NOT (saga_state = 'done' AND status IN ('paid', 'shipped', 'delivered'))
+               AND $3::bigint IS NULL
              RETURNING saga_state",
         ),
         "payment_failed" => sqlx::query_scalar(
             "UPDATE orders SET saga_state = 'releasing', status = 'payment_failed', payment_status = 'failed', updated_at = now()
-             WHERE id = $1 AND saga_state = 'awaiting_payment'
+             WHERE id = $1 AND saga_state = 'awaiting_payment' AND $3::bigint IS NULL
                AND ($2::text IS NULL OR payment_intent_id IS NULL OR payment_intent_id = $2)
              RETURNING saga_state",
         ),
+        // By amount: a partial refund (the Stripe dashboard) is shown, not taken for all.
         "refunded" => sqlx::query_scalar(
-            "UPDATE orders SET payment_status = 'refunded', updated_at = now()
-             WHERE id = $1 AND status = 'cancelled'
+            "UPDATE orders SET
+               amount_refunded_cents = greatest(amount_refunded_cents, COALESCE($3, total_cents)),
+               payment_status = CASE WHEN greatest(amount_refunded_cents, COALESCE($3, total_cents)) >= total_cents
+                                     THEN 'refunded' ELSE payment_status END,
+               updated_at = now()
+             WHERE id = $1 AND payment_status IN ('succeeded', 'refunded')
                AND ($2::text IS NULL OR payment_intent_id IS NULL OR payment_intent_id = $2)
              RETURNING saga_state",
         ),
-        _ => sqlx::query_scalar("SELECT NULL::text WHERE $1::uuid IS NULL AND $2::text IS NULL"),
+        _ => sqlx::query_scalar(
+            "SELECT NULL::text WHERE $1::uuid IS NULL AND $2::text IS NULL AND $3::bigint IS NULL",
+        ),
     }
     .bind(id)
     .bind(&event.payment_intent_id)
+    .bind(event.amount_refunded_cents)
     .fetch_optional(&mut *tx)
     .await?;
     tx.commit().await?;

@@ -20,11 +20,22 @@ use sqlx::PgPool;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/order");
 
-/// Where a test can make checkout stop as if the process had died there.
+/// Where a test can make checkout stop as if the process had died there (once per process).
+/// Each leaves the saved state the recovery loop must finish or compensate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultPoint {
+    /// The order row is written (`claiming`); nothing else happened.
+    AfterOrderRow,
+    /// Stock is reserved and saved on the order (`charging`); no charge was sent.
+    AfterReservation,
+    /// The charge request was sent but its answer never came back (nor was saved).
+    ChargeUnanswered,
     /// The card was charged but the order is not yet marked paid.
     AfterCharge,
+    /// The order is marked paid (`completing`); the reservation is not committed yet.
+    AfterPaid,
+    /// The reservation is committed; the cart and the e-mail are not done yet.
+    AfterReservationCommit,
 }
 
 /// 20 minutes: a 3-D Secure challenge (bank app, SMS code) takes a shopper a few minutes; 20

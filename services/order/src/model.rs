@@ -25,6 +25,7 @@ pub struct OrderRow {
     pub payment_intent_id: Option<String>,
     pub payment_client_secret: Option<String>,
     pub payment_next_action: Option<sqlx::types::Json<serde_json::Value>>,
+    pub amount_refunded_cents: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -72,7 +73,7 @@ macro_rules! order_columns {
     () => {
         "id, user_id, status, saga_state, requested_items, payment_method, email, customer_name, \
          shipping_address, currency, subtotal_cents, total_cents, payment_status, payment_intent_id, \
-         payment_client_secret, payment_next_action, created_at, updated_at"
+         payment_client_secret, payment_next_action, amount_refunded_cents, created_at, updated_at"
     };
 }
 
@@ -106,11 +107,6 @@ pub async fn items<'e>(db: impl PgExecutor<'e>, ids: &[Uuid]) -> ApiResult<Vec<(
 
 pub fn view(row: OrderRow, items: Vec<OrderItem>) -> Order {
     let waiting = row.payment_status == "requires_action";
-    let refunded = if row.payment_status == "refunded" {
-        row.total_cents.unwrap_or(0)
-    } else {
-        0
-    };
     Order {
         id: row.id,
         user_id: row.user_id,
@@ -126,7 +122,7 @@ pub fn view(row: OrderRow, items: Vec<OrderItem>) -> Order {
             payment_intent_id: row.payment_intent_id,
             client_secret: row.payment_client_secret.filter(|_| waiting),
             next_action: row.payment_next_action.map(|a| a.0).filter(|_| waiting),
-            amount_refunded_cents: refunded,
+            amount_refunded_cents: row.amount_refunded_cents,
         },
         created_at: row.created_at,
         updated_at: row.updated_at,

@@ -172,7 +172,19 @@ async fn reserve(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
         }
         Err(e) => return Err(interrupted(e)),
     };
-    save_lines(state, row.id, &reservation.lines).await
+    save_lines(state, row.id, &reservation.lines).await?;
+    crash_at(state, FaultPoint::AfterReservation, row.id)
+}
+
+/// Test-only: stops here, once, as if the process had died (`Config::fault`).
+pub fn crash_at(state: &AppState, point: FaultPoint, id: Uuid) -> Result<(), Stop> {
+    if state.config.fault == Some(point) && !state.fault_fired.swap(true, Ordering::SeqCst) {
+        tracing::error!(order_id = %id, ?point, "fault injected: crashing here");
+        return Err(Stop::Interrupted(ApiError::internal(format!(
+            "injected crash: {point:?}"
+        ))));
+    }
+    Ok(())
 }
 
 /// Removes an order that never reserved anything, giving the cart back first; its
@@ -256,6 +268,15 @@ async fn charge(state: &AppState, row: &OrderRow, driver: Driver) -> Result<(), 
     }
     let amount = row.total_cents.unwrap_or(0);
     let currency = row.currency.as_deref().unwrap_or("usd");
+    if state.config.fault == Some(FaultPoint::ChargeUnanswered)
+        && !state.fault_fired.load(Ordering::SeqCst)
+    {
+        // The request goes out, but this process "dies" before the answer arrives.
+        let (clients, id, pm) = (state.clients.clone(), row.id, row.payment_method.clone());
+        let currency = currency.to_owned();
+        tokio::spawn(async move { clients.charge(id, amount, &currency, &pm).await });
+        crash_at(state, FaultPoint::ChargeUnanswered, row.id)?;
+    }
     // Replaying the same charge returns the real state of the one PaymentIntent for this order.
     let payment = match state
         .clients
@@ -268,15 +289,12 @@ async fn charge(state: &AppState, row: &OrderRow, driver: Driver) -> Result<(), 
         }
         Err(e) => return Err(interrupted(e)),
     };
-    if state.config.fault == Some(FaultPoint::AfterCharge)
-        && !state.fault_fired.swap(true, Ordering::SeqCst)
-    {
-        tracing::error!(order_id = %row.id, "fault injected: crashing after the charge");
-        return Err(Stop::Interrupted(ApiError::internal(
-            "injected crash after charge",
-        )));
+    crash_at(state, FaultPoint::AfterCharge, row.id)?;
+    apply_payment(state, row.id, "charging", &payment).await?;
+    if payment.status == "succeeded" {
+        crash_at(state, FaultPoint::AfterPaid, row.id)?;
     }
-    apply_payment(state, row.id, "charging", &payment).await
+    Ok(())
 }
 
 /// Applies a payment's outcome to an order waiting in `from`.
@@ -484,6 +502,7 @@ async fn complete(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
         .reservation_step(row.id, "commit")
         .await
         .map_err(interrupted)?;
+    crash_at(state, FaultPoint::AfterReservationCommit, row.id)?;
     state
         .clients
         .remove_ordered_from_cart(row.user_id, row.id, &row.requested_items)
@@ -540,7 +559,7 @@ async fn release(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
 /// Cancelling a paid order, or a payment that succeeded after its order stopped waiting:
 /// refund first, then put the stock back (and the cart, if it was never bought).
 async fn refund(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
-    state.clients.refund(row.id).await.map_err(interrupted)?;
+    let refunded = state.clients.refund(row.id).await.map_err(interrupted)?;
     state
         .clients
         .reservation_step(row.id, "restock")
@@ -551,13 +570,15 @@ async fn refund(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
         .release_cart(row.user_id, row.id)
         .await
         .map_err(interrupted)?;
-    transition(
-        state,
-        row.id,
-        "refunding",
-        "done",
-        ", status = 'cancelled', payment_status = 'refunded'",
+    sqlx::query(
+        "UPDATE orders SET saga_state = 'done', status = 'cancelled', payment_status = 'refunded',
+           amount_refunded_cents = greatest(amount_refunded_cents, $2), updated_at = now()
+         WHERE id = $1 AND saga_state = 'refunding'",
     )
-    .await?;
+    .bind(row.id)
+    .bind(refunded.amount_refunded_cents)
+    .execute(&state.db)
+    .await
+    .map_err(db_failed)?;
     Ok(())
 }

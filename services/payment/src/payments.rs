@@ -45,6 +45,8 @@ pub struct Payment {
     pub client_secret: Option<String>,
     pub next_action: Option<serde_json::Value>,
     pub amount_cents: i64,
+    /// Refunded so far: all of it once `refunded`, part of it after a dashboard refund.
+    pub amount_refunded_cents: i64,
     pub currency: String,
     pub failure_code: Option<String>,
     pub failure_message: Option<String>,
@@ -54,6 +56,7 @@ pub struct Payment {
 struct Row {
     order_id: Uuid,
     amount_cents: i64,
+    amount_refunded_cents: i64,
     currency: String,
     payment_method: String,
     status: String,
@@ -78,6 +81,7 @@ impl From<Row> for Payment {
             client_secret: row.client_secret,
             next_action: row.next_action.map(|a| a.0),
             amount_cents: row.amount_cents,
+            amount_refunded_cents: row.amount_refunded_cents,
             currency: row.currency,
             failure_code: row.failure_code,
             failure_message: row.failure_message,
@@ -85,7 +89,7 @@ impl From<Row> for Payment {
     }
 }
 
-const COLUMNS: &str = "order_id, amount_cents, currency, payment_method, status, \
+const COLUMNS: &str = "order_id, amount_cents, amount_refunded_cents, currency, payment_method, status, \
                        payment_intent_id, client_secret, next_action, failure_code, failure_message";
 
 async fn load(db: &PgPool, order_id: Uuid) -> ApiResult<Option<Row>> {
@@ -353,7 +357,8 @@ async fn cancel(
     }
 }
 
-/// Refunds an order's payment in full. Idempotent: a refunded payment answers as it is.
+/// Refunds what is left of an order's payment (a partial refund made in the Stripe dashboard
+/// is not refunded twice). Idempotent: a refunded payment answers as it is.
 async fn refund(
     State(state): State<AppState>,
     ServiceCaller(caller): ServiceCaller,
@@ -372,27 +377,42 @@ async fn refund(
             format!("a {} payment cannot be refunded", Payment::from(row).status),
         ));
     };
-    let refund_id = match state.stripe.refund(&refund_key(order_id), &pi).await {
-        Ok(id) => Some(id),
-        // Refunded elsewhere (the Stripe dashboard) before we asked: the outcome is the same.
-        Err(StripeCallError::Rejected { code: Some(c), .. }) if c == "charge_already_refunded" => {
-            None
+    // Asked of Stripe, not of our records: a dashboard refund's webhook may not be here yet.
+    let already = state
+        .stripe
+        .amount_refunded(&pi)
+        .await
+        .map_err(|e| stripe_error(e, caller.as_str()))?;
+    let remainder = row.amount_cents - already;
+    let refund_id = if remainder <= 0 {
+        None
+    } else {
+        // The key names the amount: the same remainder replays, a new one is a new refund.
+        let key = format!("{}-{remainder}", refund_key(order_id));
+        match state.stripe.refund(&key, &pi, Some(remainder)).await {
+            Ok(id) => Some(id),
+            // Refunded elsewhere meanwhile: the outcome is the same.
+            Err(StripeCallError::Rejected { code: Some(c), .. })
+                if c == "charge_already_refunded" =>
+            {
+                None
+            }
+            Err(StripeCallError::Rejected { message, .. }) => {
+                return Err(ApiError::conflict("not_refundable", message));
+            }
+            Err(e) => return Err(stripe_error(e, caller.as_str())),
         }
-        Err(StripeCallError::Rejected { message, .. }) => {
-            return Err(ApiError::conflict("not_refundable", message));
-        }
-        Err(e) => return Err(stripe_error(e, caller.as_str())),
     };
     sqlx::query(
         "UPDATE payments SET status = 'refunded', refund_id = COALESCE($2, refund_id),
-                updated_at = now()
+                amount_refunded_cents = amount_cents, updated_at = now()
          WHERE order_id = $1",
     )
     .bind(order_id)
     .bind(&refund_id)
     .execute(&state.db)
     .await?;
-    tracing::info!(%order_id, refund_id = ?refund_id, "refund");
+    tracing::info!(%order_id, refund_id = ?refund_id, remainder, "refund");
     let row = load(&state.db, order_id)
         .await?
         .ok_or_else(|| ApiError::internal("payment row vanished"))?;

@@ -244,15 +244,37 @@ impl StripeGateway {
         Ok(IntentState::from(&intent.status))
     }
 
-    /// Refunds a PaymentIntent in full; returns the refund's id. Replaying the same key
-    /// returns the same refund.
+    /// How much of a PaymentIntent's charge has been refunded so far (by anyone, the Stripe
+    /// dashboard included).
+    pub async fn amount_refunded(&self, payment_intent_id: &str) -> Result<i64, StripeCallError> {
+        let intent = RetrievePaymentIntent::new(payment_intent_id)
+            .expand(vec!["latest_charge".to_owned()])
+            .customize()
+            .timeout(self.timeout)
+            .send(&self.client)
+            .await?;
+        match intent.latest_charge {
+            Some(stripe_types::Expandable::Object(charge)) => Ok(charge.amount_refunded),
+            None => Ok(0),
+            Some(stripe_types::Expandable::Id(_)) => Err(StripeCallError::UnexpectedResponse(
+                "latest_charge was not expanded".into(),
+            )),
+        }
+    }
+
+    /// Refunds a PaymentIntent: `amount` cents, or all that is left when None; returns the
+    /// refund's id. Replaying the same key returns the same refund.
     pub async fn refund(
         &self,
         idempotency_key: &str,
         payment_intent_id: &str,
+        amount: Option<i64>,
     ) -> Result<String, StripeCallError> {
-        let refund = CreateRefund::new()
-            .payment_intent(payment_intent_id)
+        let mut request = CreateRefund::new().payment_intent(payment_intent_id);
+        if let Some(amount) = amount {
+            request = request.amount(amount);
+        }
+        let refund = request
             .customize()
             .request_strategy(idempotent(idempotency_key)?)
             .timeout(self.timeout)
@@ -379,6 +401,8 @@ pub enum VerifiedEventKind {
     ChargeRefunded {
         payment_intent_id: Option<String>,
         charge_id: String,
+        /// Everything refunded on the charge so far (a dashboard refund may be partial).
+        amount_refunded: i64,
     },
     /// Any other event type (acknowledge it and move on).
     Other(String),
@@ -437,6 +461,7 @@ pub fn verify_webhook(
         EventObject::ChargeRefunded(charge) => VerifiedEventKind::ChargeRefunded {
             payment_intent_id: charge.payment_intent.as_ref().map(|pi| pi.id().to_string()),
             charge_id: charge.id.to_string(),
+            amount_refunded: charge.amount_refunded,
         },
         _ => VerifiedEventKind::Other(event.type_.as_str().to_owned()),
     };

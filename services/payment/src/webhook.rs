@@ -33,6 +33,8 @@ struct PaymentEvent<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     payment_intent_id: Option<&'a str>,
+    /// For `refunded`: everything refunded on the charge so far.
+    amount_refunded_cents: Option<i64>,
 }
 
 fn invalid_signature(detail: impl Into<String>) -> ApiError {
@@ -140,8 +142,29 @@ async fn receive(
         "failed" => &["pending", "processing", "requires_action"],
         _ => &["succeeded"],
     };
-    let updated = sqlx::query(
-        "UPDATE payments
+    let amount_refunded = match &event.kind {
+        VerifiedEventKind::ChargeRefunded {
+            amount_refunded, ..
+        } => Some(*amount_refunded),
+        _ => None,
+    };
+    // A refund is tracked by amount: refunded in full only once all of it is back.
+    let updated = if let Some(amount) = amount_refunded {
+        sqlx::query(
+            "UPDATE payments SET amount_refunded_cents = greatest(amount_refunded_cents, $2),
+                 status = CASE WHEN greatest(amount_refunded_cents, $2) >= amount_cents
+                               THEN 'refunded' ELSE status END,
+                 updated_at = now()
+             WHERE order_id = $1 AND status IN ('succeeded', 'refunded')",
+        )
+        .bind(order_id)
+        .bind(amount)
+        .execute(&state.db)
+        .await?
+        .rows_affected()
+    } else {
+        sqlx::query(
+            "UPDATE payments
          SET status = $2,
              payment_intent_id = COALESCE(payment_intent_id, $3),
              failure_code = CASE WHEN $2 = 'failed' THEN COALESCE(failure_code, 'payment_failed')
@@ -150,20 +173,22 @@ async fn receive(
              updated_at = now()
          WHERE order_id = $1 AND status = ANY($4)
            AND (payment_intent_id IS NULL OR $3::text IS NULL OR payment_intent_id = $3)",
-    )
-    .bind(order_id)
-    .bind(new_status)
-    .bind(payment_intent_id)
-    .bind(allowed_from)
-    .execute(&state.db)
-    .await?
-    .rows_affected();
+        )
+        .bind(order_id)
+        .bind(new_status)
+        .bind(payment_intent_id)
+        .bind(allowed_from)
+        .execute(&state.db)
+        .await?
+        .rows_affected()
+    };
     tracing::info!(event_id = %event.id, kind, %order_id, updated, "webhook event processed");
 
     let notice = PaymentEvent {
         event_id: &event.id,
         kind,
         payment_intent_id,
+        amount_refunded_cents: amount_refunded,
     };
     match state
         .order

@@ -276,13 +276,13 @@ async fn refund_is_idempotent_and_refuses_failed_payments() {
     };
     let refund_key = key();
     let refund = stripe
-        .refund(&refund_key, &payment_intent_id)
+        .refund(&refund_key, &payment_intent_id, None)
         .await
         .unwrap();
     assert!(refund.starts_with("re_"), "{refund}");
     assert_eq!(
         stripe
-            .refund(&refund_key, &payment_intent_id)
+            .refund(&refund_key, &payment_intent_id, None)
             .await
             .unwrap(),
         refund
@@ -304,7 +304,7 @@ async fn refund_is_idempotent_and_refuses_failed_payments() {
     else {
         panic!("expected a decline");
     };
-    let error = stripe.refund(&key(), &failed).await.unwrap_err();
+    let error = stripe.refund(&key(), &failed, None).await.unwrap_err();
     assert!(
         matches!(error, StripeCallError::Rejected { status: 400, .. }),
         "{error:?}"
@@ -371,7 +371,7 @@ async fn webhooks_are_delivered_signed_and_verified() {
     else {
         panic!("expected a decline");
     };
-    stripe.refund(&key(), &paid).await.unwrap();
+    stripe.refund(&key(), &paid, None).await.unwrap();
 
     // localstripe delivers about 1 s after the action.
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -422,7 +422,7 @@ async fn webhooks_are_delivered_signed_and_verified() {
         order_id: Some(failed_order.to_string()),
     }));
     assert!(kinds.iter().any(|k| matches!(k,
-        VerifiedEventKind::ChargeRefunded { payment_intent_id: Some(pi), charge_id }
+        VerifiedEventKind::ChargeRefunded { payment_intent_id: Some(pi), charge_id, .. }
             if *pi == paid && charge_id.starts_with("ch_"))));
 
     // A signature older than 5 minutes is refused even when it matches.
@@ -475,7 +475,7 @@ async fn transport_and_gateway_failures_are_retryable() {
     assert!(error.is_retryable());
 
     // Refused before any call.
-    let error = stripe.refund("", "pi_123").await.unwrap_err();
+    let error = stripe.refund("", "pi_123", None).await.unwrap_err();
     assert!(
         matches!(error, StripeCallError::InvalidInput(_)),
         "{error:?}"
