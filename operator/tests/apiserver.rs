@@ -622,18 +622,11 @@ async fn leader_election_has_one_holder() {
 /// Serialises the tests that depend on whether CloudNativePG's CRDs are installed.
 static CNPG_STATE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// The operator running as the chart's ServiceAccount (its RBAC applied by ci.sh from
-/// `helm template`), impersonated: every verb the reconcile needs must be granted.
-#[tokio::test]
-#[ignore = "needs a Kubernetes API server (KUBECONFIG); CI runs it with --include-ignored"]
-async fn operator_works_with_the_charts_rbac() {
-    let admin = client().await;
-    let sa = std::env::var("SOUK_OPERATOR_SA")
-        .expect("SOUK_OPERATOR_SA (the chart's ServiceAccount, applied by ci.sh) is not set");
-    let _cnpg = CNPG_STATE.lock().await;
+/// A client acting as the ServiceAccount `namespace/name`.
+async fn impersonating(sa: &str) -> (Client, String) {
     let (sa_ns, sa_name) = sa
         .split_once('/')
-        .expect("SOUK_OPERATOR_SA is namespace/name");
+        .expect("a ServiceAccount is namespace/name");
     let mut cfg = kube::Config::infer().await.unwrap();
     cfg.auth_info.impersonate = Some(format!("system:serviceaccount:{sa_ns}:{sa_name}"));
     cfg.auth_info.impersonate_groups = Some(vec![
@@ -641,7 +634,79 @@ async fn operator_works_with_the_charts_rbac() {
         format!("system:serviceaccounts:{sa_ns}"),
         "system:authenticated".into(),
     ]);
-    let operator = Client::try_from(cfg).unwrap();
+    (Client::try_from(cfg).unwrap(), sa_ns.to_owned())
+}
+
+fn forbidden<T>(r: Result<T, kube::Error>) -> bool {
+    matches!(r, Err(kube::Error::Api(e)) if e.code == 403)
+}
+
+/// The chart's default (no `clusterWide`), applied by ci.sh in `souk-default`: Secrets and
+/// Deployments there, in no other namespace.
+#[tokio::test]
+async fn the_default_chart_grants_nothing_outside_its_namespace() {
+    let Some(admin) = client().await else { return };
+    let Ok(sa) = std::env::var("SOUK_OPERATOR_SCOPED_SA") else {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("CI=true but SOUK_OPERATOR_SCOPED_SA (set by ci.sh) is not set");
+        }
+        eprintln!(
+            "\n!!!! SKIPPING the scoped RBAC test: SOUK_OPERATOR_SCOPED_SA is not set (ci.sh sets it).\n"
+        );
+        return;
+    };
+    let (operator, own) = impersonating(&sa).await;
+    let lp = ListParams::default();
+    assert!(
+        Api::<Secret>::namespaced(operator.clone(), &own)
+            .list(&lp)
+            .await
+            .is_ok()
+    );
+    assert!(
+        Api::<Deployment>::namespaced(operator.clone(), &own)
+            .list(&lp)
+            .await
+            .is_ok()
+    );
+    assert!(
+        Api::<Shop>::namespaced(operator.clone(), &own)
+            .list(&lp)
+            .await
+            .is_ok()
+    );
+    let other = namespace(&admin, "elsewhere").await;
+    assert!(forbidden(
+        Api::<Secret>::namespaced(operator.clone(), &other)
+            .list(&lp)
+            .await
+    ));
+    assert!(forbidden(
+        Api::<Deployment>::namespaced(operator.clone(), &other)
+            .list(&lp)
+            .await
+    ));
+    assert!(forbidden(
+        Api::<Secret>::all(operator.clone()).list(&lp).await
+    ));
+    assert!(forbidden(
+        Api::<Shop>::all(operator.clone()).list(&lp).await
+    ));
+    delete_namespace(&admin, &other).await;
+}
+
+/// The operator running as the chart's ServiceAccount (its RBAC applied by ci.sh from
+/// `helm template --set clusterWide=true`), impersonated: every verb the reconcile needs must be
+/// granted.
+#[tokio::test]
+#[ignore = "needs a Kubernetes API server (KUBECONFIG); CI runs it with --include-ignored"]
+async fn operator_works_with_the_charts_rbac() {
+    let admin = client().await;
+    let sa = std::env::var("SOUK_OPERATOR_SA")
+        .expect("SOUK_OPERATOR_SA (the chart's ServiceAccount, applied by ci.sh) is not set");
+    let _cnpg = CNPG_STATE.lock().await;
+    let (operator, sa_ns) = impersonating(&sa).await;
+    let sa_ns = sa_ns.as_str();
 
     // Leader election in the operator's namespace.
     let elector = LeaderElector::new(

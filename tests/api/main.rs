@@ -13,4 +13,5 @@ mod hostile;
 mod payments;
 mod reservations;
 mod resilience;
+mod three_d_secure;
 mod users;

@@ -22,7 +22,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 
-{{/* ClusterRole when watching every namespace, Role when watching one. */}}
+{{/* ClusterRole only when asked to manage every namespace; otherwise a Role in the one it watches. */}}
 {{- define "souk-operator.roleKind" -}}
-{{- if .Values.watchNamespace -}}Role{{- else -}}ClusterRole{{- end -}}
+{{- if .Values.clusterWide -}}ClusterRole{{- else -}}Role{{- end -}}
+{{- end -}}
+
+{{/* The namespace whose Shops the operator manages (unless clusterWide): watchNamespace, else the release's. */}}
+{{- define "souk-operator.watchNamespace" -}}
+{{- if and .Values.clusterWide .Values.watchNamespace -}}
+{{- fail "set either clusterWide or watchNamespace, not both" -}}
+{{- end -}}
+{{- .Values.watchNamespace | default .Release.Namespace -}}
 {{- end -}}

@@ -2,7 +2,8 @@
 # Operator CI: a real control plane (etcd + kube-apiserver + kube-controller-manager v1.20 on
 # loopback), `cargo test -p souk-operator` against it, then the Helm chart and the CRD:
 # `helm lint`, `helm template` validated offline (kubernetes-validate) and by the live API
-# server (server-side dry run), `crds/shop.yaml` validated offline.
+# server (server-side dry run), `crds/shop.yaml` validated offline. Then the end-to-end test on
+# a real node (node-e2e.sh): pods of images built from the release binaries.
 #
 # Idempotent; tools are cached under $HOME/.cache/souk (cold: ~4 min of Go build once per
 # machine, plus the cargo build; warm: well under a minute plus tests).
@@ -84,11 +85,23 @@ if helm template souk "$chart" >/dev/null 2>&1; then
 fi
 helm lint "$chart" "${image[@]}"
 helm lint "$chart" "${image[@]}" "${example[@]}" --set watchNamespace=shops
+helm lint "$chart" "${image[@]}" --set clusterWide=true
 out="$(mktemp -d)"
+# Default: rights in the release namespace only. Cluster-wide only when asked for.
 helm template souk "$chart" -n souk-system "${image[@]}" >"$out/default.yaml"
 helm template souk "$chart" -n souk-system "${image[@]}" --set crds.install=false >"$out/no-crd.yaml"
 helm template souk "$chart" -n souk-system "${image[@]}" --set crds.install=false \
   --set watchNamespace=shops >"$out/namespaced.yaml"
+helm template souk "$chart" -n souk-system "${image[@]}" --set crds.install=false \
+  --set clusterWide=true >"$out/cluster.yaml"
+if helm template souk "$chart" "${image[@]}" --set clusterWide=true --set watchNamespace=shops >/dev/null 2>&1; then
+  echo "the chart accepted clusterWide together with watchNamespace" >&2
+  exit 1
+fi
+if grep -q '^kind: ClusterRole' "$out/default.yaml"; then
+  echo "the default chart grants a ClusterRole" >&2
+  exit 1
+fi
 helm template souk "$chart" -n souk-system "${image[@]}" "${example[@]}" \
   --show-only templates/shop.yaml >"$out/shop.yaml"
 helm template souk "$chart" -n souk-system "${image[@]}" "${example[@]}" \
@@ -96,20 +109,31 @@ helm template souk "$chart" -n souk-system "${image[@]}" "${example[@]}" \
 grep -q 'helm.sh/resource-policy: keep' "$out/default.yaml"
 
 step "validate manifests offline (kubernetes-validate)"
-validate 1.20.0 "$out/no-crd.yaml" "$out/namespaced.yaml" "$out/test.yaml"
-validate 1.28.0 "$out/default.yaml" "$out/namespaced.yaml" "$out/test.yaml"
+validate 1.20.0 "$out/no-crd.yaml" "$out/namespaced.yaml" "$out/cluster.yaml" "$out/test.yaml"
+validate 1.28.0 "$out/default.yaml" "$out/namespaced.yaml" "$out/cluster.yaml" "$out/test.yaml"
 # The CRD carries CEL rules (x-kubernetes-validations), a field of Kubernetes >= 1.23.
 validate 1.28.0 crds/shop.yaml
 
 step "install the chart's manifests on the API server (its RBAC is tested below)"
+# The cluster-wide release runs the reconcile test (its Shops are in fresh namespaces); the
+# default release, in souk-default, must be refused everywhere but there.
 kubectl create namespace souk-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-kubectl apply -f "$out/no-crd.yaml"
+kubectl apply -f "$out/cluster.yaml"
 export SOUK_OPERATOR_SA=souk-system/souk-souk-operator
+kubectl create namespace souk-default --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+helm template scoped "$chart" -n souk-default "${image[@]}" --set crds.install=false | kubectl apply -f -
+export SOUK_OPERATOR_SCOPED_SA=souk-default/scoped-souk-operator
 
 step "cargo test -p souk-operator (real API server: the ignored tests too)"
 cargo test -p souk-operator -- --include-ignored
 
 step "the example Shop against the live API server (server-side dry run)"
 kubectl apply --dry-run=server -n souk-system -f "$out/shop.yaml"
+
+cleanup # the loopback control plane; the node below has its own
+
+step "end to end on a real node (node-e2e.sh): images from the release binaries, no Docker"
+cargo build --release --locked -p souk --bin souk -p souk-operator --bin souk-operator
+SOUK_E2E_PROFILE=release bash "$HERE/node-e2e.sh"
 
 step "operator CI passed"

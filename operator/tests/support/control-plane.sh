@@ -14,7 +14,7 @@ set -euo pipefail
 KUBE_DEB_VERSION="1.20.5+really1.20.2-1.1+deb12u1"
 CACHE="${SOUK_KUBE_CACHE:-$HOME/.cache/souk/kube/v1.20.2}"
 STATE="${SOUK_KUBE_STATE:-/dev/shm/souk-kube-$$}"
-PACKAGES=(golang-go etcd-server golang-github-modern-go-reflect2-dev dpkg-dev rsync openssl curl gcc libc6-dev)
+PACKAGES=(golang-go etcd-server golang-github-modern-go-reflect2-dev dpkg-dev rsync openssl curl gcc libc6-dev ${EXTRA_PACKAGES[@]+"${EXTRA_PACKAGES[@]}"})
 
 log() { echo "control-plane: $*" >&2; }
 
@@ -234,9 +234,12 @@ stop() {
   log "stopped ($STATE removed)"
 }
 
-case "${1:-start}" in
-  start) start ;;
-  stop) stop ;;
-  build) build ;;
-  *) echo "usage: $0 start|stop|build" >&2; exit 2 ;;
-esac
+# node.sh sources this file for `build`, `free_port` and the certificates.
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+  case "${1:-start}" in
+    start) start ;;
+    stop) stop ;;
+    build) build ;;
+    *) echo "usage: $0 start|stop|build" >&2; exit 2 ;;
+  esac
+fi

@@ -177,7 +177,7 @@ async fn replay(state: &AppState, id: Uuid) -> ApiResult<Response> {
         };
         if matches!(
             row.saga_state.as_str(),
-            "done" | "completing" | "releasing" | "awaiting_payment"
+            "done" | "completing" | "releasing" | "awaiting_payment" | "cancelling" | "refunding"
         ) {
             return respond(model::load(&state.db, id).await?);
         }

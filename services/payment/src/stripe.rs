@@ -16,7 +16,7 @@ use ::stripe::{
     Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError, StripeRequest,
 };
 use stripe_core::payment_intent::{
-    CreatePaymentIntent, CreatePaymentIntentAutomaticPaymentMethods,
+    CancelPaymentIntent, CreatePaymentIntent, CreatePaymentIntentAutomaticPaymentMethods,
     CreatePaymentIntentAutomaticPaymentMethodsAllowRedirects, RetrievePaymentIntent,
 };
 use stripe_core::refund::CreateRefund;
@@ -105,8 +105,15 @@ pub enum ChargeOutcome {
         /// Stripe's message, fit to show to the shopper.
         message: String,
     },
-    /// The card needs customer authentication (3-D Secure) before it can be charged.
-    RequiresAction { payment_intent_id: String },
+    /// The card needs customer authentication (3-D Secure) before it can be charged: the
+    /// client finishes it with Stripe.js from `client_secret`.
+    RequiresAction {
+        payment_intent_id: String,
+        client_secret: Option<String>,
+        /// Stripe's `next_action`, reduced to what a client needs: `type` and, for a
+        /// redirect, `redirect_to_url.url`.
+        next_action: Option<serde_json::Value>,
+    },
     /// Stripe accepted the payment but has not finished it: the outcome arrives by webhook
     /// (or a later [`StripeGateway::retrieve`]).
     Processing { payment_intent_id: String },
@@ -226,6 +233,17 @@ impl StripeGateway {
         Ok(IntentState::from(&intent.status))
     }
 
+    /// Cancels a PaymentIntent that has not succeeded. A PaymentIntent that already succeeded
+    /// (or was cancelled) cannot be: Stripe refuses, and [`Self::retrieve`] tells which.
+    pub async fn cancel(&self, payment_intent_id: &str) -> Result<IntentState, StripeCallError> {
+        let intent = CancelPaymentIntent::new(payment_intent_id)
+            .customize()
+            .timeout(self.timeout)
+            .send(&self.client)
+            .await?;
+        Ok(IntentState::from(&intent.status))
+    }
+
     /// Refunds a PaymentIntent in full; returns the refund's id. Replaying the same key
     /// returns the same refund.
     pub async fn refund(
@@ -255,9 +273,17 @@ fn outcome_of(intent: &PaymentIntent) -> Result<ChargeOutcome, StripeCallError> 
     match &intent.status {
         PaymentIntentStatus::Succeeded => Ok(ChargeOutcome::Succeeded { payment_intent_id }),
         PaymentIntentStatus::Processing => Ok(ChargeOutcome::Processing { payment_intent_id }),
-        PaymentIntentStatus::RequiresAction => {
-            Ok(ChargeOutcome::RequiresAction { payment_intent_id })
-        }
+        PaymentIntentStatus::RequiresAction => Ok(ChargeOutcome::RequiresAction {
+            payment_intent_id,
+            client_secret: intent.client_secret.clone(),
+            next_action: intent.next_action.as_ref().map(|a| {
+                let mut action = serde_json::json!({ "type": a.type_ });
+                if let Some(url) = a.redirect_to_url.as_ref().and_then(|r| r.url.clone()) {
+                    action["redirect_to_url"] = serde_json::json!({ "url": url });
+                }
+                action
+            }),
+        }),
         PaymentIntentStatus::RequiresPaymentMethod => {
             let error = intent.last_payment_error.as_deref();
             Ok(ChargeOutcome::Declined {

@@ -1,10 +1,11 @@
 //! Stripe's webhooks (`POST /api/v1/payments/webhook`, public through the gateway).
 //!
-//! Each event is verified with its `Stripe-Signature`, then processed once: its id goes into
-//! `processed_events` in the same transaction as the payment's update, and the transaction
-//! commits only after the order service has been told (an idempotent call on its side, keyed
-//! by the event id). If the order service cannot be reached, the answer is 503 and nothing is
-//! recorded, so Stripe delivers the event again later.
+//! Each event is verified with its `Stripe-Signature`, then applied: the payment's update (a
+//! single conditional statement, so applying it twice changes nothing), then the order
+//! service is told (idempotent on its side, keyed by the event id), and only then is the event
+//! recorded in `processed_events`. No transaction is held across the call to the order
+//! service. If that service cannot be reached, the answer is 503 and nothing is recorded, so
+//! Stripe delivers the event again later.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -91,19 +92,12 @@ async fn receive(
         }
     };
 
-    let mut tx = state.db.begin().await?;
-    // Blocks while another delivery of the same event is in flight, then sees its outcome.
-    let fresh = sqlx::query(
-        "INSERT INTO processed_events (event_id, event_type) VALUES ($1, $2)
-         ON CONFLICT (event_id) DO NOTHING",
-    )
-    .bind(&event.id)
-    .bind(kind)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
-    if !fresh {
+    let seen: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM processed_events WHERE event_id = $1)")
+            .bind(&event.id)
+            .fetch_one(&state.db)
+            .await?;
+    if seen {
         tracing::info!(event_id = %event.id, kind, "webhook event already processed");
         return Ok(received());
     }
@@ -114,7 +108,7 @@ async fn receive(
         Some(pi) => {
             sqlx::query_scalar("SELECT order_id FROM payments WHERE payment_intent_id = $1")
                 .bind(pi)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&state.db)
                 .await?
         }
         None => None,
@@ -124,19 +118,25 @@ async fn receive(
     {
         order_id = sqlx::query_scalar("SELECT order_id FROM payments WHERE order_id = $1")
             .bind(hint)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&state.db)
             .await?
             .or(Some(hint));
     }
     let Some(order_id) = order_id else {
         tracing::warn!(event_id = %event.id, kind, ?payment_intent_id, "webhook event for no known payment");
-        tx.commit().await?;
+        record(&state, &event.id, kind).await?;
         return Ok(received());
     };
 
     // Final states are not left for an earlier one (Stripe does not promise ordering).
     let allowed_from: &[&str] = match new_status {
-        "succeeded" => &["pending", "processing", "requires_action", "failed"],
+        "succeeded" => &[
+            "pending",
+            "processing",
+            "requires_action",
+            "failed",
+            "canceled",
+        ],
         "failed" => &["pending", "processing", "requires_action"],
         _ => &["succeeded"],
     };
@@ -155,7 +155,7 @@ async fn receive(
     .bind(new_status)
     .bind(payment_intent_id)
     .bind(allowed_from)
-    .execute(&mut *tx)
+    .execute(&state.db)
     .await?
     .rows_affected();
     tracing::info!(event_id = %event.id, kind, %order_id, updated, "webhook event processed");
@@ -185,12 +185,24 @@ async fn receive(
         Err(e) => {
             tracing::warn!(event_id = %event.id, %order_id, error = %e,
                 "the order service could not be told; Stripe will retry");
-            tx.rollback().await?;
             return Err(ApiError::unavailable(
                 "the order service is unavailable; retry later",
             ));
         }
     }
-    tx.commit().await?;
+    record(&state, &event.id, kind).await?;
     Ok(received())
+}
+
+/// The event has been applied everywhere: later deliveries are acknowledged at once.
+async fn record(state: &AppState, event_id: &str, kind: &str) -> ApiResult<()> {
+    sqlx::query(
+        "INSERT INTO processed_events (event_id, event_type) VALUES ($1, $2)
+         ON CONFLICT (event_id) DO NOTHING",
+    )
+    .bind(event_id)
+    .bind(kind)
+    .execute(&state.db)
+    .await?;
+    Ok(())
 }

@@ -220,13 +220,29 @@ async fn declined_card_is_declined_with_its_payment_intent() {
         )
         .await
         .unwrap();
-    let ChargeOutcome::RequiresAction { payment_intent_id } = three_ds else {
+    let ChargeOutcome::RequiresAction {
+        payment_intent_id,
+        client_secret,
+        next_action,
+    } = three_ds
+    else {
         panic!("expected requires_action, got {three_ds:?}");
     };
+    assert!(client_secret.is_some_and(|s| s.starts_with(&payment_intent_id)));
+    assert_eq!(next_action.unwrap()["type"], "use_stripe_sdk");
     assert_eq!(
         stripe.retrieve(&payment_intent_id).await.unwrap(),
         IntentState::RequiresAction
     );
+    // Waiting for the shopper can be called off; a cancelled one cannot be cancelled again.
+    assert_eq!(
+        stripe.cancel(&payment_intent_id).await.unwrap(),
+        IntentState::Canceled
+    );
+    assert!(matches!(
+        stripe.cancel(&payment_intent_id).await,
+        Err(StripeCallError::Rejected { status: 400, .. })
+    ));
 }
 
 #[tokio::test]
