@@ -39,7 +39,9 @@ async fn schemathesis_finds_no_failures() {
                 "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
             ])
             .args(["--max-time", &MAX_TIME_SECS.to_string()])
-            .args(["--workers", "2", "--seed", "1"])
+            // One worker: CPython 3.11 can fail ast.parse in concurrent threads ("AST constructor
+            // recursion depth mismatch"), which hypothesis calls while describing strategies.
+            .args(["--workers", "1", "--seed", "1"])
             .args(["--header", &format!("Authorization: Bearer {token}")])
             .env("NO_COLOR", "1");
         let status = tokio::task::spawn_blocking(move || run.status())
