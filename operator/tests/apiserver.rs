@@ -644,17 +644,12 @@ fn forbidden<T>(r: Result<T, kube::Error>) -> bool {
 /// The chart's default (no `clusterWide`), applied by ci.sh in `souk-default`: Secrets and
 /// Deployments there, in no other namespace.
 #[tokio::test]
+#[ignore = "needs a Kubernetes API server (KUBECONFIG); CI runs it with --include-ignored"]
 async fn the_default_chart_grants_nothing_outside_its_namespace() {
-    let Some(admin) = client().await else { return };
-    let Ok(sa) = std::env::var("SOUK_OPERATOR_SCOPED_SA") else {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("CI=true but SOUK_OPERATOR_SCOPED_SA (set by ci.sh) is not set");
-        }
-        eprintln!(
-            "\n!!!! SKIPPING the scoped RBAC test: SOUK_OPERATOR_SCOPED_SA is not set (ci.sh sets it).\n"
-        );
-        return;
-    };
+    let admin = client().await;
+    let sa = std::env::var("SOUK_OPERATOR_SCOPED_SA").expect(
+        "SOUK_OPERATOR_SCOPED_SA (the default chart's ServiceAccount, applied by ci.sh) is not set",
+    );
     let (operator, own) = impersonating(&sa).await;
     let lp = ListParams::default();
     assert!(

@@ -92,7 +92,9 @@ async fn terminated_database_connections_answer_503_and_recover() {
         answers += a;
         unavailable += u;
     }
-    eprintln!("{killed} backends terminated; {answers} answers under load, {unavailable} of them 503");
+    eprintln!(
+        "{killed} backends terminated; {answers} answers under load, {unavailable} of them 503"
+    );
     assert!(killed > 0, "some connections were terminated");
     assert!(answers > 20, "the load kept running: {answers} answers");
 

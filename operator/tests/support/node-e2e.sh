@@ -91,6 +91,7 @@ step "chart: CRD, RBAC, operator in the cluster (leader election)"
 helm install souk "$ROOT/helm/souk-operator" -n souk-system --create-namespace \
   --disable-openapi-validation \
   --set image.repository=localhost/souk-operator --set image.tag="$TAG" --set image.pullPolicy=Never \
+  --set watchNamespace="$NS" \
   --set test.shop="$SHOP" --set test.namespace="$NS" --set test.image="localhost/souk:$TAG" \
   --wait --timeout 3m
 kubectl -n souk-system get pods -o wide
