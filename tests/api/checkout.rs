@@ -125,6 +125,53 @@ async fn full_journey_to_a_paid_order() {
         .expect(200, None);
 }
 
+/// The payment service refuses (422) to queue a confirmation to an address it cannot use: the
+/// charge has gone through, so the order still completes and the shopper gets 201 paid.
+#[tokio::test]
+async fn a_paid_order_completes_when_its_confirmation_is_refused() {
+    let app = App::spawn_shop().await;
+    let admin = app.admin().await;
+    let teapot = product(&app, &admin, 2_500, 10).await;
+    let me = shopper_with_cart(&app, &teapot, 2).await;
+    // The user service refuses such an address now; older rows may still hold one.
+    let users = app.db("user").await;
+    sqlx::query("UPDATE users SET email = $2 WHERE id = $1::uuid")
+        .bind(&me.id)
+        .bind(format!(
+            "ctl-{}@exa\u{7}mple.com",
+            uuid::Uuid::new_v4().simple()
+        ))
+        .execute(&users)
+        .await
+        .unwrap();
+
+    let res = checkout(&app, &me, "refused-mail-1", "pm_card_visa").await;
+    let order = res.expect(201, None).clone();
+    assert_eq!(order["status"], "paid");
+    assert_eq!(order["payment"]["status"], "succeeded");
+    assert_eq!(order["total_cents"], 5_000);
+    assert_eq!(stock(&app, &teapot).await, 8);
+    let cart = app.get("/api/v1/cart", Some(&me.token)).await;
+    assert_eq!(cart.expect(200, None)["items"].as_array().unwrap().len(), 0);
+
+    let orders = app.db("order").await;
+    let saga: String = sqlx::query_scalar("SELECT saga_state FROM orders WHERE id = $1::uuid")
+        .bind(order["id"].as_str().unwrap())
+        .fetch_one(&orders)
+        .await
+        .unwrap();
+    assert_eq!(saga, "done", "the order is not left half-completed");
+    let payments = app.db("payment").await;
+    let charges: i64 = sqlx::query_scalar("SELECT count(*) FROM payments")
+        .fetch_one(&payments)
+        .await
+        .unwrap();
+    assert_eq!(charges, 1, "charged once");
+    // Replaying the request answers the same paid order, never a second charge.
+    let again = checkout(&app, &me, "refused-mail-1", "pm_card_visa").await;
+    assert_eq!(again.expect(201, None)["id"], order["id"]);
+}
+
 #[tokio::test]
 async fn a_declined_card_is_402_and_returns_the_stock() {
     let app = App::spawn_shop().await;

@@ -17,6 +17,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use axum::http::StatusCode;
 use serde_json::json;
 use souk_common::ApiError;
 use souk_common::client::CallError;
@@ -45,6 +46,13 @@ pub enum Stop {
 
 fn interrupted(e: CallError) -> Stop {
     Stop::Interrupted(e.into())
+}
+
+/// A 4xx that asking again will not change (408 and 429 are worth a retry).
+fn is_permanent_refusal(status: StatusCode) -> bool {
+    status.is_client_error()
+        && status != StatusCode::REQUEST_TIMEOUT
+        && status != StatusCode::TOO_MANY_REQUESTS
 }
 
 fn db_failed(e: impl Into<ApiError>) -> Stop {
@@ -521,11 +529,20 @@ async fn complete(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
         "currency": order.currency,
         "shipping_address": order.shipping_address,
     });
-    state
-        .clients
-        .queue_confirmation(&email)
-        .await
-        .map_err(interrupted)?;
+    match state.clients.queue_confirmation(&email).await {
+        Ok(_) => {}
+        // The charge has gone through: an e-mail the payment service will never accept (a bad
+        // address) must not hold the paid order back. Retrying cannot help; leave a trace.
+        Err(CallError::Api(e)) if is_permanent_refusal(e.status) => {
+            tracing::error!(
+                order_id = %row.id,
+                status = e.status.as_u16(),
+                detail = %e.detail,
+                "the order confirmation e-mail was refused and will not be sent; the order completes without it"
+            );
+        }
+        Err(e) => return Err(interrupted(e)),
+    }
     transition(state, row.id, "completing", "done", "").await?;
     Ok(())
 }
@@ -581,4 +598,19 @@ async fn refund(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
     .await
     .map_err(db_failed)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_final_client_error_is_a_permanent_refusal() {
+        assert!(is_permanent_refusal(StatusCode::UNPROCESSABLE_ENTITY));
+        assert!(is_permanent_refusal(StatusCode::BAD_REQUEST));
+        assert!(!is_permanent_refusal(StatusCode::REQUEST_TIMEOUT));
+        assert!(!is_permanent_refusal(StatusCode::TOO_MANY_REQUESTS));
+        assert!(!is_permanent_refusal(StatusCode::SERVICE_UNAVAILABLE));
+        assert!(!is_permanent_refusal(StatusCode::INTERNAL_SERVER_ERROR));
+    }
 }
