@@ -66,6 +66,16 @@ async fn bad_registrations_are_422_and_create_nothing() {
         )
         .await;
     res.expect(400, Some("malformed_request"));
+    // An address no mail server takes would leave the account's order confirmations unsendable.
+    for email in [
+        "ctl-x@exa\u{7}mple.com",
+        "tab\u{1}x@example.com",
+        "a@exa_mple.com",
+    ] {
+        let res = app.register(email, "long-enough-1", "x").await;
+        let body = res.expect(422, Some("validation_failed"));
+        assert_eq!(body["errors"][0]["field"], "email", "{email:?}");
+    }
     let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
         .fetch_one(&app.db("user").await)
         .await

@@ -47,19 +47,26 @@ struct Registration {
 
 pub fn validate_email(email: &str, errors: &mut Vec<FieldError>) -> String {
     let email = email.trim().to_owned();
+    // Control characters and malformed domains are refused: the confirmation mailer would
+    // never accept such an address, leaving the account's order e-mails unsendable.
     let valid = email.len() <= 254
-        && !email.chars().any(char::is_whitespace)
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty()
-                && !domain.contains('@')
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
+            !local.is_empty() && domain.contains('.') && domain.split('.').all(is_domain_label)
         });
     if !valid {
         errors.push(FieldError::new("email", "must be a valid e-mail address"));
     }
     email
+}
+
+/// A DNS label: letters (international ones too), digits and inner hyphens.
+fn is_domain_label(label: &str) -> bool {
+    !label.is_empty()
+        && label.len() <= 63
+        && !label.starts_with('-')
+        && !label.ends_with('-')
+        && label.chars().all(|c| c.is_alphanumeric() || c == '-')
 }
 
 pub fn validate_password(password: &str, errors: &mut Vec<FieldError>) {
@@ -352,4 +359,47 @@ async fn logout(
 /// The public verification keys; the gateway republishes them at `/.well-known/jwks.json`.
 async fn jwks(State(state): State<AppState>) -> Json<JwkSet> {
     Json(state.keys.jwks().clone())
+}
+
+#[cfg(test)]
+mod email_tests {
+    use super::*;
+
+    fn accepted(email: &str) -> bool {
+        let mut errors = Vec::new();
+        validate_email(email, &mut errors);
+        errors.is_empty()
+    }
+
+    #[test]
+    fn ordinary_addresses_are_accepted() {
+        for email in [
+            "ann@example.com",
+            "a.b+tag@mail.example.co.uk",
+            "x@my-shop.de",
+            "jo@bücher.de",
+        ] {
+            assert!(accepted(email), "{email}");
+        }
+    }
+
+    #[test]
+    fn control_characters_and_bad_domains_are_refused() {
+        for email in [
+            "ctl-x@exa\u{7}mple.com",
+            "a\u{0}b@example.com",
+            "a@example.com\u{7f}",
+            "a@exa_mple.com",
+            "a@-example.com",
+            "a@example-.com",
+            "a@example..com",
+            "a@.example.com",
+            "a@example.com.",
+            "a@b@example.com",
+            "a@localhost",
+            "@example.com",
+        ] {
+            assert!(!accepted(email), "{email:?}");
+        }
+    }
 }
