@@ -3,6 +3,7 @@
 pub mod address;
 pub mod caller;
 pub mod client;
+pub mod client_net;
 pub mod db;
 pub mod emulators;
 pub mod error;

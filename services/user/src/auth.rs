@@ -190,6 +190,7 @@ struct Credentials {
 
 /// The client's address as the gateway states it (it sets `X-Forwarded-For` to exactly one
 /// address), else the connection's peer. Anything that is not an IP address is not trusted.
+/// The sign-in and registration throttles count per address, an IPv6 client per its /64.
 fn client_address(headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
     headers
         .get("x-forwarded-for")
@@ -197,7 +198,10 @@ fn client_address(headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
         .and_then(|v| v.split(',').next())
         .and_then(|v| v.trim().parse::<IpAddr>().ok())
         .or_else(|| peer.map(|p| p.ip()))
-        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+        .map_or_else(
+            || "unknown".to_owned(),
+            souk_common::client_net::rate_limit_network,
+        )
 }
 
 fn too_many_sign_ins(wait: u64) -> ApiError {
@@ -362,8 +366,23 @@ async fn jwks(State(state): State<AppState>) -> Json<JwkSet> {
 }
 
 #[cfg(test)]
-mod email_tests {
+mod tests {
     use super::*;
+
+    #[test]
+    fn an_ipv6_client_is_throttled_by_its_slash_64() {
+        let peer = |ip: &str| Some(SocketAddr::new(ip.parse().unwrap(), 40000));
+        let none = HeaderMap::new();
+        assert_eq!(
+            client_address(&none, peer("2001:db8:1:2::1")),
+            client_address(&none, peer("2001:db8:1:2:ffff:1234:5678:9abc"))
+        );
+        assert_ne!(
+            client_address(&none, peer("2001:db8:1:2::1")),
+            client_address(&none, peer("2001:db8:1:3::1"))
+        );
+        assert_eq!(client_address(&none, peer("203.0.113.7")), "203.0.113.7");
+    }
 
     fn accepted(email: &str) -> bool {
         let mut errors = Vec::new();
