@@ -194,3 +194,37 @@ async fn souk_up_pays_through_the_stripe_named_by_the_environment() {
     let _ = tokio::time::timeout(Duration::from_secs(20), up.wait()).await;
     let _ = std::fs::remove_dir_all(&state);
 }
+
+/// `souk up` reads `SOUK_TRUSTED_PROXIES` like `souk serve gateway`: a bad value stops it
+/// instead of being ignored.
+#[tokio::test]
+async fn souk_up_reads_the_trusted_proxies_like_the_gateway() {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let prefix = format!("souk_test_{id}");
+    let _databases = Databases(prefix.clone());
+    let state = std::env::temp_dir().join(format!("souk_up_{id}"));
+    let up = tokio::process::Command::new(env!("CARGO_BIN_EXE_souk"))
+        .arg("up")
+        .env("SOUK_TRUSTED_PROXIES", "10.0.0.0/8, not-a-network")
+        .env("STRIPE_API_BASE", "http://127.0.0.1:9")
+        .env("STRIPE_SECRET_KEY", KEY)
+        .env("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
+        .env("PYTHON", "/nonexistent/python3")
+        .env("SOUK_GATEWAY_ADDR", "127.0.0.1:0")
+        .env("SOUK_STATE_DIR", &state)
+        .env("SOUK_DATABASE_URL", test_server_url())
+        .env("SOUK_DATABASE_PREFIX", &prefix)
+        .env("SOUK_ADMIN_EMAIL", "admin@up.test")
+        .env("SOUK_ADMIN_PASSWORD", "admin-password-1")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), up)
+        .await
+        .expect("souk up refuses the setting instead of starting")
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("SOUK_TRUSTED_PROXIES"), "{said}");
+}

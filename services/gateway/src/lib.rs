@@ -95,8 +95,9 @@ impl Config {
     }
 }
 
-/// `SOUK_TRUSTED_PROXIES`: comma-separated networks (`10.0.0.0/8`) or addresses.
-fn trusted_proxies_from_env() -> Result<Vec<ipnet::IpNet>, ConfigError> {
+/// `SOUK_TRUSTED_PROXIES`: comma-separated networks (`10.0.0.0/8`) or addresses. Also read by
+/// `souk up`, so both runners trust the same proxies.
+pub fn trusted_proxies_from_env() -> Result<Vec<ipnet::IpNet>, ConfigError> {
     const VAR: &str = "SOUK_TRUSTED_PROXIES";
     if settings::optional("SOUK_TRUST_FORWARDED_FOR")?.is_some() {
         return Err(ConfigError::new(
