@@ -119,7 +119,12 @@ pub fn smtp_transport(
 /// The CA certificates of a PEM file (`SOUK_SMTP_CA_FILE`): read and checked at startup.
 pub fn read_ca_file(path: &Path) -> Result<Vec<u8>, String> {
     let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    ca_certificate(&pem)?;
+    // Building a TLS configuration is what parses the certificates' DER.
+    TlsParameters::builder("localhost".to_owned())
+        .certificate_store(CertificateStore::None)
+        .add_root_certificate(ca_certificate(&pem)?)
+        .build_rustls()
+        .map_err(|e| format!("bad CA certificate: {e}"))?;
     Ok(pem)
 }
 

@@ -101,6 +101,14 @@ fn bad_smtp_settings_are_refused() {
     std::fs::write(&not_pem, "not a certificate").unwrap();
     let error = read_ca_file(&not_pem).unwrap_err();
     assert!(error.contains("no PEM certificate"), "{error}");
+    let bad_der = dir.join("bad.pem");
+    std::fs::write(
+        &bad_der,
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let error = read_ca_file(&bad_der).unwrap_err();
+    assert!(error.contains("bad CA certificate"), "{error}");
     let error = read_ca_file(&dir.join("missing.pem")).unwrap_err();
     assert!(error.contains("cannot read"), "{error}");
     std::fs::remove_dir_all(&dir).unwrap();
