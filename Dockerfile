@@ -10,16 +10,18 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p souk --bin souk \
  && install -D -m 0755 target/release/souk /out/souk
-# The image's whole filesystem, assembled by the script scripts/oci-image uses too.
+# The image's whole filesystem, assembled by the same script scripts/image/oci.py runs.
 RUN scripts/image/rootfs.sh /rootfs /out/souk /usr/local/bin/souk
 
 # The binary, its libraries and loader, CA certificates, user nonroot (65532); no shell.
-# scripts/oci-image reads USER, EXPOSE, ENV, ENTRYPOINT and CMD from this stage.
+# scripts/image/oci.py reads USER, EXPOSE, ENV, ENTRYPOINT and CMD from this stage.
 FROM scratch
 COPY --from=build /rootfs /
 USER 65532:65532
-EXPOSE 8080
-ENV SOUK_LISTEN_ADDR=0.0.0.0:8080
+# 8080: the service's API; 9090: its ops listener (/metrics, detailed /readyz), which the
+# operator's pods declare as port `ops` and Prometheus scrapes, never routed from outside.
+EXPOSE 8080 9090
+ENV SOUK_LISTEN_ADDR=0.0.0.0:8080 SOUK_OPS_ADDR=0.0.0.0:9090
 # Password hashing allocates 19 MiB blocks; with glibc's adaptive threshold they end up in arenas
 # that keep them (user service: 350 MB after 64 sign-ups). A fixed 1 MiB threshold maps such
 # blocks and returns them on free: 17.7 MB after the same burst (BENCHMARKS.md).

@@ -3,6 +3,7 @@
 
 pub use souk_common::emulators;
 pub mod local_db;
+pub mod local_stripe;
 pub mod platform;
 pub mod testing;
 

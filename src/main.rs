@@ -218,17 +218,8 @@ fn local_jwt_key(dir: &std::path::Path) -> anyhow::Result<String> {
 
 async fn up() -> anyhow::Result<()> {
     let dir = state_dir()?;
-    // Payments go to the local Stripe emulator, alive as long as this process.
-    let stripe = if souk::emulators::python_deps_available() {
-        Some(souk::emulators::StripeEmulator::start()?)
-    } else {
-        println!(
-            "payments unavailable: the Stripe emulator needs Python 3 with its dependencies \
-             ({}); checkout will answer 503",
-            souk::emulators::INSTALL_HINT
-        );
-        None
-    };
+    // Payments: Stripe from STRIPE_*, else the local emulator (alive as long as this process).
+    let payments = souk::local_stripe::start(&dir)?;
     let gateway_addr: SocketAddr = settings::parsed(
         "SOUK_GATEWAY_ADDR",
         SocketAddr::from(([127, 0, 0, 1], 8080)),
@@ -252,7 +243,7 @@ async fn up() -> anyhow::Result<()> {
             + &uuid::Uuid::new_v4().simple().to_string(),
         jwt_private_key_pem: local_jwt_key(&dir)?,
         admin,
-        stripe_api_base: stripe.as_ref().map(|s| s.url()),
+        stripe: payments.stripe.clone(),
         smtp_url: settings::optional("SOUK_SMTP_URL")?,
         mail_dir: settings::optional("SOUK_MAIL_DIR")?
             .map(PathBuf::from)
@@ -263,15 +254,20 @@ async fn up() -> anyhow::Result<()> {
         None => format!("e-mails are written to {}", opts.mail_dir.display()),
     };
     let platform = RunningPlatform::start(opts, |_| {}).await?;
-    if let Some(stripe) = &stripe {
-        stripe
-            .register_webhook(
-                &format!("{}/api/v1/payments/webhook", platform.gateway_url),
-                souk::platform::LOCAL_STRIPE_WEBHOOK_SECRET,
-            )
-            .await
-            .context("registering the webhook with the Stripe emulator")?;
-        println!("payments: Stripe emulator on {}", stripe.url());
+    let webhook = format!("{}/api/v1/payments/webhook", platform.gateway_url);
+    match (&payments.emulator, &payments.stripe) {
+        (Some(emulator), _) => {
+            emulator
+                .register_webhook(&webhook, souk::platform::LOCAL_STRIPE_WEBHOOK_SECRET)
+                .await
+                .context("registering the webhook with the Stripe emulator")?;
+            println!("payments: Stripe emulator on {}", emulator.url());
+        }
+        (None, Some(_)) => println!(
+            "payments: point the Stripe webhook endpoint at {webhook} (events \
+             payment_intent.succeeded, payment_intent.payment_failed, charge.refunded)"
+        ),
+        (None, None) => {}
     }
     println!("{mail}");
     println!(

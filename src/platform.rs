@@ -36,9 +36,9 @@ pub struct PlatformOptions {
     pub internal_secret: String,
     pub jwt_private_key_pem: String,
     pub admin: Option<souk_user::AdminSeed>,
-    /// The Stripe emulator's URL (`StripeEmulator::url`). None: no Stripe is reachable and
-    /// charges answer 503 (the platform still starts).
-    pub stripe_api_base: Option<String>,
+    /// Where payments go. None: no Stripe is reachable and charges answer 503 (the platform
+    /// still starts).
+    pub stripe: Option<StripeSettings>,
     /// An SMTP server for the confirmation e-mails; None writes `.eml` files to `mail_dir`.
     pub smtp_url: Option<String>,
     pub mail_dir: std::path::PathBuf,
@@ -50,6 +50,28 @@ pub const LOCAL_STRIPE_SECRET_KEY: &str = "sk_test_souk_local";
 pub const LOCAL_STRIPE_WEBHOOK_SECRET: &str = "whsec_souk_local";
 /// Where charges go without an emulator: nothing listens there, so they answer 503.
 const NO_STRIPE: &str = "http://127.0.0.1:9/";
+
+/// The Stripe account the payment service uses.
+#[derive(Clone, Debug)]
+pub struct StripeSettings {
+    pub secret_key: String,
+    /// The signing secret of the webhook endpoint (`/api/v1/payments/webhook`).
+    pub webhook_secret: String,
+    /// None: Stripe itself; else an emulator (or a proxy) at this URL.
+    pub api_base: Option<String>,
+}
+
+impl StripeSettings {
+    /// An emulator at `url`, with the local keys (register its webhook with
+    /// [`LOCAL_STRIPE_WEBHOOK_SECRET`]).
+    pub fn local(url: String) -> Self {
+        Self {
+            secret_key: LOCAL_STRIPE_SECRET_KEY.to_owned(),
+            webhook_secret: LOCAL_STRIPE_WEBHOOK_SECRET.to_owned(),
+            api_base: Some(url),
+        }
+    }
+}
 
 pub struct RunningPlatform {
     pub gateway_url: String,
@@ -77,6 +99,10 @@ fn local_config(
 ) -> anyhow::Result<PlatformConfig> {
     let secret = opts.internal_secret.clone();
     let db = |s: &str| opts.database_url(s);
+    let stripe = opts.stripe.clone().unwrap_or_else(|| StripeSettings {
+        api_base: Some(NO_STRIPE.to_owned()),
+        ..StripeSettings::local(String::new())
+    });
     Ok(PlatformConfig {
         user: souk_user::Config {
             database_url: db("user")?,
@@ -114,19 +140,17 @@ fn local_config(
             payment_url: urls["payment"].clone(),
             recovery_interval: std::time::Duration::from_secs(10),
             lease: std::time::Duration::from_secs(60),
+            payment_window: std::time::Duration::from_secs(souk_order::DEFAULT_PAYMENT_WINDOW_SECS),
+            payment_poll: std::time::Duration::from_secs(2),
             fault: None,
         },
         payment: souk_payment::Config {
             database_url: db("payment")?,
             internal_secret: secret.clone(),
             db_max_connections: 10,
-            stripe_secret_key: LOCAL_STRIPE_SECRET_KEY.to_owned(),
-            stripe_webhook_secret: LOCAL_STRIPE_WEBHOOK_SECRET.to_owned(),
-            stripe_api_base: Some(
-                opts.stripe_api_base
-                    .clone()
-                    .unwrap_or_else(|| NO_STRIPE.to_owned()),
-            ),
+            stripe_secret_key: stripe.secret_key,
+            stripe_webhook_secret: stripe.webhook_secret,
+            stripe_api_base: stripe.api_base,
             order_url: urls["order"].clone(),
             smtp_url: opts.smtp_url.clone(),
             mail_dir: opts.mail_dir.clone(),

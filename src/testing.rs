@@ -7,7 +7,7 @@ use souk_common::testing::test_server_url;
 
 use crate::emulators::{SmtpSink, StripeEmulator};
 use crate::platform::{
-    LOCAL_STRIPE_WEBHOOK_SECRET, PlatformConfig, PlatformOptions, RunningPlatform,
+    LOCAL_STRIPE_WEBHOOK_SECRET, PlatformConfig, PlatformOptions, RunningPlatform, StripeSettings,
 };
 
 pub const TEST_INTERNAL_SECRET: &str = "test-internal-secret-test-internal-secret";
@@ -81,7 +81,9 @@ impl TestPlatform {
                 email: ADMIN_EMAIL.into(),
                 password: ADMIN_PASSWORD.into(),
             }),
-            stripe_api_base: shop.as_ref().map(|(stripe, _)| stripe.url()),
+            stripe: shop
+                .as_ref()
+                .map(|(stripe, _)| StripeSettings::local(stripe.url())),
             smtp_url: shop.as_ref().map(|(_, smtp)| smtp.url()),
             mail_dir: std::env::temp_dir().join(format!("{prefix}_mail")),
         };

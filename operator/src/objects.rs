@@ -152,6 +152,11 @@ pub fn service_env(shop: &Shop, svc: Svc) -> Vec<EnvVar> {
                     "SOUK_TRUSTED_PROXIES",
                     trusted_proxies(ingress).join(","),
                 ));
+                // The ingress controller reads clients' requests itself (with its own
+                // timeouts) and keeps idle connections to the gateway for up to 60 s
+                // (ingress-nginx's default); the gateway's idle limit must outlast that, or a
+                // request races the close and gets 502.
+                e.push(env("SOUK_HEADER_READ_TIMEOUT_MS", "75000"));
             }
         }
         _ => {}

@@ -528,6 +528,7 @@ fn ingress_without_tls_and_retained_credentials() {
         env_of(&gw)["SOUK_TRUSTED_PROXIES"]["value"],
         "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
     );
+    assert_eq!(env_of(&gw)["SOUK_HEADER_READ_TIMEOUT_MS"]["value"], "75000");
     assert_eq!(crate::network::gateway_url(&shop), "http://shop.local");
     let creds = find(&c, "Secret", "demo-db-credentials").unwrap();
     assert!(creds.body["metadata"]["ownerReferences"].is_null());

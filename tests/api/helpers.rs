@@ -29,6 +29,16 @@ impl Resp {
             .unwrap_or("")
     }
 
+    /// The `Retry-After` header in seconds; panics when it is missing or not a number.
+    #[track_caller]
+    pub fn retry_after(&self) -> u64 {
+        self.headers["retry-after"]
+            .to_str()
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("Retry-After is a number of seconds: {:?}", self.headers))
+    }
+
     /// Asserts the status and, for errors, that the body is problem+json with this `code`.
     #[track_caller]
     pub fn expect(&self, status: u16, code: Option<&str>) -> &Value {

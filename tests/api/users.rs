@@ -328,11 +328,7 @@ async fn repeated_failed_logins_are_rate_limited() {
     // Locked now, even with the right password, and the answer says when to retry.
     let res = app.login("target@example.com", "long-enough-1").await;
     res.expect(429, Some("rate_limited"));
-    let retry: u64 = res.headers["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry: u64 = res.retry_after();
     assert!((1..=900).contains(&retry));
     // Other accounts are not locked by it.
     let other = app.customer().await;
@@ -422,6 +418,14 @@ async fn seeding_never_promotes_an_account_whose_password_it_did_not_set() {
     assert_eq!(admins, 2);
 }
 
+async fn wrong_passwords(app: &App, email: &str, times: usize) {
+    for _ in 0..times {
+        app.login(email, "wrong-password")
+            .await
+            .expect(401, Some("invalid_credentials"));
+    }
+}
+
 #[tokio::test]
 async fn account_lockouts_back_off_and_a_right_password_clears_them() {
     let app = App::spawn_with(|c| {
@@ -432,18 +436,10 @@ async fn account_lockouts_back_off_and_a_right_password_clears_them() {
     let target = app.customer().await;
     let mut blocks = Vec::new();
     for _ in 0..3 {
-        for _ in 0..5 {
-            app.login(&target.email, "wrong-password")
-                .await
-                .expect(401, Some("invalid_credentials"));
-        }
+        wrong_passwords(&app, &target.email, 5).await;
         let res = app.login(&target.email, "correct-horse-1").await;
         res.expect(429, Some("rate_limited"));
-        let wait: u64 = res.headers["retry-after"]
-            .to_str()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let wait: u64 = res.retry_after();
         blocks.push(wait);
         tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
     }
@@ -452,11 +448,7 @@ async fn account_lockouts_back_off_and_a_right_password_clears_them() {
     app.login(&target.email, "correct-horse-1")
         .await
         .expect(200, None);
-    for _ in 0..5 {
-        app.login(&target.email, "wrong-password")
-            .await
-            .expect(401, Some("invalid_credentials"));
-    }
+    wrong_passwords(&app, &target.email, 5).await;
     let res = app.login(&target.email, "correct-horse-1").await;
     res.expect(429, Some("rate_limited"));
     assert_eq!(res.headers["retry-after"], "1");
@@ -473,11 +465,7 @@ async fn an_address_over_its_failure_limit_is_refused_for_a_window() {
     }
     let res = app.login(&shopper.email, "correct-horse-1").await;
     res.expect(429, Some("rate_limited"));
-    let wait: u64 = res.headers["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let wait: u64 = res.retry_after();
     assert!(
         (800..=900).contains(&wait),
         "blocked for the window: {wait}"
@@ -524,11 +512,7 @@ async fn registrations_are_throttled_per_address_with_retry_after() {
         .register("new-4@example.com", "correct-horse-1", "N")
         .await;
     res.expect(429, Some("rate_limited"));
-    let wait: u64 = res.headers["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let wait: u64 = res.retry_after();
     assert!(
         (3000..=3600).contains(&wait),
         "until the window ends: {wait}"

@@ -25,6 +25,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import re
 import sys
 from collections import defaultdict
 
@@ -82,7 +83,9 @@ TEST_PAYMENT_METHODS = {
     'pm_card_chargeDeclinedIncorrectCvc': '4000000000000127',
     'pm_card_chargeCustomerFail': '4000000000000341',
     'pm_card_authenticationRequired': '4000002500003155',
-    'pm_card_threeDSecure2Required': '4000000000003220',
+    # 3-D Secure 2, always challenged: the PaymentIntent waits in requires_action until
+    # POST /v1/payment_intents/{id}/_authenticate (client_secret, success=true|false).
+    'pm_card_threeDSecure2Required': '4000002760003184',
 }
 DECLINES = {
     '4000000000000002': ('card_declined', 'generic_decline', 'Your card was declined.'),
@@ -326,9 +329,26 @@ async def idempotency(request, handler):
         return response
 
 
+_AUTHENTICATE = re.compile(r'^/v1/payment_intents/(pi_\w+)/_authenticate$')
+
+
+@web.middleware
+async def authentication_outcome(request, handler):
+    """A failed 3-D Secure authentication leaves the PaymentIntent in requires_payment_method;
+    Stripe then sends payment_intent.payment_failed, localstripe sends nothing. (A middleware:
+    localstripe bound its route handlers at import, so patching the method would not apply.)"""
+    response = await handler(request)
+    match = _AUTHENTICATE.match(request.path)
+    if request.method == 'POST' and match and response.status == 200:
+        pi = R.PaymentIntent._api_retrieve(match.group(1))
+        if pi.status == 'requires_payment_method':
+            R.schedule_webhook(R.Event('payment_intent.payment_failed', pi))
+    return response
+
+
 # Outermost first: errors become JSON, then idempotency sees localstripe's final answers
 # (its own error_middleware has already turned UserError into a response).
-app.middlewares[0:0] = [json_errors, idempotency]
+app.middlewares[0:0] = [json_errors, idempotency, authentication_outcome]
 
 
 async def serve(port, log_requests):

@@ -6,13 +6,34 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgPool};
 
+/// A connection idle longer than this is checked (one round trip) before it is used.
+const CHECK_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+
 /// Pool with bounded size and acquire timeout, so an overloaded database answers 503, not a hang.
+///
+/// sqlx's `test_before_acquire` pings every connection before every use: one more round trip
+/// per query. Instead only a connection that sat idle for a second is checked, which is where
+/// a server restart, a failover or `pg_terminate_backend` goes unnoticed; a busy pool pays
+/// nothing, and a connection killed under load fails its one request with 503 (`Retry-After`)
+/// and is discarded. Measured (4 at once, `SELECT 1`, loopback, shared 2-core machine): ping
+/// always 13.9-15.6k queries/s, ping only when idle 15.6-36.3k. Terminating every backend 5
+/// times under load (tests/api/resilience.rs): ~35 of ~1300 answers 503, against ~4 when
+/// pinging always; no 500 either way.
 pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
     let options: PgConnectOptions = url.parse()?;
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(5))
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= CHECK_IF_IDLE_FOR {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(options.log_statements(tracing::log::LevelFilter::Trace))
         .await?;
     Ok(pool)

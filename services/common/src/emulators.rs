@@ -27,7 +27,8 @@ pub const WEBHOOK_EVENTS: [&str; 3] = [
 ];
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn python() -> String {
+/// The Python interpreter to use: `PYTHON`, else `python3`.
+pub fn python() -> String {
     std::env::var("PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
@@ -36,9 +37,19 @@ fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The pinned Python requirements of the emulator and the SMTP sink.
+pub fn requirements_file() -> PathBuf {
+    repo_root().join("tests/support/requirements.txt")
+}
+
 /// True when Python and the emulator's and sink's modules are installed.
 pub fn python_deps_available() -> bool {
-    Command::new(python())
+    python_deps_available_in(&python())
+}
+
+/// Like [`python_deps_available`], for the interpreter `python` (a virtual environment's).
+pub fn python_deps_available_in(python: &str) -> bool {
+    Command::new(python)
         .args(["-c", "import localstripe, aiohttp, aiosmtpd"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -91,8 +102,13 @@ pub struct StripeEmulator {
 impl StripeEmulator {
     /// Starts the emulator on a free port and waits until it serves.
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_in(&python())
+    }
+
+    /// Like [`Self::start`], with the interpreter `python` (a virtual environment's).
+    pub fn start_in(python: &str) -> anyhow::Result<Self> {
         let script = repo_root().join("tests/support/stripe_emulator.py");
-        let python = python();
+        let python = python.to_owned();
         let mut last_failure = String::new();
         // Another process may take the port between our probe and the emulator's bind: retry.
         for _ in 0..3 {

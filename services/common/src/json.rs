@@ -1,6 +1,6 @@
 //! A JSON extractor whose rejections are problem+json: 400 for malformed JSON, 422 (naming the
 //! field) for a value of the wrong type or a missing field, 413 for a body over the limit.
-//! Unknown fields are ignored, as API.md says.
+//! Unknown fields are ignored, as API.md says. Every request body is a JSON object.
 
 use axum::extract::{FromRequest, Request};
 use axum::http::header;
@@ -44,6 +44,17 @@ where
 /// is 422 naming its field (see `text`); the scan for it is one pass over the bytes, and only a
 /// body that has one is parsed a second time to find where.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // serde would read a struct from an array of its fields in order (and name the Rust type
+    // when rejecting a scalar); an API body is an object, its fields found by name.
+    let first = bytes
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    if first != Some(&b'{') && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "body",
+            "must be a JSON object",
+        )]));
+    }
     if text::json_has_nul(bytes)
         && let Ok(doc) = serde_json::from_slice::<serde_json::Value>(bytes)
         && let Some(e) = text::nul_in_json(&doc)
@@ -146,5 +157,29 @@ mod tests {
         assert_eq!(e.errors[0].field, "name");
         let ok = parse::<Body>(br#"{"quantity": 2, "name": "x", "extra": true}"#).unwrap();
         assert_eq!(ok.quantity, 2);
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_object_is_422() {
+        // serde reads a struct from an array of its fields in order: `["a@b.c","pw"]` logged in.
+        for body in [
+            &br#"[2, "x"]"#[..],
+            b" \n[2, \"x\"]",
+            b"2",
+            b"\"x\"",
+            b"null",
+        ] {
+            let e = parse::<Body>(body).unwrap_err();
+            assert_eq!(e.status, 422, "{}", String::from_utf8_lossy(body));
+            assert_eq!(e.errors[0].field, "body");
+            assert_eq!(e.errors[0].message, "must be a JSON object");
+        }
+        assert_eq!(parse::<Body>(b"[2, ").unwrap_err().status, 400);
+        assert_eq!(
+            parse::<Body>(b" {\"quantity\": 2, \"name\": \"x\"}")
+                .unwrap()
+                .quantity,
+            2
+        );
     }
 }

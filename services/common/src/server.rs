@@ -44,6 +44,22 @@ pub fn layers(service: &'static str, routes: Router, checks: Vec<ops::ReadyCheck
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(axum::middleware::from_fn(drop_unusable_request_id))
+}
+
+/// A client's request id goes into every log line, every service call and the answer: one
+/// that is longer than 200 bytes or not visible ASCII is replaced by a fresh one.
+async fn drop_unusable_request_id(
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let usable = |id: &axum::http::HeaderValue| {
+        (1..=200).contains(&id.len()) && id.as_bytes().iter().all(|b| (0x21..=0x7e).contains(b))
+    };
+    if req.headers().get(REQUEST_ID).is_some_and(|id| !usable(id)) {
+        req.headers_mut().remove(REQUEST_ID);
+    }
+    next.run(req).await
 }
 
 /// Makes the request id visible to service calls made while serving this request.
@@ -98,3 +114,41 @@ pub async fn shutdown_signal() {
 
 /// Default timeout for calls between services.
 pub const SERVICE_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[cfg(test)]
+mod request_id_tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn answered_id(sent: &[u8]) -> String {
+        let app = wrap(
+            "test",
+            Router::new().route("/", get(|| async { "ok" })),
+            vec![],
+        );
+        let req = Request::get("/")
+            .header(
+                REQUEST_ID,
+                axum::http::HeaderValue::from_bytes(sent).unwrap(),
+            )
+            .body(Body::empty())
+            .unwrap();
+        let res = app.oneshot(req).await.unwrap();
+        let id = res.headers().get(REQUEST_ID).expect("a request id");
+        String::from_utf8_lossy(id.as_bytes()).into_owned()
+    }
+
+    #[tokio::test]
+    async fn a_sane_request_id_is_echoed_and_any_other_replaced() {
+        assert_eq!(answered_id(b"trace-42/abc").await, "trace-42/abc");
+        // Echoed into every log line and every service call: bounded and printable only.
+        for sent in [&[b'a'; 201][..], b"", "\u{fc}n\u{ef}".as_bytes(), b"a b"] {
+            let id = answered_id(sent).await;
+            assert!(uuid::Uuid::parse_str(&id).is_ok(), "answered {id:?}");
+        }
+    }
+}

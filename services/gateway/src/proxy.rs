@@ -15,8 +15,8 @@ use souk_common::server::MAX_BODY_BYTES;
 use souk_common::{ApiError, Caller};
 
 use crate::AppState;
-use crate::client_addr;
 use crate::routes::{self, Access, Timeout};
+use crate::{client_addr, ratelimit};
 
 /// Connection-level headers that must not be forwarded (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [HeaderName; 7] = [
@@ -46,18 +46,16 @@ async fn forward_inner(
     req: Request,
 ) -> Result<Response, ApiError> {
     let (mut parts, body) = req.into_parts();
-    let client_ip = match peer {
-        Some(peer) => {
-            client_addr::client_addr(&parts.headers, peer.ip(), &state.config.trusted_proxies)
-                .to_string()
-        }
-        None => "unknown".to_owned(),
-    };
+    let client = peer.map(|peer| {
+        client_addr::client_addr(&parts.headers, peer.ip(), &state.config.trusted_proxies)
+    });
+    let client_ip = client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
     let caller = authenticate(state, &parts.headers).await?;
     // Limit before routing, so probing for endpoints costs the prober too.
-    let limit_key = match &caller {
-        Some(Caller::User { id, .. }) => format!("user:{id}"),
-        _ => format!("ip:{client_ip}"),
+    let limit_key = match (&caller, client) {
+        (Some(Caller::User { id, .. }), _) => format!("user:{id}"),
+        (_, Some(ip)) => ratelimit::address_key(ip),
+        (_, None) => "ip:unknown".to_owned(),
     };
     state
         .limiter

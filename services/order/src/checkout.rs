@@ -13,10 +13,10 @@ use souk_common::address::ShippingAddress;
 use souk_common::{ApiError, ApiResult, AuthUser, FieldError, Json};
 use uuid::Uuid;
 
-use crate::AppState;
 use crate::clients::RequestedItem;
 use crate::model::{self, Order};
 use crate::saga::{self, Driver, Stop};
+use crate::{AppState, FaultPoint};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/checkout", post(checkout))
@@ -122,6 +122,9 @@ async fn checkout(
         return replay(&state, id).await;
     };
     tracing::info!(order_id = %id, user_id = %user.id, "checkout started");
+    if let Err(Stop::Interrupted(e)) = saga::crash_at(&state, FaultPoint::AfterOrderRow, id) {
+        return Err(e);
+    }
     match saga::advance(&state, id, Driver::Request).await {
         Stop::Rejected(e) => Err(e),
         Stop::Interrupted(e) => {
@@ -177,7 +180,7 @@ async fn replay(state: &AppState, id: Uuid) -> ApiResult<Response> {
         };
         if matches!(
             row.saga_state.as_str(),
-            "done" | "completing" | "releasing" | "awaiting_payment"
+            "done" | "completing" | "releasing" | "awaiting_payment" | "cancelling" | "refunding"
         ) {
             return respond(model::load(&state.db, id).await?);
         }

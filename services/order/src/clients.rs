@@ -103,6 +103,12 @@ pub struct Payment {
     pub status: String,
     pub payment_intent_id: Option<String>,
     pub failure_code: Option<String>,
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    #[serde(default)]
+    pub next_action: Option<serde_json::Value>,
+    #[serde(default)]
+    pub amount_refunded_cents: i64,
 }
 
 impl Clients {
@@ -178,6 +184,33 @@ impl Clients {
             Err(CallError::Api(e)) if e.status == 404 => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// The payment's state, asked of Stripe when it is still undecided.
+    pub async fn sync_payment(&self, order_id: Uuid) -> Result<Payment, CallError> {
+        let path = format!("/internal/payments/{order_id}/sync");
+        with_retries(|| self.payment.call::<(), _>(Method::POST, &path, None, None)).await
+    }
+
+    /// Cancels a waiting payment at Stripe; the answer says `succeeded` if it was too late.
+    pub async fn cancel_payment(&self, order_id: Uuid) -> Result<Option<Payment>, CallError> {
+        let path = format!("/internal/payments/{order_id}/cancel");
+        match with_retries(|| self.payment.call::<(), _>(Method::POST, &path, None, None)).await {
+            Ok(p) => Ok(Some(p)),
+            Err(CallError::Api(e)) if e.status == 404 => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Keeps the order's stock held until `seconds` from now (never shortens it).
+    pub async fn extend_reservation(
+        &self,
+        order_id: Uuid,
+        seconds: u64,
+    ) -> Result<Reservation, CallError> {
+        let path = format!("/internal/reservations/{order_id}/extend");
+        let body = json!({ "seconds": seconds });
+        with_retries(|| self.product.call(Method::POST, &path, Some(&body), None)).await
     }
 
     pub async fn refund(&self, order_id: Uuid) -> Result<Payment, CallError> {

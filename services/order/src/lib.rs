@@ -20,12 +20,27 @@ use sqlx::PgPool;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/order");
 
-/// Where a test can make checkout stop as if the process had died there.
+/// Where a test can make checkout stop as if the process had died there (once per process).
+/// Each leaves the saved state the recovery loop must finish or compensate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultPoint {
+    /// The order row is written (`claiming`); nothing else happened.
+    AfterOrderRow,
+    /// Stock is reserved and saved on the order (`charging`); no charge was sent.
+    AfterReservation,
+    /// The charge request was sent but its answer never came back (nor was saved).
+    ChargeUnanswered,
     /// The card was charged but the order is not yet marked paid.
     AfterCharge,
+    /// The order is marked paid (`completing`); the reservation is not committed yet.
+    AfterPaid,
+    /// The reservation is committed; the cart and the e-mail are not done yet.
+    AfterReservationCommit,
 }
+
+/// 20 minutes: a 3-D Secure challenge (bank app, SMS code) takes a shopper a few minutes; 20
+/// leaves room for a slow bank or a re-sent code while bounding how long stock is withheld.
+pub const DEFAULT_PAYMENT_WINDOW_SECS: u64 = 1200;
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -40,6 +55,12 @@ pub struct Config {
     pub recovery_interval: Duration,
     /// How long a running checkout owns its order before recovery may take it over.
     pub lease: Duration,
+    /// How long an order waits for the shopper to finish a payment (3-D Secure) before its
+    /// PaymentIntent is cancelled and its stock released.
+    pub payment_window: Duration,
+    /// First wait before asking Stripe about a waiting payment when no webhook came; doubled
+    /// after each answer that is still undecided, up to a minute.
+    pub payment_poll: Duration,
     /// Test-only: crash once at this point of the saga.
     pub fault: Option<FaultPoint>,
 }
@@ -59,6 +80,11 @@ impl Config {
                 10,
             )?),
             lease: Duration::from_secs(settings::parsed("SOUK_CHECKOUT_LEASE_SECS", 60)?),
+            payment_window: Duration::from_secs(settings::parsed(
+                "SOUK_PAYMENT_WINDOW_SECS",
+                DEFAULT_PAYMENT_WINDOW_SECS,
+            )?),
+            payment_poll: Duration::from_secs(settings::parsed("SOUK_PAYMENT_POLL_SECS", 2)?),
             fault: None,
         })
     }

@@ -23,6 +23,9 @@ pub struct OrderRow {
     pub total_cents: Option<i64>,
     pub payment_status: String,
     pub payment_intent_id: Option<String>,
+    pub payment_client_secret: Option<String>,
+    pub payment_next_action: Option<sqlx::types::Json<serde_json::Value>>,
+    pub amount_refunded_cents: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -42,6 +45,12 @@ pub struct PaymentView {
     pub status: String,
     pub provider: &'static str,
     pub payment_intent_id: Option<String>,
+    /// While `requires_action`: for Stripe.js to finish the payment (3-D Secure).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_action: Option<serde_json::Value>,
+    pub amount_refunded_cents: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -64,7 +73,7 @@ macro_rules! order_columns {
     () => {
         "id, user_id, status, saga_state, requested_items, payment_method, email, customer_name, \
          shipping_address, currency, subtotal_cents, total_cents, payment_status, payment_intent_id, \
-         created_at, updated_at"
+         payment_client_secret, payment_next_action, amount_refunded_cents, created_at, updated_at"
     };
 }
 
@@ -97,6 +106,7 @@ pub async fn items<'e>(db: impl PgExecutor<'e>, ids: &[Uuid]) -> ApiResult<Vec<(
 }
 
 pub fn view(row: OrderRow, items: Vec<OrderItem>) -> Order {
+    let waiting = row.payment_status == "requires_action";
     Order {
         id: row.id,
         user_id: row.user_id,
@@ -110,6 +120,9 @@ pub fn view(row: OrderRow, items: Vec<OrderItem>) -> Order {
             status: row.payment_status,
             provider: "stripe",
             payment_intent_id: row.payment_intent_id,
+            client_secret: row.payment_client_secret.filter(|_| waiting),
+            next_action: row.payment_next_action.map(|a| a.0).filter(|_| waiting),
+            amount_refunded_cents: row.amount_refunded_cents,
         },
         created_at: row.created_at,
         updated_at: row.updated_at,

@@ -116,7 +116,8 @@ async fn get_one(
     visible(&state, &user, &id).await.map(Json)
 }
 
-/// Owner only; `pending` (stock released) or `paid` (refunded, then stock released).
+/// Owner only; `pending` and waiting for the payment (the PaymentIntent is cancelled at Stripe
+/// first, then the stock released) or `paid` (refunded, then stock released).
 async fn cancel(
     State(state): State<AppState>,
     user: AuthUser,
@@ -131,8 +132,7 @@ async fn cancel(
     }
     let moved: Option<String> = sqlx::query_scalar(
         "UPDATE orders SET
-           saga_state = CASE WHEN status = 'paid' THEN 'refunding' ELSE 'releasing' END,
-           status = CASE WHEN status = 'paid' THEN status ELSE 'cancelled' END,
+           saga_state = CASE WHEN status = 'paid' THEN 'refunding' ELSE 'cancelling' END,
            lease_until = now() + make_interval(secs => $2), updated_at = now()
          WHERE id = $1 AND ((status = 'paid' AND saga_state = 'done')
                          OR (status = 'pending' AND saga_state = 'awaiting_payment'))

@@ -20,7 +20,8 @@ pub fn spawn(state: AppState) {
     });
 }
 
-/// Claims unfinished orders whose lease has run out, one at a time, and advances each.
+/// Claims unfinished orders whose lease has run out, one at a time, and advances each; a
+/// failure does not end the pass.
 pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
     let mut recovered = 0;
     loop {
@@ -29,7 +30,7 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
              WHERE id = (
                SELECT id FROM orders
                WHERE saga_state <> 'done' AND (lease_until IS NULL OR lease_until < now())
-               ORDER BY updated_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+               ORDER BY lease_until NULLS FIRST, updated_at LIMIT 1 FOR UPDATE SKIP LOCKED)
              RETURNING id",
         )
         .bind(state.config.lease.as_secs_f64())
@@ -38,10 +39,11 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
         let Some(id) = claimed else {
             return Ok(recovered);
         };
+        // The claim's lease keeps this order out of the rest of the pass (and puts it behind
+        // every order waiting longer), so one that keeps failing cannot starve the others.
         match saga::advance(state, id, Driver::Recovery).await {
             Stop::Interrupted(e) => {
                 tracing::warn!(order_id = %id, error = %e, "recovery interrupted; will retry after the lease");
-                return Ok(recovered);
             }
             Stop::Settled | Stop::Rejected(_) => {
                 tracing::info!(order_id = %id, "recovered");

@@ -6,10 +6,16 @@
 //! claiming: the shopper's cart is claimed (one checkout per cart); a cart that is empty or
 //! held by another running checkout removes the order (409), nothing else was touched.
 //!                       -> releasing  -> done           (declined: stock returned)
-//!                       -> awaiting_payment -> ...      (the card needs more; webhook decides)
+//!                       -> awaiting_payment -> completing | releasing
+//!                              (3-D Secure: the webhook, or polling Stripe, decides; the stock
+//!                              is held for the payment window)
+//!                          -> cancelling -> releasing | refunding
+//!                              (window over, or the shopper cancels: the PaymentIntent is
+//!                              cancelled at Stripe first; one that succeeded anyway is refunded)
 //! paid: refunding -> done                               (cancelled: refunded, stock back)
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use serde_json::json;
 use souk_common::ApiError;
@@ -80,6 +86,7 @@ pub async fn advance(state: &AppState, id: Uuid, driver: Driver) -> Stop {
             "reserving" => reserve(state, &row).await,
             "charging" => charge(state, &row, driver).await,
             "awaiting_payment" if driver == Driver::Recovery => check_payment(state, &row).await,
+            "cancelling" => cancel_payment(state, &row).await,
             "completing" => complete(state, &row).await,
             "releasing" => release(state, &row).await,
             "refunding" => refund(state, &row).await,
@@ -165,7 +172,19 @@ async fn reserve(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
         }
         Err(e) => return Err(interrupted(e)),
     };
-    save_lines(state, row.id, &reservation.lines).await
+    save_lines(state, row.id, &reservation.lines).await?;
+    crash_at(state, FaultPoint::AfterReservation, row.id)
+}
+
+/// Test-only: stops here, once, as if the process had died (`Config::fault`).
+pub fn crash_at(state: &AppState, point: FaultPoint, id: Uuid) -> Result<(), Stop> {
+    if state.config.fault == Some(point) && !state.fault_fired.swap(true, Ordering::SeqCst) {
+        tracing::error!(order_id = %id, ?point, "fault injected: crashing here");
+        return Err(Stop::Interrupted(ApiError::internal(format!(
+            "injected crash: {point:?}"
+        ))));
+    }
+    Ok(())
 }
 
 /// Removes an order that never reserved anything, giving the cart back first; its
@@ -249,6 +268,15 @@ async fn charge(state: &AppState, row: &OrderRow, driver: Driver) -> Result<(), 
     }
     let amount = row.total_cents.unwrap_or(0);
     let currency = row.currency.as_deref().unwrap_or("usd");
+    if state.config.fault == Some(FaultPoint::ChargeUnanswered)
+        && !state.fault_fired.load(Ordering::SeqCst)
+    {
+        // The request goes out, but this process "dies" before the answer arrives.
+        let (clients, id, pm) = (state.clients.clone(), row.id, row.payment_method.clone());
+        let currency = currency.to_owned();
+        tokio::spawn(async move { clients.charge(id, amount, &currency, &pm).await });
+        crash_at(state, FaultPoint::ChargeUnanswered, row.id)?;
+    }
     // Replaying the same charge returns the real state of the one PaymentIntent for this order.
     let payment = match state
         .clients
@@ -261,15 +289,12 @@ async fn charge(state: &AppState, row: &OrderRow, driver: Driver) -> Result<(), 
         }
         Err(e) => return Err(interrupted(e)),
     };
-    if state.config.fault == Some(FaultPoint::AfterCharge)
-        && !state.fault_fired.swap(true, Ordering::SeqCst)
-    {
-        tracing::error!(order_id = %row.id, "fault injected: crashing after the charge");
-        return Err(Stop::Interrupted(ApiError::internal(
-            "injected crash after charge",
-        )));
+    crash_at(state, FaultPoint::AfterCharge, row.id)?;
+    apply_payment(state, row.id, "charging", &payment).await?;
+    if payment.status == "succeeded" {
+        crash_at(state, FaultPoint::AfterPaid, row.id)?;
     }
-    apply_payment(state, row.id, "charging", &payment).await
+    Ok(())
 }
 
 /// Applies a payment's outcome to an order waiting in `from`.
@@ -303,21 +328,58 @@ async fn apply_payment(
             record_failure_with(state, id, from, payment.payment_intent_id.clone(), &code).await
         }
         other => {
-            transition(state, id, from, "awaiting_payment", "").await?;
+            // The shopper must act (3-D Secure): hold the stock past the payment window, so
+            // the sweeper never resells it before the window's end cancels the PaymentIntent.
+            let hold = state.config.payment_window + RESERVATION_MARGIN;
+            match state.clients.extend_reservation(id, hold.as_secs()).await {
+                Ok(_) => {}
+                // The stock is gone already (a very late answer): call the payment off.
+                Err(CallError::Api(e)) if e.status == 409 => {
+                    sqlx::query(
+                        "UPDATE orders SET saga_state = 'cancelling', payment_intent_id = $3,
+                           failure_code = 'reservation_expired', updated_at = now()
+                         WHERE id = $1 AND saga_state = $2",
+                    )
+                    .bind(id)
+                    .bind(from)
+                    .bind(&payment.payment_intent_id)
+                    .execute(&state.db)
+                    .await
+                    .map_err(db_failed)?;
+                    return Ok(());
+                }
+                Err(e) => return Err(interrupted(e)),
+            }
             sqlx::query(
-                "UPDATE orders SET payment_status = $2, payment_intent_id = $3 WHERE id = $1",
+                "UPDATE orders SET saga_state = 'awaiting_payment', payment_status = $3,
+                   payment_intent_id = $4, payment_client_secret = $5, payment_next_action = $6,
+                   payment_deadline = COALESCE(payment_deadline, now() + make_interval(secs => $7)),
+                   payment_checks = 0, lease_until = now() + make_interval(secs => $8),
+                   updated_at = now()
+                 WHERE id = $1 AND saga_state = $2",
             )
             .bind(id)
+            .bind(from)
             .bind(other)
             .bind(&payment.payment_intent_id)
+            .bind(&payment.client_secret)
+            .bind(payment.next_action.clone().map(sqlx::types::Json))
+            .bind(state.config.payment_window.as_secs_f64())
+            .bind(state.config.payment_poll.as_secs_f64())
             .execute(&state.db)
             .await
             .map_err(db_failed)?;
-            // The provider will tell us (webhook); stop driving until then.
+            // The webhook (or a later poll) settles it; stop driving until then.
             Err(Stop::Settled)
         }
     }
 }
+
+/// How much longer than the payment window the stock is held: time for the recovery loop
+/// (lease, poll interval) to cancel the PaymentIntent before the stock can be swept.
+const RESERVATION_MARGIN: Duration = Duration::from_secs(600);
+/// The longest wait between two polls of Stripe for one waiting payment.
+const MAX_POLL_INTERVAL: Duration = Duration::from_secs(60);
 
 async fn record_failure(
     state: &AppState,
@@ -351,15 +413,86 @@ async fn record_failure_with(
     Ok(())
 }
 
-/// Recovery of an order waiting on the provider: ask for the payment's current state.
+/// Recovery of an order waiting on the provider: past its payment window it is cancelled;
+/// otherwise Stripe is asked (no webhook came), and asked again later, less and less often.
 async fn check_payment(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
-    match state.clients.payment(row.id).await {
-        Ok(Some(p)) if p.status == "succeeded" || p.status == "failed" => {
-            apply_payment(state, row.id, "awaiting_payment", &p).await
-        }
-        Ok(_) => Err(Stop::Settled),
-        Err(e) => Err(interrupted(e)),
+    let expired = sqlx::query(
+        "UPDATE orders SET saga_state = 'cancelling', failure_code = 'payment_expired', updated_at = now()
+         WHERE id = $1 AND saga_state = 'awaiting_payment' AND payment_deadline <= now()",
+    )
+    .bind(row.id)
+    .execute(&state.db)
+    .await
+    .map_err(db_failed)?;
+    if expired.rows_affected() == 1 {
+        tracing::info!(order_id = %row.id, "payment window over; cancelling the payment");
+        return Ok(());
     }
+    let payment = state
+        .clients
+        .sync_payment(row.id)
+        .await
+        .map_err(interrupted)?;
+    match payment.status.as_str() {
+        "succeeded" | "failed" => apply_payment(state, row.id, "awaiting_payment", &payment).await,
+        // Cancelled at Stripe by someone else (the dashboard): nothing will be paid.
+        "canceled" => {
+            transition(
+                state,
+                row.id,
+                "awaiting_payment",
+                "releasing",
+                ", status = 'cancelled', payment_status = 'canceled'",
+            )
+            .await?;
+            Ok(())
+        }
+        _ => {
+            sqlx::query(
+                "UPDATE orders SET payment_checks = payment_checks + 1,
+                   lease_until = now() + make_interval(secs => least($2 * power(2, payment_checks), $3))
+                 WHERE id = $1 AND saga_state = 'awaiting_payment'",
+            )
+            .bind(row.id)
+            .bind(state.config.payment_poll.as_secs_f64())
+            .bind(MAX_POLL_INTERVAL.as_secs_f64())
+            .execute(&state.db)
+            .await
+            .map_err(db_failed)?;
+            Err(Stop::Settled)
+        }
+    }
+}
+
+/// The payment window is over or the shopper cancelled: cancel the PaymentIntent at Stripe
+/// before anything is released. If it succeeded meanwhile, the money goes back (refunding).
+async fn cancel_payment(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
+    let payment = state
+        .clients
+        .cancel_payment(row.id)
+        .await
+        .map_err(interrupted)?;
+    if payment.as_ref().is_some_and(|p| p.status == "succeeded") {
+        tracing::warn!(order_id = %row.id, "the payment succeeded before it could be cancelled; refunding");
+        transition(
+            state,
+            row.id,
+            "cancelling",
+            "refunding",
+            ", payment_status = 'succeeded'",
+        )
+        .await?;
+        return Ok(());
+    }
+    transition(
+        state,
+        row.id,
+        "cancelling",
+        "releasing",
+        ", status = 'cancelled', payment_status = 'canceled'",
+    )
+    .await?;
+    Ok(())
 }
 
 /// After payment: stock leaves for good, the cart loses what was bought, the e-mail is queued.
@@ -369,6 +502,7 @@ async fn complete(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
         .reservation_step(row.id, "commit")
         .await
         .map_err(interrupted)?;
+    crash_at(state, FaultPoint::AfterReservationCommit, row.id)?;
     state
         .clients
         .remove_ordered_from_cart(row.user_id, row.id, &row.requested_items)
@@ -409,25 +543,42 @@ async fn release(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
         .release_cart(row.user_id, row.id)
         .await
         .map_err(interrupted)?;
-    transition(state, row.id, "releasing", "done", "").await?;
+    // A success that arrived while this ran (`late_success`) is refunded, never kept.
+    sqlx::query(
+        "UPDATE orders SET saga_state = CASE WHEN late_success THEN 'refunding' ELSE 'done' END,
+           updated_at = now()
+         WHERE id = $1 AND saga_state = 'releasing'",
+    )
+    .bind(row.id)
+    .execute(&state.db)
+    .await
+    .map_err(db_failed)?;
     Ok(())
 }
 
-/// Cancelling a paid order: refund first, then put the stock back.
+/// Cancelling a paid order, or a payment that succeeded after its order stopped waiting:
+/// refund first, then put the stock back (and the cart, if it was never bought).
 async fn refund(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
-    state.clients.refund(row.id).await.map_err(interrupted)?;
+    let refunded = state.clients.refund(row.id).await.map_err(interrupted)?;
     state
         .clients
         .reservation_step(row.id, "restock")
         .await
         .map_err(interrupted)?;
-    transition(
-        state,
-        row.id,
-        "refunding",
-        "done",
-        ", status = 'cancelled', payment_status = 'refunded'",
+    state
+        .clients
+        .release_cart(row.user_id, row.id)
+        .await
+        .map_err(interrupted)?;
+    sqlx::query(
+        "UPDATE orders SET saga_state = 'done', status = 'cancelled', payment_status = 'refunded',
+           amount_refunded_cents = greatest(amount_refunded_cents, $2), updated_at = now()
+         WHERE id = $1 AND saga_state = 'refunding'",
     )
-    .await?;
+    .bind(row.id)
+    .bind(refunded.amount_refunded_cents)
+    .execute(&state.db)
+    .await
+    .map_err(db_failed)?;
     Ok(())
 }

@@ -34,6 +34,9 @@ const BATCH: i64 = 10;
 /// Longest wait between two attempts at one message.
 const MAX_BACKOFF_SECS: i64 = 300;
 const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long claimed messages stay with the sender that claimed them: longer than a batch can
+/// take to send (`BATCH` x `SMTP_TIMEOUT` at worst).
+const CLAIM_LEASE: Duration = Duration::from_secs(BATCH as u64 * SMTP_TIMEOUT.as_secs() + 30);
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/internal/emails/order-confirmation", post(enqueue))
@@ -158,19 +161,25 @@ impl Sender {
         }
     }
 
-    /// Claims due messages, sends them, and records each outcome. Returns how many were claimed.
+    /// Claims due messages, sends them, and records each outcome as soon as it is known (no
+    /// transaction is held while sending): a crash re-sends at most the message in flight.
+    /// Returns how many were claimed.
     async fn send_due(&self) -> Result<usize, sqlx::Error> {
-        let mut tx = self.db.begin().await?;
+        // The claim is a lease: another replica (or this one after a crash) takes the messages
+        // again only once it has run out.
         let due: Vec<(Uuid, Uuid, String, String, String, String, i32)> = sqlx::query_as(
-            "SELECT id, order_id, recipient, recipient_name, subject, body, attempts
-             FROM email_outbox
-             WHERE sent_at IS NULL AND next_attempt_at <= now()
-             ORDER BY next_attempt_at
-             LIMIT $1
-             FOR UPDATE SKIP LOCKED",
+            "UPDATE email_outbox SET next_attempt_at = now() + make_interval(secs => $2)
+             WHERE id IN (
+               SELECT id FROM email_outbox
+               WHERE sent_at IS NULL AND next_attempt_at <= now()
+               ORDER BY next_attempt_at
+               LIMIT $1
+               FOR UPDATE SKIP LOCKED)
+             RETURNING id, order_id, recipient, recipient_name, subject, body, attempts",
         )
         .bind(BATCH)
-        .fetch_all(&mut *tx)
+        .bind(CLAIM_LEASE.as_secs_f64())
+        .fetch_all(&self.db)
         .await?;
         for (id, order_id, to, name, subject, body, attempts) in &due {
             let outcome = match build_message(&self.from, order_id, to, name, subject, body) {
@@ -185,7 +194,7 @@ impl Sender {
                          WHERE id = $1",
                     )
                     .bind(id)
-                    .execute(&mut *tx)
+                    .execute(&self.db)
                     .await?;
                     tracing::info!(%order_id, "order confirmation sent");
                     metrics::counter!("souk_emails_sent_total").increment(1);
@@ -203,12 +212,11 @@ impl Sender {
                     .bind(id)
                     .bind(&error)
                     .bind(delay as f64)
-                    .execute(&mut *tx)
+                    .execute(&self.db)
                     .await?;
                 }
             }
         }
-        tx.commit().await?;
         Ok(due.len())
     }
 }

@@ -15,13 +15,15 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::stripe::{ChargeOutcome, StripeCallError};
+use crate::stripe::{ChargeOutcome, IntentState, StripeCallError};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/internal/payments", post(charge))
         .route("/internal/payments/{order_id}", get(show))
         .route("/internal/payments/{order_id}/refund", post(refund))
+        .route("/internal/payments/{order_id}/sync", post(sync))
+        .route("/internal/payments/{order_id}/cancel", post(cancel))
 }
 
 pub fn charge_key(order_id: Uuid) -> String {
@@ -36,10 +38,15 @@ pub fn refund_key(order_id: Uuid) -> String {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Payment {
     pub order_id: Uuid,
-    /// `succeeded`, `failed`, `requires_action`, `processing` or `refunded`.
+    /// `succeeded`, `failed`, `requires_action`, `processing`, `canceled` or `refunded`.
     pub status: String,
     pub payment_intent_id: Option<String>,
+    /// While `requires_action`: what the client needs to finish the payment with Stripe.js.
+    pub client_secret: Option<String>,
+    pub next_action: Option<serde_json::Value>,
     pub amount_cents: i64,
+    /// Refunded so far: all of it once `refunded`, part of it after a dashboard refund.
+    pub amount_refunded_cents: i64,
     pub currency: String,
     pub failure_code: Option<String>,
     pub failure_message: Option<String>,
@@ -49,10 +56,13 @@ pub struct Payment {
 struct Row {
     order_id: Uuid,
     amount_cents: i64,
+    amount_refunded_cents: i64,
     currency: String,
     payment_method: String,
     status: String,
     payment_intent_id: Option<String>,
+    client_secret: Option<String>,
+    next_action: Option<sqlx::types::Json<serde_json::Value>>,
     failure_code: Option<String>,
     failure_message: Option<String>,
 }
@@ -68,7 +78,10 @@ impl From<Row> for Payment {
                 row.status
             },
             payment_intent_id: row.payment_intent_id,
+            client_secret: row.client_secret,
+            next_action: row.next_action.map(|a| a.0),
             amount_cents: row.amount_cents,
+            amount_refunded_cents: row.amount_refunded_cents,
             currency: row.currency,
             failure_code: row.failure_code,
             failure_message: row.failure_message,
@@ -76,8 +89,8 @@ impl From<Row> for Payment {
     }
 }
 
-const COLUMNS: &str = "order_id, amount_cents, currency, payment_method, status, \
-                       payment_intent_id, failure_code, failure_message";
+const COLUMNS: &str = "order_id, amount_cents, amount_refunded_cents, currency, payment_method, status, \
+                       payment_intent_id, client_secret, next_action, failure_code, failure_message";
 
 async fn load(db: &PgPool, order_id: Uuid) -> ApiResult<Option<Row>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -169,6 +182,7 @@ async fn charge(
             payment_method,
         )
         .await;
+    let mut action: (Option<String>, Option<serde_json::Value>) = (None, None);
     let (status, pi, code, message) = match outcome {
         Ok(ChargeOutcome::Succeeded { payment_intent_id }) => {
             ("succeeded", Some(payment_intent_id), None, None)
@@ -176,7 +190,12 @@ async fn charge(
         Ok(ChargeOutcome::Processing { payment_intent_id }) => {
             ("processing", Some(payment_intent_id), None, None)
         }
-        Ok(ChargeOutcome::RequiresAction { payment_intent_id }) => {
+        Ok(ChargeOutcome::RequiresAction {
+            payment_intent_id,
+            client_secret,
+            next_action,
+        }) => {
+            action = (client_secret, next_action);
             ("requires_action", Some(payment_intent_id), None, None)
         }
         Ok(ChargeOutcome::Declined {
@@ -206,7 +225,8 @@ async fn charge(
     // Never move a payment back from a final state a webhook may have set meanwhile.
     sqlx::query(
         "UPDATE payments SET status = $2, payment_intent_id = COALESCE($3, payment_intent_id),
-                failure_code = $4, failure_message = $5, updated_at = now()
+                failure_code = $4, failure_message = $5, client_secret = $6, next_action = $7,
+                updated_at = now()
          WHERE order_id = $1 AND status IN ('pending', 'processing', 'requires_action')",
     )
     .bind(req.order_id)
@@ -214,6 +234,8 @@ async fn charge(
     .bind(&pi)
     .bind(&code)
     .bind(&message)
+    .bind(&action.0)
+    .bind(action.1.map(sqlx::types::Json))
     .execute(&state.db)
     .await?;
     tracing::info!(order_id = %req.order_id, status, payment_intent_id = ?pi, "charge");
@@ -235,7 +257,108 @@ async fn show(
         .ok_or_else(|| ApiError::not_found("no payment for this order"))
 }
 
-/// Refunds an order's payment in full. Idempotent: a refunded payment answers as it is.
+/// What a PaymentIntent's state means for a payment; None: still undecided.
+fn settled_status(intent: &IntentState) -> Option<&'static str> {
+    match intent {
+        IntentState::Succeeded => Some("succeeded"),
+        // Authentication failed or the card was declined on a later attempt.
+        IntentState::RequiresPaymentMethod => Some("failed"),
+        IntentState::Canceled => Some("canceled"),
+        _ => None,
+    }
+}
+
+/// Records a final state learnt from Stripe, unless the payment is already final.
+async fn settle(db: &PgPool, order_id: Uuid, status: &str) -> ApiResult<Row> {
+    sqlx::query(
+        "UPDATE payments SET status = $2,
+                failure_code = CASE WHEN $2 = 'failed' THEN COALESCE(failure_code, 'payment_failed') END,
+                updated_at = now()
+         WHERE order_id = $1 AND status IN ('pending', 'processing', 'requires_action')",
+    )
+    .bind(order_id)
+    .bind(status)
+    .execute(db)
+    .await?;
+    tracing::info!(%order_id, status, "payment settled from Stripe");
+    load(db, order_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("payment row vanished"))
+}
+
+fn undecided(row: &Row) -> bool {
+    matches!(
+        row.status.as_str(),
+        "pending" | "processing" | "requires_action"
+    )
+}
+
+/// Asks Stripe for an undecided payment's state (when no webhook came) and records it.
+async fn sync(
+    State(state): State<AppState>,
+    ServiceCaller(caller): ServiceCaller,
+    Path(order_id): Path<String>,
+) -> ApiResult<Json<Payment>> {
+    let order_id = parse_id(&order_id, "payment")?;
+    let row = load(&state.db, order_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no payment for this order"))?;
+    let Some(pi) = row.payment_intent_id.clone().filter(|_| undecided(&row)) else {
+        return Ok(Json(row.into()));
+    };
+    let intent = state
+        .stripe
+        .retrieve(&pi)
+        .await
+        .map_err(|e| stripe_error(e, caller.as_str()))?;
+    match settled_status(&intent) {
+        Some(status) => Ok(Json(settle(&state.db, order_id, status).await?.into())),
+        None => Ok(Json(row.into())),
+    }
+}
+
+/// Calls off a payment still waiting (for the shopper, say) at Stripe. One that succeeded
+/// meanwhile cannot be: the answer then says `succeeded`, and the caller refunds it.
+async fn cancel(
+    State(state): State<AppState>,
+    ServiceCaller(caller): ServiceCaller,
+    Path(order_id): Path<String>,
+) -> ApiResult<Json<Payment>> {
+    let order_id = parse_id(&order_id, "payment")?;
+    let row = load(&state.db, order_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no payment for this order"))?;
+    if !undecided(&row) {
+        return Ok(Json(row.into()));
+    }
+    let Some(pi) = row.payment_intent_id.clone() else {
+        // The charge's answer was never saved: replaying the charge learns the PaymentIntent.
+        let mut e = ApiError::unavailable("this payment's PaymentIntent is not known yet");
+        e.retry_after_secs = Some(1);
+        return Err(e);
+    };
+    let intent = match state.stripe.cancel(&pi).await {
+        Ok(intent) => intent,
+        // Not cancellable any more (it succeeded or was cancelled): ask what it is.
+        Err(StripeCallError::Rejected { .. }) => state
+            .stripe
+            .retrieve(&pi)
+            .await
+            .map_err(|e| stripe_error(e, caller.as_str()))?,
+        Err(e) => return Err(stripe_error(e, caller.as_str())),
+    };
+    match settled_status(&intent) {
+        Some(status) => Ok(Json(settle(&state.db, order_id, status).await?.into())),
+        None => Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_error",
+            format!("PaymentIntent {pi} is neither cancelled nor settled: {intent:?}"),
+        )),
+    }
+}
+
+/// Refunds what is left of an order's payment (a partial refund made in the Stripe dashboard
+/// is not refunded twice). Idempotent: a refunded payment answers as it is.
 async fn refund(
     State(state): State<AppState>,
     ServiceCaller(caller): ServiceCaller,
@@ -254,27 +377,42 @@ async fn refund(
             format!("a {} payment cannot be refunded", Payment::from(row).status),
         ));
     };
-    let refund_id = match state.stripe.refund(&refund_key(order_id), &pi).await {
-        Ok(id) => Some(id),
-        // Refunded elsewhere (the Stripe dashboard) before we asked: the outcome is the same.
-        Err(StripeCallError::Rejected { code: Some(c), .. }) if c == "charge_already_refunded" => {
-            None
+    // Asked of Stripe, not of our records: a dashboard refund's webhook may not be here yet.
+    let already = state
+        .stripe
+        .amount_refunded(&pi)
+        .await
+        .map_err(|e| stripe_error(e, caller.as_str()))?;
+    let remainder = row.amount_cents - already;
+    let refund_id = if remainder <= 0 {
+        None
+    } else {
+        // The key names the amount: the same remainder replays, a new one is a new refund.
+        let key = format!("{}-{remainder}", refund_key(order_id));
+        match state.stripe.refund(&key, &pi, Some(remainder)).await {
+            Ok(id) => Some(id),
+            // Refunded elsewhere meanwhile: the outcome is the same.
+            Err(StripeCallError::Rejected { code: Some(c), .. })
+                if c == "charge_already_refunded" =>
+            {
+                None
+            }
+            Err(StripeCallError::Rejected { message, .. }) => {
+                return Err(ApiError::conflict("not_refundable", message));
+            }
+            Err(e) => return Err(stripe_error(e, caller.as_str())),
         }
-        Err(StripeCallError::Rejected { message, .. }) => {
-            return Err(ApiError::conflict("not_refundable", message));
-        }
-        Err(e) => return Err(stripe_error(e, caller.as_str())),
     };
     sqlx::query(
         "UPDATE payments SET status = 'refunded', refund_id = COALESCE($2, refund_id),
-                updated_at = now()
+                amount_refunded_cents = amount_cents, updated_at = now()
          WHERE order_id = $1",
     )
     .bind(order_id)
     .bind(&refund_id)
     .execute(&state.db)
     .await?;
-    tracing::info!(%order_id, refund_id = ?refund_id, "refund");
+    tracing::info!(%order_id, refund_id = ?refund_id, remainder, "refund");
     let row = load(&state.db, order_id)
         .await?
         .ok_or_else(|| ApiError::internal("payment row vanished"))?;

@@ -16,7 +16,7 @@ use ::stripe::{
     Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError, StripeRequest,
 };
 use stripe_core::payment_intent::{
-    CreatePaymentIntent, CreatePaymentIntentAutomaticPaymentMethods,
+    CancelPaymentIntent, CreatePaymentIntent, CreatePaymentIntentAutomaticPaymentMethods,
     CreatePaymentIntentAutomaticPaymentMethodsAllowRedirects, RetrievePaymentIntent,
 };
 use stripe_core::refund::CreateRefund;
@@ -105,8 +105,15 @@ pub enum ChargeOutcome {
         /// Stripe's message, fit to show to the shopper.
         message: String,
     },
-    /// The card needs customer authentication (3-D Secure) before it can be charged.
-    RequiresAction { payment_intent_id: String },
+    /// The card needs customer authentication (3-D Secure) before it can be charged: the
+    /// client finishes it with Stripe.js from `client_secret`.
+    RequiresAction {
+        payment_intent_id: String,
+        client_secret: Option<String>,
+        /// Stripe's `next_action`, reduced to what a client needs: `type` and, for a
+        /// redirect, `redirect_to_url.url`.
+        next_action: Option<serde_json::Value>,
+    },
     /// Stripe accepted the payment but has not finished it: the outcome arrives by webhook
     /// (or a later [`StripeGateway::retrieve`]).
     Processing { payment_intent_id: String },
@@ -226,15 +233,48 @@ impl StripeGateway {
         Ok(IntentState::from(&intent.status))
     }
 
-    /// Refunds a PaymentIntent in full; returns the refund's id. Replaying the same key
-    /// returns the same refund.
+    /// Cancels a PaymentIntent that has not succeeded. A PaymentIntent that already succeeded
+    /// (or was cancelled) cannot be: Stripe refuses, and [`Self::retrieve`] tells which.
+    pub async fn cancel(&self, payment_intent_id: &str) -> Result<IntentState, StripeCallError> {
+        let intent = CancelPaymentIntent::new(payment_intent_id)
+            .customize()
+            .timeout(self.timeout)
+            .send(&self.client)
+            .await?;
+        Ok(IntentState::from(&intent.status))
+    }
+
+    /// How much of a PaymentIntent's charge has been refunded so far (by anyone, the Stripe
+    /// dashboard included).
+    pub async fn amount_refunded(&self, payment_intent_id: &str) -> Result<i64, StripeCallError> {
+        let intent = RetrievePaymentIntent::new(payment_intent_id)
+            .expand(vec!["latest_charge".to_owned()])
+            .customize()
+            .timeout(self.timeout)
+            .send(&self.client)
+            .await?;
+        match intent.latest_charge {
+            Some(stripe_types::Expandable::Object(charge)) => Ok(charge.amount_refunded),
+            None => Ok(0),
+            Some(stripe_types::Expandable::Id(_)) => Err(StripeCallError::UnexpectedResponse(
+                "latest_charge was not expanded".into(),
+            )),
+        }
+    }
+
+    /// Refunds a PaymentIntent: `amount` cents, or all that is left when None; returns the
+    /// refund's id. Replaying the same key returns the same refund.
     pub async fn refund(
         &self,
         idempotency_key: &str,
         payment_intent_id: &str,
+        amount: Option<i64>,
     ) -> Result<String, StripeCallError> {
-        let refund = CreateRefund::new()
-            .payment_intent(payment_intent_id)
+        let mut request = CreateRefund::new().payment_intent(payment_intent_id);
+        if let Some(amount) = amount {
+            request = request.amount(amount);
+        }
+        let refund = request
             .customize()
             .request_strategy(idempotent(idempotency_key)?)
             .timeout(self.timeout)
@@ -255,9 +295,17 @@ fn outcome_of(intent: &PaymentIntent) -> Result<ChargeOutcome, StripeCallError> 
     match &intent.status {
         PaymentIntentStatus::Succeeded => Ok(ChargeOutcome::Succeeded { payment_intent_id }),
         PaymentIntentStatus::Processing => Ok(ChargeOutcome::Processing { payment_intent_id }),
-        PaymentIntentStatus::RequiresAction => {
-            Ok(ChargeOutcome::RequiresAction { payment_intent_id })
-        }
+        PaymentIntentStatus::RequiresAction => Ok(ChargeOutcome::RequiresAction {
+            payment_intent_id,
+            client_secret: intent.client_secret.clone(),
+            next_action: intent.next_action.as_ref().map(|a| {
+                let mut action = serde_json::json!({ "type": a.type_ });
+                if let Some(url) = a.redirect_to_url.as_ref().and_then(|r| r.url.clone()) {
+                    action["redirect_to_url"] = serde_json::json!({ "url": url });
+                }
+                action
+            }),
+        }),
         PaymentIntentStatus::RequiresPaymentMethod => {
             let error = intent.last_payment_error.as_deref();
             Ok(ChargeOutcome::Declined {
@@ -353,6 +401,8 @@ pub enum VerifiedEventKind {
     ChargeRefunded {
         payment_intent_id: Option<String>,
         charge_id: String,
+        /// Everything refunded on the charge so far (a dashboard refund may be partial).
+        amount_refunded: i64,
     },
     /// Any other event type (acknowledge it and move on).
     Other(String),
@@ -411,6 +461,7 @@ pub fn verify_webhook(
         EventObject::ChargeRefunded(charge) => VerifiedEventKind::ChargeRefunded {
             payment_intent_id: charge.payment_intent.as_ref().map(|pi| pi.id().to_string()),
             charge_id: charge.id.to_string(),
+            amount_refunded: charge.amount_refunded,
         },
         _ => VerifiedEventKind::Other(event.type_.as_str().to_owned()),
     };

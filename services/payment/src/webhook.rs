@@ -1,10 +1,11 @@
 //! Stripe's webhooks (`POST /api/v1/payments/webhook`, public through the gateway).
 //!
-//! Each event is verified with its `Stripe-Signature`, then processed once: its id goes into
-//! `processed_events` in the same transaction as the payment's update, and the transaction
-//! commits only after the order service has been told (an idempotent call on its side, keyed
-//! by the event id). If the order service cannot be reached, the answer is 503 and nothing is
-//! recorded, so Stripe delivers the event again later.
+//! Each event is verified with its `Stripe-Signature`, then applied: the payment's update (a
+//! single conditional statement, so applying it twice changes nothing), then the order
+//! service is told (idempotent on its side, keyed by the event id), and only then is the event
+//! recorded in `processed_events`. No transaction is held across the call to the order
+//! service. If that service cannot be reached, the answer is 503 and nothing is recorded, so
+//! Stripe delivers the event again later.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -32,6 +33,8 @@ struct PaymentEvent<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     payment_intent_id: Option<&'a str>,
+    /// For `refunded`: everything refunded on the charge so far.
+    amount_refunded_cents: Option<i64>,
 }
 
 fn invalid_signature(detail: impl Into<String>) -> ApiError {
@@ -91,19 +94,12 @@ async fn receive(
         }
     };
 
-    let mut tx = state.db.begin().await?;
-    // Blocks while another delivery of the same event is in flight, then sees its outcome.
-    let fresh = sqlx::query(
-        "INSERT INTO processed_events (event_id, event_type) VALUES ($1, $2)
-         ON CONFLICT (event_id) DO NOTHING",
-    )
-    .bind(&event.id)
-    .bind(kind)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
-    if !fresh {
+    let seen: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM processed_events WHERE event_id = $1)")
+            .bind(&event.id)
+            .fetch_one(&state.db)
+            .await?;
+    if seen {
         tracing::info!(event_id = %event.id, kind, "webhook event already processed");
         return Ok(received());
     }
@@ -114,7 +110,7 @@ async fn receive(
         Some(pi) => {
             sqlx::query_scalar("SELECT order_id FROM payments WHERE payment_intent_id = $1")
                 .bind(pi)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&state.db)
                 .await?
         }
         None => None,
@@ -124,24 +120,51 @@ async fn receive(
     {
         order_id = sqlx::query_scalar("SELECT order_id FROM payments WHERE order_id = $1")
             .bind(hint)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&state.db)
             .await?
             .or(Some(hint));
     }
     let Some(order_id) = order_id else {
         tracing::warn!(event_id = %event.id, kind, ?payment_intent_id, "webhook event for no known payment");
-        tx.commit().await?;
+        record(&state, &event.id, kind).await?;
         return Ok(received());
     };
 
     // Final states are not left for an earlier one (Stripe does not promise ordering).
     let allowed_from: &[&str] = match new_status {
-        "succeeded" => &["pending", "processing", "requires_action", "failed"],
+        "succeeded" => &[
+            "pending",
+            "processing",
+            "requires_action",
+            "failed",
+            "canceled",
+        ],
         "failed" => &["pending", "processing", "requires_action"],
         _ => &["succeeded"],
     };
-    let updated = sqlx::query(
-        "UPDATE payments
+    let amount_refunded = match &event.kind {
+        VerifiedEventKind::ChargeRefunded {
+            amount_refunded, ..
+        } => Some(*amount_refunded),
+        _ => None,
+    };
+    // A refund is tracked by amount: refunded in full only once all of it is back.
+    let updated = if let Some(amount) = amount_refunded {
+        sqlx::query(
+            "UPDATE payments SET amount_refunded_cents = greatest(amount_refunded_cents, $2),
+                 status = CASE WHEN greatest(amount_refunded_cents, $2) >= amount_cents
+                               THEN 'refunded' ELSE status END,
+                 updated_at = now()
+             WHERE order_id = $1 AND status IN ('succeeded', 'refunded')",
+        )
+        .bind(order_id)
+        .bind(amount)
+        .execute(&state.db)
+        .await?
+        .rows_affected()
+    } else {
+        sqlx::query(
+            "UPDATE payments
          SET status = $2,
              payment_intent_id = COALESCE(payment_intent_id, $3),
              failure_code = CASE WHEN $2 = 'failed' THEN COALESCE(failure_code, 'payment_failed')
@@ -150,20 +173,22 @@ async fn receive(
              updated_at = now()
          WHERE order_id = $1 AND status = ANY($4)
            AND (payment_intent_id IS NULL OR $3::text IS NULL OR payment_intent_id = $3)",
-    )
-    .bind(order_id)
-    .bind(new_status)
-    .bind(payment_intent_id)
-    .bind(allowed_from)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+        )
+        .bind(order_id)
+        .bind(new_status)
+        .bind(payment_intent_id)
+        .bind(allowed_from)
+        .execute(&state.db)
+        .await?
+        .rows_affected()
+    };
     tracing::info!(event_id = %event.id, kind, %order_id, updated, "webhook event processed");
 
     let notice = PaymentEvent {
         event_id: &event.id,
         kind,
         payment_intent_id,
+        amount_refunded_cents: amount_refunded,
     };
     match state
         .order
@@ -185,12 +210,24 @@ async fn receive(
         Err(e) => {
             tracing::warn!(event_id = %event.id, %order_id, error = %e,
                 "the order service could not be told; Stripe will retry");
-            tx.rollback().await?;
             return Err(ApiError::unavailable(
                 "the order service is unavailable; retry later",
             ));
         }
     }
-    tx.commit().await?;
+    record(&state, &event.id, kind).await?;
     Ok(received())
+}
+
+/// The event has been applied everywhere: later deliveries are acknowledged at once.
+async fn record(state: &AppState, event_id: &str, kind: &str) -> ApiResult<()> {
+    sqlx::query(
+        "INSERT INTO processed_events (event_id, event_type) VALUES ($1, $2)
+         ON CONFLICT (event_id) DO NOTHING",
+    )
+    .bind(event_id)
+    .bind(kind)
+    .execute(&state.db)
+    .await?;
+    Ok(())
 }

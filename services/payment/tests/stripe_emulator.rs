@@ -220,13 +220,29 @@ async fn declined_card_is_declined_with_its_payment_intent() {
         )
         .await
         .unwrap();
-    let ChargeOutcome::RequiresAction { payment_intent_id } = three_ds else {
+    let ChargeOutcome::RequiresAction {
+        payment_intent_id,
+        client_secret,
+        next_action,
+    } = three_ds
+    else {
         panic!("expected requires_action, got {three_ds:?}");
     };
+    assert!(client_secret.is_some_and(|s| s.starts_with(&payment_intent_id)));
+    assert_eq!(next_action.unwrap()["type"], "use_stripe_sdk");
     assert_eq!(
         stripe.retrieve(&payment_intent_id).await.unwrap(),
         IntentState::RequiresAction
     );
+    // Waiting for the shopper can be called off; a cancelled one cannot be cancelled again.
+    assert_eq!(
+        stripe.cancel(&payment_intent_id).await.unwrap(),
+        IntentState::Canceled
+    );
+    assert!(matches!(
+        stripe.cancel(&payment_intent_id).await,
+        Err(StripeCallError::Rejected { status: 400, .. })
+    ));
 }
 
 #[tokio::test]
@@ -260,13 +276,13 @@ async fn refund_is_idempotent_and_refuses_failed_payments() {
     };
     let refund_key = key();
     let refund = stripe
-        .refund(&refund_key, &payment_intent_id)
+        .refund(&refund_key, &payment_intent_id, None)
         .await
         .unwrap();
     assert!(refund.starts_with("re_"), "{refund}");
     assert_eq!(
         stripe
-            .refund(&refund_key, &payment_intent_id)
+            .refund(&refund_key, &payment_intent_id, None)
             .await
             .unwrap(),
         refund
@@ -288,7 +304,7 @@ async fn refund_is_idempotent_and_refuses_failed_payments() {
     else {
         panic!("expected a decline");
     };
-    let error = stripe.refund(&key(), &failed).await.unwrap_err();
+    let error = stripe.refund(&key(), &failed, None).await.unwrap_err();
     assert!(
         matches!(error, StripeCallError::Rejected { status: 400, .. }),
         "{error:?}"
@@ -355,7 +371,7 @@ async fn webhooks_are_delivered_signed_and_verified() {
     else {
         panic!("expected a decline");
     };
-    stripe.refund(&key(), &paid).await.unwrap();
+    stripe.refund(&key(), &paid, None).await.unwrap();
 
     // localstripe delivers about 1 s after the action.
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -406,7 +422,7 @@ async fn webhooks_are_delivered_signed_and_verified() {
         order_id: Some(failed_order.to_string()),
     }));
     assert!(kinds.iter().any(|k| matches!(k,
-        VerifiedEventKind::ChargeRefunded { payment_intent_id: Some(pi), charge_id }
+        VerifiedEventKind::ChargeRefunded { payment_intent_id: Some(pi), charge_id, .. }
             if *pi == paid && charge_id.starts_with("ch_"))));
 
     // A signature older than 5 minutes is refused even when it matches.
@@ -459,7 +475,7 @@ async fn transport_and_gateway_failures_are_retryable() {
     assert!(error.is_retryable());
 
     // Refused before any call.
-    let error = stripe.refund("", "pi_123").await.unwrap_err();
+    let error = stripe.refund("", "pi_123", None).await.unwrap_err();
     assert!(
         matches!(error, StripeCallError::InvalidInput(_)),
         "{error:?}"

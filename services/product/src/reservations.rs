@@ -31,6 +31,54 @@ pub fn router() -> Router<AppState> {
         .route("/internal/reservations/{order_id}/commit", post(commit))
         .route("/internal/reservations/{order_id}/release", post(release))
         .route("/internal/reservations/{order_id}/restock", post(restock))
+        .route("/internal/reservations/{order_id}/extend", post(extend))
+}
+
+#[derive(Deserialize)]
+struct ExtendBody {
+    /// Hold until this many seconds from now (1 s to 7 days).
+    seconds: u64,
+}
+
+/// Keeps a reservation's stock held longer: an order waiting for the shopper to finish a
+/// payment (3-D Secure) must not have its stock swept and sold meanwhile. Never shortens it.
+async fn extend(
+    State(state): State<AppState>,
+    _service: ServiceCaller,
+    Path(order_id): Path<String>,
+    Json(body): Json<ExtendBody>,
+) -> ApiResult<Json<Reservation>> {
+    let order_id = parse_id(&order_id, "reservation")?;
+    if !(1..=7 * 24 * 3600).contains(&body.seconds) {
+        return Err(ApiError::invalid_field(
+            "seconds",
+            "must be between 1 and 604800",
+        ));
+    }
+    let mut tx = state.db.begin().await?;
+    match lock_status(&mut tx, order_id).await?.as_str() {
+        "released" => {
+            return Err(ApiError::conflict(
+                "reservation_released",
+                "the reservation was released or expired; its stock is no longer held",
+            ));
+        }
+        "reserved" => {
+            sqlx::query(
+                "UPDATE reservations SET updated_at = now(),
+                   expires_at = greatest(expires_at, now() + make_interval(secs => $2))
+                 WHERE order_id = $1",
+            )
+            .bind(order_id)
+            .bind(body.seconds as f64)
+            .execute(&mut *tx)
+            .await?;
+        }
+        _ => {}
+    }
+    let reservation = load(&mut tx, order_id).await?.ok_or_else(not_found)?;
+    tx.commit().await?;
+    Ok(Json(reservation))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -90,23 +90,19 @@ async fn register(
     // Counted once the request is valid, before the hash it costs.
     let limits = state.config.registration_limits;
     let key = throttle::registration_key(&client_address(&headers, peer.map(|c| c.0.0)));
-    match throttle::count(&state.db, &key, limits.window_secs).await? {
+    let refused = match throttle::count(&state.db, &key, limits.window_secs).await? {
         throttle::Count::Counted {
             attempts,
             window_left,
-        } if attempts > limits.per_address => {
-            return Err(ApiError::too_many_requests(
-                window_left,
-                "too many registrations from this address; try again later",
-            ));
-        }
-        throttle::Count::Blocked(wait) => {
-            return Err(ApiError::too_many_requests(
-                wait,
-                "too many registrations from this address; try again later",
-            ));
-        }
-        throttle::Count::Counted { .. } => {}
+        } if attempts > limits.per_address => Some(window_left),
+        throttle::Count::Counted { .. } => None,
+        throttle::Count::Blocked(wait) => Some(wait),
+    };
+    if let Some(wait) = refused {
+        return Err(ApiError::too_many_requests(
+            wait,
+            "too many registrations from this address; try again later",
+        ));
     }
     let hash = password::hash(body.password)
         .await
