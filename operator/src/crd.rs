@@ -246,7 +246,7 @@ pub struct StripeSpec {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SmtpSpec {
-    /// `SOUK_SMTP_URL`, e.g. `smtp://user:pass@host:587`.
+    /// `SOUK_SMTP_URL`, e.g. `smtp://user:pass@host:587?tls=starttls` (STARTTLS required; `smtps://` for implicit TLS).
     pub url: SecretKeyRef,
     /// `SOUK_MAIL_FROM`.
     #[schemars(length(min = 3))]
