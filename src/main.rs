@@ -245,6 +245,7 @@ async fn up() -> anyhow::Result<()> {
         admin,
         stripe: payments.stripe.clone(),
         smtp_url: settings::optional("SOUK_SMTP_URL")?,
+        smtp_ca_file: settings::optional("SOUK_SMTP_CA_FILE")?.map(PathBuf::from),
         mail_dir: settings::optional("SOUK_MAIL_DIR")?
             .map(PathBuf::from)
             .unwrap_or_else(|| dir.join("mail")),

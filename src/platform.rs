@@ -41,6 +41,8 @@ pub struct PlatformOptions {
     pub stripe: Option<StripeSettings>,
     /// An SMTP server for the confirmation e-mails; None writes `.eml` files to `mail_dir`.
     pub smtp_url: Option<String>,
+    /// Extra CA certificates (PEM) for the SMTP server's TLS certificate.
+    pub smtp_ca_file: Option<std::path::PathBuf>,
     pub mail_dir: std::path::PathBuf,
 }
 
@@ -153,6 +155,7 @@ fn local_config(
             stripe_api_base: stripe.api_base,
             order_url: urls["order"].clone(),
             smtp_url: opts.smtp_url.clone(),
+            smtp_ca_file: opts.smtp_ca_file.clone(),
             mail_dir: opts.mail_dir.clone(),
             mail_from: souk_payment::DEFAULT_MAIL_FROM.to_owned(),
             outbox_poll_interval: std::time::Duration::from_secs(1),

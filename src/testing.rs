@@ -85,6 +85,7 @@ impl TestPlatform {
                 .as_ref()
                 .map(|(stripe, _)| StripeSettings::local(stripe.url())),
             smtp_url: shop.as_ref().map(|(_, smtp)| smtp.url()),
+            smtp_ca_file: None,
             mail_dir: std::env::temp_dir().join(format!("{prefix}_mail")),
         };
         let mail_dir = opts.mail_dir.clone();

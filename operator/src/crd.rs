@@ -38,7 +38,7 @@ pub const VERSION: &str = "v1alpha1";
 #[serde(rename_all = "camelCase")]
 pub struct ShopSpec {
     /// Container image repository of the `souk` binary, without tag. Required: the project
-    /// publishes no image; build one (`Dockerfile`, or `scripts/oci-image` without Docker) and
+    /// publishes no image; build one (`Dockerfile`, or `scripts/image/oci.py` without Docker) and
     /// push it where the cluster pulls from.
     #[schemars(length(min = 1, max = 255))]
     pub image: String,
@@ -246,7 +246,7 @@ pub struct StripeSpec {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SmtpSpec {
-    /// `SOUK_SMTP_URL`, e.g. `smtp://user:pass@host:587`.
+    /// `SOUK_SMTP_URL`, e.g. `smtp://user:pass@host:587?tls=starttls` (STARTTLS required; `smtps://` for implicit TLS).
     pub url: SecretKeyRef,
     /// `SOUK_MAIL_FROM`.
     #[schemars(length(min = 3))]

@@ -1,7 +1,7 @@
 #!/bin/sh
 # The root filesystem of a Souk image, for both ways of building one: the Dockerfiles run this
 # in their build stage and end `FROM scratch` + `COPY --from=build /rootfs /`, and
-# scripts/oci-image runs it on the host to write an OCI image without Docker. One description,
+# scripts/image/oci.py runs it on the host to write an OCI image without Docker. One description,
 # so the two cannot drift.
 #
 #   rootfs.sh ROOTFS BINARY PATH_IN_IMAGE

@@ -44,6 +44,8 @@ wait_for() { # what seconds command...
 }
 
 host_pids=()
+node_ours=""
+NODE_STATE="${SOUK_NODE_STATE:-/dev/shm/souk-node}"
 cleanup() {
   local rc=$?
   local pid
@@ -56,7 +58,8 @@ cleanup() {
     kubectl -n "$NS" get shop "$SHOP" -o yaml >&2 || true
     kubectl -n souk-system logs deploy/souk-souk-operator --tail 30 >&2 || true
   fi
-  bash "$HERE/node.sh" stop || true
+  # Only a node this run started: never another run's.
+  if [[ -n $node_ours ]]; then bash "$HERE/node.sh" stop || rc=1; fi
   exit "$rc"
 }
 trap cleanup EXIT
@@ -80,7 +83,10 @@ fi
 
 step "node"
 started=$(date +%s)
-eval "$(bash "$HERE/node.sh" start)"
+[[ ! -e $NODE_STATE ]] || fail "$NODE_STATE exists: another node runs (node.sh stop ends it)"
+node_ours=1
+node_env="$(bash "$HERE/node.sh" start)" || fail "the node did not start"
+eval "$node_env"
 echo "node Ready in $(since "$started") s"
 bash "$HERE/node.sh" import "$work/souk.tar" "$work/operator.tar" "$pg_tar"
 rm -rf "$work"
@@ -121,7 +127,7 @@ kubectl -n "$NS" create secret generic smtp --from-literal=url="smtp://$NODE_IP:
 kubectl -n "$NS" create secret generic admin --from-literal=email=admin@example.com \
   --from-literal=password="$ADMIN_PASSWORD"
 # No dynamic provisioner here: a pre-created hostPath volume the StatefulSet's claim binds to.
-pv_dir="${SOUK_NODE_STATE:-/dev/shm/souk-node}/pv/data-0"
+pv_dir="$NODE_STATE/pv/data-0"
 mkdir -p "$pv_dir"
 chown 999:999 "$pv_dir"
 kubectl apply -f - <<EOF
@@ -258,8 +264,7 @@ for p in $(kubectl get pods -A --field-selector=status.phase=Running -o jsonpath
   pods_kib=$((pods_kib + kib))
   printf '%-55s %6d KiB\n' "${p%/*}" "$kib"
 done
-state="${SOUK_NODE_STATE:-/dev/shm/souk-node}"
-node_kib=$(rss_kib $(cat "$state"/*.pid))
+node_kib=$(rss_kib $(cat "$NODE_STATE"/*.pid))
 echo "node processes (etcd, apiserver, controller-manager, scheduler, kubelet, kube-proxy, containerd, dnsmasq, DNS poller): $((node_kib / 1024)) MiB"
 echo "pods: $((pods_kib / 1024)) MiB; node total: $(((node_kib + pods_kib) / 1024)) MiB"
 

@@ -375,8 +375,8 @@ stop() {
 remove_kube_chains() {
   local t rule chain
   for t in filter nat mangle raw; do
-    iptables -t "$t" -S | grep -E '^-A [A-Z]+ .*-j KUBE-' | grep -vE '^-A KUBE-' | sed 's/^-A /-D /' |
-      while read -r rule; do eval "iptables -t $t $rule" || true; done
+    { iptables -t "$t" -S | grep -E '^-A [A-Z]+ .*-j KUBE-' | grep -vE '^-A KUBE-' || true; } |
+      sed 's/^-A /-D /' | while read -r rule; do eval "iptables -t $t $rule" || true; done
     for chain in $(iptables -t "$t" -S | awk '$1 == "-N" && $2 ~ /^KUBE-/ { print $2 }'); do
       iptables -t "$t" -F "$chain"
     done

@@ -18,6 +18,7 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Message};
+use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use serde::{Deserialize, Serialize};
 use souk_common::{ApiError, ApiResult, FieldError, Json, ServiceCaller};
@@ -49,24 +50,56 @@ pub enum Mailer {
     File(AsyncFileTransport<Tokio1Executor>),
 }
 
-/// An SMTP transport from `smtp://[user:password@]host[:port]`: plain SMTP, for a server on
-/// loopback or a relay beside the service (lettre's `from_url` needs a TLS stack, which this
-/// build leaves out).
-pub fn smtp_transport(raw: &str) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
-    let bad = |why: &str| format!("{why}; expected smtp://host:port, e.g. smtp://127.0.0.1:2525");
+/// An SMTP transport from `SOUK_SMTP_URL`:
+/// - `smtp://[user:password@]host[:port]`: plain SMTP (port 25), for a server on loopback or a
+///   relay beside the service;
+/// - `smtp://[user:password@]host[:port]?tls=starttls`: STARTTLS is required (port 587);
+/// - `smtps://[user:password@]host[:port]`: implicit TLS (port 465).
+///
+/// TLS is rustls (ring); the server's certificate must chain to a Mozilla root (webpki-roots) or
+/// to `extra_ca_pem` (`SOUK_SMTP_CA_FILE`: a private relay's CA) and name `host`.
+pub fn smtp_transport(
+    raw: &str,
+    extra_ca_pem: Option<&[u8]>,
+) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
+    let bad = |why: &str| {
+        format!(
+            "{why}; expected smtp://host:port, smtp://host:port?tls=starttls or smtps://host:port"
+        )
+    };
     let url = url::Url::parse(raw.trim()).map_err(|e| bad(&format!("not a URL ({e})")))?;
-    if url.scheme() != "smtp" || url.query().is_some_and(|q| q.contains("tls")) {
-        return Err(bad(
-            "only plain smtp:// is supported (no TLS in this build)",
-        ));
-    }
-    let host = url
-        .host_str()
-        .filter(|h| !h.is_empty())
-        .ok_or_else(|| bad("no host"))?;
-    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
-        .port(url.port().unwrap_or(25))
+    let starttls = match url.query() {
+        None => false,
+        Some("tls=starttls") if url.scheme() == "smtp" => true,
+        Some(q) => return Err(bad(&format!("unsupported query `{q}`"))),
+    };
+    let (tls, default_port) = match (url.scheme(), starttls) {
+        ("smtp", false) => (None, 25),
+        ("smtp", true) => (Some(Tls::Required as fn(TlsParameters) -> Tls), 587),
+        ("smtps", _) => (Some(Tls::Wrapper as fn(TlsParameters) -> Tls), 465),
+        (other, _) => return Err(bad(&format!("unsupported scheme `{other}`"))),
+    };
+    let host = match url.host() {
+        Some(url::Host::Domain(d)) if !d.is_empty() => d.to_owned(),
+        Some(url::Host::Ipv4(ip)) => ip.to_string(),
+        // rustls wants the bare address as the server name, without the URL's brackets.
+        Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        _ => return Err(bad("no host")),
+    };
+    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.as_str())
+        .port(url.port().unwrap_or(default_port))
         .timeout(Some(SMTP_TIMEOUT));
+    if let Some(tls) = tls {
+        let mut params =
+            TlsParameters::builder(host).certificate_store(CertificateStore::WebpkiRoots);
+        if let Some(pem) = extra_ca_pem {
+            params = params.add_root_certificate(ca_certificate(pem)?);
+        }
+        let params = params
+            .build_rustls()
+            .map_err(|e| format!("TLS setup failed: {e}"))?;
+        builder = builder.tls(tls(params));
+    }
     if !url.username().is_empty() {
         let decode = |s: &str| {
             // Percent-decoding only: a '+' in a password stays a '+'.
@@ -83,14 +116,38 @@ pub fn smtp_transport(raw: &str) -> Result<AsyncSmtpTransport<Tokio1Executor>, S
     Ok(builder.build())
 }
 
+/// The CA certificates of a PEM file (`SOUK_SMTP_CA_FILE`): read and checked at startup.
+pub fn read_ca_file(path: &Path) -> Result<Vec<u8>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    // Building a TLS configuration is what parses the certificates' DER.
+    TlsParameters::builder("localhost".to_owned())
+        .certificate_store(CertificateStore::None)
+        .add_root_certificate(ca_certificate(&pem)?)
+        .build_rustls()
+        .map_err(|e| format!("bad CA certificate: {e}"))?;
+    Ok(pem)
+}
+
+fn ca_certificate(pem: &[u8]) -> Result<Certificate, String> {
+    // lettre accepts a PEM without certificates (trusting nothing extra): refuse it instead.
+    if !String::from_utf8_lossy(pem).contains("-----BEGIN CERTIFICATE-----") {
+        return Err("no PEM certificate (-----BEGIN CERTIFICATE-----) in the CA file".to_owned());
+    }
+    Certificate::from_pem(pem).map_err(|e| format!("bad CA certificate: {e}"))
+}
+
 impl Mailer {
-    pub fn new(smtp_url: Option<&str>, mail_dir: &Path) -> anyhow::Result<Self> {
+    /// `smtp_ca_pem`: the contents of `SOUK_SMTP_CA_FILE`, trusted besides the public roots.
+    pub fn new(
+        smtp_url: Option<&str>,
+        smtp_ca_pem: Option<&[u8]>,
+        mail_dir: &Path,
+    ) -> anyhow::Result<Self> {
         match smtp_url {
-            Some(url) => {
-                Ok(Self::Smtp(smtp_transport(url).map_err(|e| {
-                    anyhow::anyhow!("configuration: SOUK_SMTP_URL: {e}")
-                })?))
-            }
+            Some(url) => Ok(Self::Smtp(
+                smtp_transport(url, smtp_ca_pem)
+                    .map_err(|e| anyhow::anyhow!("configuration: SOUK_SMTP_URL: {e}"))?,
+            )),
             None => {
                 std::fs::create_dir_all(mail_dir).map_err(|e| {
                     anyhow::anyhow!("configuration: SOUK_MAIL_DIR {}: {e}", mail_dir.display())

@@ -40,6 +40,9 @@ pub struct Config {
     pub order_url: String,
     /// `SOUK_SMTP_URL`, e.g. `smtp://127.0.0.1:2525`. None: e-mails are written to `mail_dir`.
     pub smtp_url: Option<String>,
+    /// `SOUK_SMTP_CA_FILE`: PEM CA certificates trusted for the SMTP server's TLS certificate
+    /// besides the public (Mozilla) roots, e.g. a private relay's CA.
+    pub smtp_ca_file: Option<PathBuf>,
     /// `SOUK_MAIL_DIR` (default `.souk/mail`): `.eml` files when there is no SMTP server.
     pub mail_dir: PathBuf,
     /// `SOUK_MAIL_FROM` (default `Souk <orders@souk.local>`).
@@ -61,9 +64,17 @@ impl Config {
             Some(_) => Some(settings::base_url("STRIPE_API_BASE")? + "/"),
             None => None,
         };
+        let smtp_ca_file = settings::optional("SOUK_SMTP_CA_FILE")?.map(PathBuf::from);
+        let smtp_ca_pem = match &smtp_ca_file {
+            Some(path) => Some(
+                email::read_ca_file(path).map_err(|e| ConfigError::new("SOUK_SMTP_CA_FILE", e))?,
+            ),
+            None => None,
+        };
         let smtp_url = settings::optional("SOUK_SMTP_URL")?;
         if let Some(url) = &smtp_url {
-            email::smtp_transport(url).map_err(|e| ConfigError::new("SOUK_SMTP_URL", e))?;
+            email::smtp_transport(url, smtp_ca_pem.as_deref())
+                .map_err(|e| ConfigError::new("SOUK_SMTP_URL", e))?;
         }
         let mail_from: String = settings::parsed("SOUK_MAIL_FROM", DEFAULT_MAIL_FROM.to_owned())?;
         mail_from
@@ -78,6 +89,7 @@ impl Config {
             stripe_api_base,
             order_url: settings::base_url("SOUK_ORDER_URL")?,
             smtp_url,
+            smtp_ca_file,
             mail_dir: settings::parsed("SOUK_MAIL_DIR", PathBuf::from(DEFAULT_MAIL_DIR))?,
             mail_from,
             outbox_poll_interval: Duration::from_millis(settings::parsed(
@@ -111,7 +123,18 @@ pub async fn app(config: Config) -> anyhow::Result<Router> {
             .map_err(|e| {
                 anyhow::anyhow!("configuration: STRIPE_SECRET_KEY / STRIPE_API_BASE: {e}")
             })?;
-    let mailer = email::Mailer::new(config.smtp_url.as_deref(), &config.mail_dir)?;
+    let smtp_ca_pem = match &config.smtp_ca_file {
+        Some(path) => Some(
+            email::read_ca_file(path)
+                .map_err(|e| anyhow::anyhow!("configuration: SOUK_SMTP_CA_FILE: {e}"))?,
+        ),
+        None => None,
+    };
+    let mailer = email::Mailer::new(
+        config.smtp_url.as_deref(),
+        smtp_ca_pem.as_deref(),
+        &config.mail_dir,
+    )?;
     let from: lettre::message::Mailbox = config
         .mail_from
         .parse()

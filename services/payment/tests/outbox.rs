@@ -90,6 +90,7 @@ async fn each_message_is_marked_sent_when_the_server_accepts_it() {
     let (port, received) = stalling_sink().await;
     let mailer = Mailer::new(
         Some(&format!("smtp://127.0.0.1:{port}")),
+        None,
         &std::env::temp_dir(),
     )
     .unwrap();
