@@ -113,12 +113,13 @@ async fn serve(service: &str) -> anyhow::Result<()> {
     };
     let ops_addr = settings::ops_addr()?;
     let limits = server::ConnectionLimits::from_env()?;
+    let drain = settings::shutdown_drain()?;
     let listener = server::bind(addr).await?;
     let ops = server::bind(ops_addr).await?;
     tracing::info!(service, %addr, %ops_addr, "listening");
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        server::shutdown_signal().await;
+        server::termination_signal(drain).await;
         let _ = stop.send(true);
     });
     let signal = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {

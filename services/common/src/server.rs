@@ -112,6 +112,34 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// For `souk serve` (a pod): resolves at once on SIGINT, and on SIGTERM only after `drain`.
+/// Kubernetes sends SIGTERM while it takes the pod out of its Services' endpoints; until every
+/// kube-proxy has caught up, new connections still arrive and would be refused. Serving on for
+/// `drain` is the preStop sleep that an image without a shell cannot have.
+pub async fn termination_signal(drain: std::time::Duration) {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+                tracing::info!(
+                    drain_ms = drain.as_millis() as u64,
+                    "SIGTERM: serving on while endpoints drain"
+                );
+                tokio::time::sleep(drain).await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}
+
 /// Default timeout for calls between services.
 pub const SERVICE_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 

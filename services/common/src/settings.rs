@@ -84,6 +84,12 @@ pub fn listen_addr() -> Result<std::net::SocketAddr, ConfigError> {
     )
 }
 
+/// How long `souk serve` keeps serving after SIGTERM (`SOUK_SHUTDOWN_DRAIN_MS`, default 5 s):
+/// enough for kube-proxy to drop the pod from its Services, well inside the default 30 s grace.
+pub fn shutdown_drain() -> Result<std::time::Duration, ConfigError> {
+    parsed("SOUK_SHUTDOWN_DRAIN_MS", 5_000u64).map(std::time::Duration::from_millis)
+}
+
 /// `SOUK_OPS_ADDR`, default `0.0.0.0:9090`: `/metrics` and the detailed `/readyz`, for
 /// Prometheus and operators only (never routed from outside the cluster).
 pub fn ops_addr() -> Result<std::net::SocketAddr, ConfigError> {
