@@ -119,9 +119,27 @@ async fn forward_inner(
         Timeout::Default => state.config.request_timeout,
         Timeout::Payments => state.config.payments_timeout,
     };
-    let upstream = hyper::Request::from_parts(parts, Full::new(body));
+    // A refused connection sent nothing, so any method may go again: a pod that is shutting
+    // down refuses while kube-proxy still routes some connections to it.
+    let retry = (
+        parts.method.clone(),
+        parts.uri.clone(),
+        parts.headers.clone(),
+    );
+    let upstream = hyper::Request::from_parts(parts, Full::new(body.clone()));
     let service = route.service.name();
-    let res = match tokio::time::timeout(timeout, state.http.request(upstream)).await {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut sent = tokio::time::timeout_at(deadline, state.http.request(upstream)).await;
+    if matches!(&sent, Ok(Err(e)) if e.is_connect()) {
+        let (method, uri, headers) = retry;
+        let mut again = hyper::Request::new(Full::new(body));
+        *again.method_mut() = method;
+        *again.uri_mut() = uri;
+        *again.headers_mut() = headers;
+        *again.version_mut() = axum::http::Version::HTTP_11;
+        sent = tokio::time::timeout_at(deadline, state.http.request(again)).await;
+    }
+    let res = match sent {
         Err(_) => {
             tracing::warn!(service, "upstream timed out");
             return Err(ApiError::new(
