@@ -59,7 +59,10 @@ cleanup() {
     kubectl -n souk-system logs deploy/souk-souk-operator --tail 30 >&2 || true
   fi
   # Only a node this run started: never another run's.
-  if [[ -n $node_ours ]]; then bash "$HERE/node.sh" stop || rc=1; fi
+  if [[ -n $node_ours ]]; then
+    echo "stopping the node" >&2
+    bash "$HERE/node.sh" stop || rc=1
+  fi
   exit "$rc"
 }
 trap cleanup EXIT
@@ -83,7 +86,16 @@ fi
 
 step "node"
 started=$(date +%s)
-[[ ! -e $NODE_STATE ]] || fail "$NODE_STATE exists: another node runs (node.sh stop ends it)"
+if [[ -e $NODE_STATE ]]; then
+  # Another run's node: never touch it while any of its daemons lives; a dead one's leftovers
+  # (bridge, chains, mounts) are cleared so this run can start.
+  for pidfile in "$NODE_STATE"/*.pid; do
+    [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null &&
+      fail "$NODE_STATE exists and its $(basename "$pidfile" .pid) runs: another node runs (node.sh stop ends it)"
+  done
+  echo "clearing what a dead node left in $NODE_STATE"
+  bash "$HERE/node.sh" stop
+fi
 node_ours=1
 node_env="$(bash "$HERE/node.sh" start)" || fail "the node did not start"
 eval "$node_env"
