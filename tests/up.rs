@@ -60,6 +60,8 @@ async fn souk_up_pays_through_the_stripe_named_by_the_environment() {
         // An emulator of its own would need this interpreter: there is none.
         .env("PYTHON", "/nonexistent/python3")
         .env("SOUK_GATEWAY_ADDR", "127.0.0.1:0")
+        // Its own ops port too: tests run side by side, and the default 9090 is one for all.
+        .env("SOUK_OPS_ADDR", "127.0.0.1:0")
         .env("SOUK_STATE_DIR", &state)
         .env("SOUK_DATABASE_URL", test_server_url())
         .env("SOUK_DATABASE_PREFIX", &prefix)
@@ -211,6 +213,8 @@ async fn souk_up_reads_the_trusted_proxies_like_the_gateway() {
         .env("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
         .env("PYTHON", "/nonexistent/python3")
         .env("SOUK_GATEWAY_ADDR", "127.0.0.1:0")
+        // Its own ops port too: tests run side by side, and the default 9090 is one for all.
+        .env("SOUK_OPS_ADDR", "127.0.0.1:0")
         .env("SOUK_STATE_DIR", &state)
         .env("SOUK_DATABASE_URL", test_server_url())
         .env("SOUK_DATABASE_PREFIX", &prefix)
