@@ -250,11 +250,17 @@ async fn show(
     _caller: ServiceCaller,
     Path(order_id): Path<String>,
 ) -> ApiResult<Json<Payment>> {
-    let order_id = parse_id(&order_id, "payment")?;
-    load(&state.db, order_id)
+    let (_, row) = existing(&state.db, &order_id).await?;
+    Ok(Json(row.into()))
+}
+
+/// The payment of the order named in a path, or 404.
+async fn existing(db: &PgPool, order_id: &str) -> ApiResult<(Uuid, Row)> {
+    let order_id = parse_id(order_id, "payment")?;
+    let row = load(db, order_id)
         .await?
-        .map(|row| Json(row.into()))
-        .ok_or_else(|| ApiError::not_found("no payment for this order"))
+        .ok_or_else(|| ApiError::not_found("no payment for this order"))?;
+    Ok((order_id, row))
 }
 
 /// What a PaymentIntent's state means for a payment; None: still undecided.
@@ -299,10 +305,7 @@ async fn sync(
     ServiceCaller(caller): ServiceCaller,
     Path(order_id): Path<String>,
 ) -> ApiResult<Json<Payment>> {
-    let order_id = parse_id(&order_id, "payment")?;
-    let row = load(&state.db, order_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("no payment for this order"))?;
+    let (order_id, row) = existing(&state.db, &order_id).await?;
     let Some(pi) = row.payment_intent_id.clone().filter(|_| undecided(&row)) else {
         return Ok(Json(row.into()));
     };
@@ -324,10 +327,7 @@ async fn cancel(
     ServiceCaller(caller): ServiceCaller,
     Path(order_id): Path<String>,
 ) -> ApiResult<Json<Payment>> {
-    let order_id = parse_id(&order_id, "payment")?;
-    let row = load(&state.db, order_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("no payment for this order"))?;
+    let (order_id, row) = existing(&state.db, &order_id).await?;
     if !undecided(&row) {
         return Ok(Json(row.into()));
     }
@@ -364,10 +364,7 @@ async fn refund(
     ServiceCaller(caller): ServiceCaller,
     Path(order_id): Path<String>,
 ) -> ApiResult<Json<Payment>> {
-    let order_id = parse_id(&order_id, "payment")?;
-    let row = load(&state.db, order_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("no payment for this order"))?;
+    let (order_id, row) = existing(&state.db, &order_id).await?;
     if row.status == "refunded" {
         return Ok(Json(row.into()));
     }
