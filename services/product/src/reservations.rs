@@ -57,12 +57,7 @@ async fn extend(
     }
     let mut tx = state.db.begin().await?;
     match lock_status(&mut tx, order_id).await?.as_str() {
-        "released" => {
-            return Err(ApiError::conflict(
-                "reservation_released",
-                "the reservation was released or expired; its stock is no longer held",
-            ));
-        }
+        "released" => return Err(released()),
         "reserved" => {
             sqlx::query(
                 "UPDATE reservations SET updated_at = now(),
@@ -165,6 +160,14 @@ async fn load(conn: &mut PgConnection, order_id: Uuid) -> ApiResult<Option<Reser
         expires_at,
         lines,
     }))
+}
+
+/// 409: the stock of a released (or expired) reservation can no longer be committed or held.
+fn released() -> ApiError {
+    ApiError::conflict(
+        "reservation_released",
+        "the reservation was released or expired; its stock is no longer held",
+    )
 }
 
 fn not_found() -> ApiError {
@@ -344,12 +347,7 @@ async fn commit(
     let order_id = parse_id(&order_id, "reservation")?;
     let mut tx = state.db.begin().await?;
     match lock_status(&mut tx, order_id).await?.as_str() {
-        "released" => {
-            return Err(ApiError::conflict(
-                "reservation_released",
-                "the reservation was released or expired; its stock is no longer held",
-            ));
-        }
+        "released" => return Err(released()),
         "reserved" => {
             sqlx::query(
                 "UPDATE reservations SET status = 'committed', updated_at = now()
