@@ -39,22 +39,15 @@ impl Drop for Databases {
     }
 }
 
-async fn call(req: reqwest::RequestBuilder) -> (u16, Value) {
-    let res = req.send().await.unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
-#[tokio::test]
-async fn souk_up_pays_through_the_stripe_named_by_the_environment() {
-    let emulator = StripeEmulator::start().expect("the test's Stripe emulator starts");
+/// `souk up` on databases (dropped with the guard) and a state directory of its own, paying
+/// through the Stripe at `stripe_api_base`, on free ports.
+fn souk_up(stripe_api_base: &str) -> (tokio::process::Command, Databases, std::path::PathBuf) {
     let id = uuid::Uuid::new_v4().simple().to_string();
     let prefix = format!("souk_test_{id}");
-    let _databases = Databases(prefix.clone());
     let state = std::env::temp_dir().join(format!("souk_up_{id}"));
-    let mut up = tokio::process::Command::new(env!("CARGO_BIN_EXE_souk"))
-        .arg("up")
-        .env("STRIPE_API_BASE", emulator.url())
+    let mut up = tokio::process::Command::new(env!("CARGO_BIN_EXE_souk"));
+    up.arg("up")
+        .env("STRIPE_API_BASE", stripe_api_base)
         .env("STRIPE_SECRET_KEY", KEY)
         .env("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
         // An emulator of its own would need this interpreter: there is none.
@@ -68,7 +61,22 @@ async fn souk_up_pays_through_the_stripe_named_by_the_environment() {
         .env("SOUK_ADMIN_EMAIL", "admin@up.test")
         .env("SOUK_ADMIN_PASSWORD", "admin-password-1")
         .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
+        .stdin(Stdio::null());
+    (up, Databases(prefix), state)
+}
+
+async fn call(req: reqwest::RequestBuilder) -> (u16, Value) {
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn souk_up_pays_through_the_stripe_named_by_the_environment() {
+    let emulator = StripeEmulator::start().expect("the test's Stripe emulator starts");
+    let (mut up, databases, state) = souk_up(&emulator.url());
+    let prefix = databases.0.clone();
+    let mut up = up
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -201,27 +209,9 @@ async fn souk_up_pays_through_the_stripe_named_by_the_environment() {
 /// instead of being ignored.
 #[tokio::test]
 async fn souk_up_reads_the_trusted_proxies_like_the_gateway() {
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    let prefix = format!("souk_test_{id}");
-    let _databases = Databases(prefix.clone());
-    let state = std::env::temp_dir().join(format!("souk_up_{id}"));
-    let up = tokio::process::Command::new(env!("CARGO_BIN_EXE_souk"))
-        .arg("up")
+    let (mut up, _databases, _state) = souk_up("http://127.0.0.1:9");
+    let up = up
         .env("SOUK_TRUSTED_PROXIES", "10.0.0.0/8, not-a-network")
-        .env("STRIPE_API_BASE", "http://127.0.0.1:9")
-        .env("STRIPE_SECRET_KEY", KEY)
-        .env("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
-        .env("PYTHON", "/nonexistent/python3")
-        .env("SOUK_GATEWAY_ADDR", "127.0.0.1:0")
-        // Its own ops port too: tests run side by side, and the default 9090 is one for all.
-        .env("SOUK_OPS_ADDR", "127.0.0.1:0")
-        .env("SOUK_STATE_DIR", &state)
-        .env("SOUK_DATABASE_URL", test_server_url())
-        .env("SOUK_DATABASE_PREFIX", &prefix)
-        .env("SOUK_ADMIN_EMAIL", "admin@up.test")
-        .env("SOUK_ADMIN_PASSWORD", "admin-password-1")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
         .kill_on_drop(true)
         .output();
     let out = tokio::time::timeout(Duration::from_secs(120), up)
