@@ -195,8 +195,13 @@ done
 [[ $(kubectl -n "$NS" get shop "$SHOP" -o jsonpath='{.status.version}') == "$TAG" ]] || fail "status.version"
 [[ $(kubectl -n "$NS" get shop "$SHOP" -o jsonpath='{.status.database}') == statefulset ]] || fail "status.database"
 kubectl -n "$NS" get shop "$SHOP"
-kubectl -n "$NS" logs deploy/"$SHOP-gateway" | head -1 | python3 -c 'import json,sys; json.loads(sys.stdin.readline())' ||
-  fail "the gateway does not log JSON"
+# Its first line may not be readable through the kubelet yet right after Ready: wait for it.
+first_log_line_is_json() {
+  # Python reads all of it: `head` would leave kubectl a broken pipe (a failure under pipefail).
+  kubectl -n "$NS" logs deploy/"$SHOP-gateway" |
+    python3 -c 'import json,sys; json.loads(sys.stdin.readline()); sys.stdin.read()'
+}
+wait_for "the gateway's first log line, in JSON" 30 first_log_line_is_json
 
 step "the gateway through its Service; helm test"
 gw_ip="$(kubectl -n "$NS" get svc "$SHOP-gateway" -o jsonpath='{.spec.clusterIP}')"
