@@ -276,6 +276,8 @@ async fn up() -> anyhow::Result<()> {
         "metrics of all services: {}/metrics",
         platform.ops_urls["gateway"]
     );
+    // Tests and scripts wait for the "gateway listening" line: it stays last.
+    println!("storefront: open {}/ in a browser", platform.gateway_url);
     println!("gateway listening on {}", platform.gateway_url);
     platform.run_until(server::shutdown_signal()).await
 }
