@@ -1,6 +1,7 @@
 //! Black-box tests across services: each test starts the whole platform in-process on free
 //! ports against its own fresh databases, and talks to it over HTTP through the gateway.
 
+mod browser;
 mod cart;
 mod catalog;
 mod checkout;
@@ -15,5 +16,6 @@ mod payments;
 mod refunds;
 mod reservations;
 mod resilience;
+mod storefront;
 mod three_d_secure;
 mod users;

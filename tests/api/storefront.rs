@@ -1,0 +1,307 @@
+//! The storefront in a real headless Chromium: the shopper's whole journey by clicking, a
+//! declined card, 3-D Secure, the session across reloads, the back office shipping an order
+//! and refusing a customer, and no errors in the browser console. Screenshots of the main
+//! pages go to `$CARGO_TARGET_DIR/souk-screenshots/`.
+
+use serde_json::{Value, json};
+
+use crate::browser::Browser;
+use crate::helpers::{App, Session};
+
+const PASSWORD: &str = "correct-horse-1";
+
+/// A small catalog: Kitchen > Tea, with three products.
+async fn catalog(app: &App, admin: &Session) -> Vec<String> {
+    let create_category = |name: &str, slug: &str, parent: Option<String>| {
+        let mut body = json!({"name": name, "slug": slug});
+        if let Some(parent) = parent {
+            body["parent_id"] = json!(parent);
+        }
+        app.post("/api/v1/categories", Some(&admin.token), body)
+    };
+    let kitchen = create_category("Kitchen", "kitchen", None)
+        .await
+        .expect(201, None)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let tea = create_category("Tea", "tea", Some(kitchen.clone()))
+        .await
+        .expect(201, None)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut ids = Vec::new();
+    for (sku, name, description, price, category) in [
+        (
+            "TEA-POT",
+            "Cast-iron teapot",
+            "A heavy teapot that keeps tea hot.",
+            2500,
+            &tea,
+        ),
+        ("TEA-TIN", "Green tea tin", "Sencha, 100 g.", 900, &tea),
+        ("MUG-1", "Stoneware mug", "Holds 350 ml.", 1200, &kitchen),
+    ] {
+        let body = json!({"sku": sku, "name": name, "description": description, "price_cents": price,
+            "currency": "usd", "category_ids": [category], "stock": 10});
+        let res = app.post("/api/v1/products", Some(&admin.token), body).await;
+        ids.push(res.expect(201, None)["id"].as_str().unwrap().to_owned());
+    }
+    ids
+}
+
+async fn register(browser: &Browser, email: &str) {
+    browser.click("#nav-register").await;
+    browser.heading("Create an account").await;
+    browser.fill("#f-name", "Ann Shopper").await;
+    browser.fill("#f-email", email).await;
+    browser.fill("#f-password", PASSWORD).await;
+    browser.click("#register-form-submit").await;
+    browser.find("#sign-out").await;
+}
+
+async fn sign_in(browser: &Browser, email: &str, password: &str) {
+    browser.open("#/signin").await;
+    browser.heading("Sign in").await;
+    browser.fill("#f-email", email).await;
+    browser.fill("#f-password", password).await;
+    browser.click("#signin-form-submit").await;
+    browser.find("#sign-out").await;
+}
+
+/// From the product page: quantity into the cart, then on to checkout with the address.
+async fn to_checkout(browser: &Browser, product_id: &str, quantity: &str) {
+    browser.open(&format!("#/product/{product_id}")).await;
+    browser.fill("#qty", quantity).await;
+    browser.click("#add-to-cart").await;
+    browser.text_contains("#add-status", "Added").await;
+    browser.click("#go-to-cart").await;
+    browser.heading("Your cart").await;
+    browser.click("#checkout-link").await;
+    browser.heading("Checkout").await;
+    for (field, value) in [
+        ("name", "Ann Shopper"),
+        ("line1", "1 Main St"),
+        ("city", "Springfield"),
+        ("postal_code", "12345"),
+        ("country", "US"),
+    ] {
+        browser.fill(&format!("#addr-{field}"), value).await;
+    }
+}
+
+async fn card(browser: &Browser, number: &str) {
+    browser.fill("[data-field=number]", number).await;
+    browser.fill("[data-field=expiry]", "12/34").await;
+    browser.fill("[data-field=cvc]", "123").await;
+    browser.fill("[data-field=postal]", "12345").await;
+}
+
+async fn orders_of(app: &App, admin: &Session) -> Vec<Value> {
+    let res = app
+        .get("/api/v1/admin/orders?limit=100", Some(&admin.token))
+        .await;
+    res.expect(200, None)["items"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn shopper_journey_by_clicking_then_the_back_office_ships_it() {
+    let app = App::spawn_shop().await;
+    let admin = app.admin().await;
+    let products = catalog(&app, &admin).await;
+    let browser = Browser::start(app.platform.gateway()).await;
+
+    // Home: the category tree and the newest products.
+    browser.open("").await;
+    browser.heading("All products").await;
+    browser
+        .text_contains("nav[aria-label=Categories]", "Tea")
+        .await;
+    browser.text_contains("#results", "Stoneware mug").await;
+    browser.screenshot("home").await;
+
+    let email = format!("ann-{}@example.com", uuid::Uuid::new_v4().simple());
+    register(&browser, &email).await;
+
+    // Filter by category and price, sorted, then search from the header.
+    browser.click("nav[aria-label=Categories] .tree ul a").await;
+    browser.heading("Tea").await;
+    browser.fill("#filter-max", "10").await;
+    browser
+        .find("#filter-sort")
+        .await
+        .select_by_value("price_asc")
+        .await
+        .unwrap();
+    browser.click("#apply-filters").await;
+    let results = browser.text_contains("#results", "Green tea tin").await;
+    assert!(
+        !results.contains("teapot") && !results.contains("mug"),
+        "{results}"
+    );
+    browser.fill("#search-q", "teapot").await;
+    browser.click("#search button").await;
+    browser.heading("teapot").await;
+    browser.text_contains("#results", "Cast-iron teapot").await;
+    browser.click(".product-link").await;
+    browser.heading("Cast-iron teapot").await;
+    browser.text_contains("#product-price", "$25.00").await;
+    browser.screenshot("product").await;
+
+    // Cart, checkout with the test card; a double click on Pay places one order.
+    to_checkout(&browser, &products[0], "2").await;
+    browser.text_contains("#checkout-total", "$50.00").await;
+    card(&browser, "4242 4242 4242 4242").await;
+    browser.screenshot("checkout").await;
+    browser
+        .eval("const pay = document.getElementById('pay'); pay.click(); pay.click();")
+        .await;
+    browser.heading("Thank you for your order").await;
+    browser.text_contains("#order-total", "$50.00").await;
+    browser.screenshot("confirmation").await;
+    let orders = orders_of(&app, &admin).await;
+    assert_eq!(orders.len(), 1, "one order for a double click: {orders:#?}");
+    assert_eq!(orders[0]["status"], "paid");
+
+    browser.click("#nav-orders").await;
+    browser.heading("Your orders").await;
+    browser.text_contains("#orders", "Paid").await;
+    browser.screenshot("orders").await;
+
+    // The cart emptied when the order was paid; a declined card is said in words.
+    browser.open("#/cart").await;
+    browser.find("#cart-empty").await;
+    to_checkout(&browser, &products[2], "1").await;
+    card(&browser, "4000 0000 0000 0002").await;
+    browser.click("#pay").await;
+    browser.text_contains("#checkout-error", "declined").await;
+    assert_eq!(orders_of(&app, &admin).await.len(), 2);
+
+    // A customer is refused the back office.
+    browser.open("#/admin").await;
+    browser
+        .text_contains("#admin-refused", "administrators only")
+        .await;
+
+    // The admin ships the paid order.
+    browser.click("#sign-out").await;
+    browser.text_contains("#flash", "signed out").await;
+    sign_in(
+        &browser,
+        souk::testing::ADMIN_EMAIL,
+        souk::testing::ADMIN_PASSWORD,
+    )
+    .await;
+    browser.click("#nav-admin").await;
+    browser.heading("Orders").await;
+    browser
+        .find("#status-filter")
+        .await
+        .select_by_value("paid")
+        .await
+        .unwrap();
+    browser.click("#order-filter button").await;
+    let paid = orders[0]["id"].as_str().unwrap();
+    browser
+        .click(&format!("#admin-orders tr[data-order='{paid}'] a"))
+        .await;
+    browser.click("#mark-shipped").await;
+    browser.text_contains("main .status", "Shipped").await;
+    browser.screenshot("back-office-order").await;
+    let shipped = app
+        .get(&format!("/api/v1/orders/{paid}"), Some(&admin.token))
+        .await;
+    assert_eq!(shipped.expect(200, None)["status"], "shipped");
+
+    // Phone-sized: the home page fits the width.
+    browser.client.set_window_size(390, 844).await.unwrap();
+    browser.open("").await;
+    browser.heading("All products").await;
+    let overflow = browser
+        .eval("return document.documentElement.scrollWidth - window.innerWidth;")
+        .await;
+    assert!(
+        overflow.as_i64().unwrap() <= 0,
+        "the page scrolls sideways by {overflow} px"
+    );
+    browser.screenshot("home-phone").await;
+
+    browser
+        .assert_clean_console(&[
+            "/api/v1/checkout - Failed to load resource: the server responded with a status of 402",
+        ])
+        .await;
+    browser.quit().await;
+}
+
+#[tokio::test]
+async fn session_survives_reload_refreshes_signs_out_and_pays_with_3d_secure() {
+    let app = App::spawn_shop().await;
+    let admin = app.admin().await;
+    let products = catalog(&app, &admin).await;
+    let browser = Browser::start(app.platform.gateway()).await;
+    browser.open("").await;
+    let email = format!("ann-{}@example.com", uuid::Uuid::new_v4().simple());
+    register(&browser, &email).await;
+
+    // A reload keeps the session.
+    browser.client.refresh().await.unwrap();
+    browser.find("#sign-out").await;
+    let stored = || async {
+        let raw = browser
+            .eval("return localStorage.getItem('souk.session');")
+            .await;
+        serde_json::from_str::<Value>(raw.as_str().expect("a stored session")).unwrap()
+    };
+
+    // An expired access token is refreshed before the next call, a rejected one after a 401.
+    let before = stored().await;
+    browser
+        .eval("const s = JSON.parse(localStorage.getItem('souk.session')); s.expires_at = 0; localStorage.setItem('souk.session', JSON.stringify(s));")
+        .await;
+    browser.open("#/account").await;
+    browser.heading("Your account").await;
+    let after = stored().await;
+    assert_ne!(
+        before["refresh_token"], after["refresh_token"],
+        "refreshed (rotated)"
+    );
+    browser
+        .eval("const s = JSON.parse(localStorage.getItem('souk.session')); s.access_token = 'not-a-token'; localStorage.setItem('souk.session', JSON.stringify(s));")
+        .await;
+    browser.open("#/orders").await;
+    browser.heading("Your orders").await;
+    let last = stored().await;
+    assert_ne!(
+        last["refresh_token"], after["refresh_token"],
+        "refreshed after a 401"
+    );
+
+    // 3-D Secure: the bank's challenge, completed in the page; the order settles as paid.
+    to_checkout(&browser, &products[1], "1").await;
+    card(&browser, "4000 0027 6000 3184").await;
+    browser.click("#pay").await;
+    browser.click("#souk-3ds-complete").await;
+    browser.heading("Thank you for your order").await;
+    browser.text_contains("main .status", "Paid").await;
+
+    // Signing out revokes the refresh token at the server.
+    let refresh = stored().await["refresh_token"].as_str().unwrap().to_owned();
+    browser.click("#sign-out").await;
+    browser.find("#nav-signin").await;
+    let reuse = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": refresh}),
+        )
+        .await;
+    assert_eq!(reuse.status, 401, "{}", reuse.body);
+
+    // The access token the test spoiled was refused once, then refreshed.
+    browser
+        .assert_clean_console(&["/api/v1/orders?limit=20 - Failed to load resource: the server responded with a status of 401"])
+        .await;
+    browser.quit().await;
+}
