@@ -6,6 +6,7 @@ mod cart;
 mod catalog;
 mod checkout;
 mod checkout_once;
+mod demo;
 mod faults;
 mod front_door;
 mod fuzz;

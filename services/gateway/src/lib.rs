@@ -2,6 +2,7 @@
 //! access tokens, vouches for the caller to services, limits rates, bounds time and size.
 
 pub mod client_addr;
+pub mod demo_images;
 mod keys;
 #[cfg(test)]
 mod openapi_tests;

@@ -52,6 +52,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(stripe: Option<&StripeJs>) -> Ro
         .route("/", get(page))
         .route("/storefront/config.json", get(config_json))
         .route("/assets/{version}/{name}", get(asset))
+        .route("/images/demo/{file}", get(crate::demo_images::serve))
         .with_state(state)
 }
 
