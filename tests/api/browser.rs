@@ -101,6 +101,20 @@ impl Browser {
             .unwrap_or_else(|e| panic!("click {css}: {e}"));
     }
 
+    /// Clicks the link with exactly this text.
+    pub async fn click_link(&self, text: &str) {
+        let link = self
+            .client
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::LinkText(text))
+            .await
+            .unwrap_or_else(|e| panic!("no link {text:?} within {WAIT:?}: {e}"));
+        link.click()
+            .await
+            .unwrap_or_else(|e| panic!("click {text:?}: {e}"));
+    }
+
     /// Types into the (cleared) input.
     pub async fn fill(&self, css: &str, text: &str) {
         let input = self.find(css).await;

@@ -5,6 +5,8 @@
 
 use serde_json::{Value, json};
 
+use souk::testing::{ADMIN_EMAIL, ADMIN_PASSWORD};
+
 use crate::browser::Browser;
 use crate::helpers::{App, Session};
 
@@ -105,29 +107,52 @@ async fn orders_of(app: &App, admin: &Session) -> Vec<Value> {
     res.expect(200, None)["items"].as_array().unwrap().clone()
 }
 
+/// A product of the demo catalog, by name.
+async fn demo_product(app: &App, name: &str) -> String {
+    let page = app.get("/api/v1/products?limit=100", None).await;
+    let items = page.expect(200, None)["items"].as_array().unwrap().clone();
+    let found = items.iter().find(|p| p["name"] == name);
+    found.unwrap_or_else(|| panic!("no {name} in the demo catalog"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 #[tokio::test]
 async fn shopper_journey_by_clicking_then_the_back_office_ships_it() {
     let app = App::spawn_shop().await;
     let admin = app.admin().await;
-    let products = catalog(&app, &admin).await;
+    // The demo catalog (`souk up --demo`): its pictures are served by the gateway too.
+    souk::demo::seed(app.platform.gateway(), (ADMIN_EMAIL, ADMIN_PASSWORD))
+        .await
+        .unwrap();
+    let teapot = demo_product(&app, "Cast-iron teapot").await;
+    let mug = demo_product(&app, "Latte mug").await;
     let browser = Browser::start(app.platform.gateway()).await;
 
-    // Home: the category tree and the newest products.
+    // Home: the category tree and the newest products, with their pictures.
     browser.open("").await;
     browser.heading("All products").await;
     browser
-        .text_contains("nav[aria-label=Categories]", "Tea")
+        .text_contains("nav[aria-label=Categories]", "Tea & coffee")
         .await;
-    browser.text_contains("#results", "Stoneware mug").await;
+    browser.text_contains("#results", "Brass pencil").await;
+    let pictures = browser
+        .eval("return [...document.querySelectorAll('#results img')].filter(i => i.complete && i.naturalWidth > 0).length;")
+        .await;
+    assert!(
+        pictures.as_i64().unwrap() >= 12,
+        "pictures shown: {pictures}"
+    );
     browser.screenshot("home").await;
 
     let email = format!("ann-{}@example.com", uuid::Uuid::new_v4().simple());
     register(&browser, &email).await;
 
-    // Filter by category and price, sorted, then search from the header.
-    browser.click("nav[aria-label=Categories] .tree ul a").await;
-    browser.heading("Tea").await;
-    browser.fill("#filter-max", "10").await;
+    // Filter by category and price, sorted, then page on; then search from the header.
+    browser.click_link("Tea & coffee").await;
+    browser.heading("Tea & coffee").await;
+    browser.fill("#filter-max", "30").await;
     browser
         .find("#filter-sort")
         .await
@@ -135,30 +160,37 @@ async fn shopper_journey_by_clicking_then_the_back_office_ships_it() {
         .await
         .unwrap();
     browser.click("#apply-filters").await;
-    let results = browser.text_contains("#results", "Green tea tin").await;
+    let results = browser.text_contains("#results", "Glass teapot").await;
     assert!(
-        !results.contains("teapot") && !results.contains("mug"),
+        results.starts_with("Espresso cup"),
+        "cheapest first: {results}"
+    );
+    assert!(
+        !results.contains("Cast-iron") && !results.contains("Clay"),
         "{results}"
     );
+    browser.open("").await;
+    browser.click("#next-page").await;
+    browser.text_contains("#results", "Cotton blanket").await;
     browser.fill("#search-q", "teapot").await;
     browser.click("#search button").await;
     browser.heading("teapot").await;
-    browser.text_contains("#results", "Cast-iron teapot").await;
-    browser.click(".product-link").await;
+    browser.text_contains("#results", "Glass teapot").await;
+    browser.click_link("Cast-iron teapot").await;
     browser.heading("Cast-iron teapot").await;
-    browser.text_contains("#product-price", "$25.00").await;
+    browser.text_contains("#product-price", "$54.00").await;
     browser.screenshot("product").await;
 
     // Cart, checkout with the test card; a double click on Pay places one order.
-    to_checkout(&browser, &products[0], "2").await;
-    browser.text_contains("#checkout-total", "$50.00").await;
+    to_checkout(&browser, &teapot, "2").await;
+    browser.text_contains("#checkout-total", "$108.00").await;
     card(&browser, "4242 4242 4242 4242").await;
     browser.screenshot("checkout").await;
     browser
         .eval("const pay = document.getElementById('pay'); pay.click(); pay.click();")
         .await;
     browser.heading("Thank you for your order").await;
-    browser.text_contains("#order-total", "$50.00").await;
+    browser.text_contains("#order-total", "$108.00").await;
     browser.screenshot("confirmation").await;
     let orders = orders_of(&app, &admin).await;
     assert_eq!(orders.len(), 1, "one order for a double click: {orders:#?}");
@@ -172,7 +204,7 @@ async fn shopper_journey_by_clicking_then_the_back_office_ships_it() {
     // The cart emptied when the order was paid; a declined card is said in words.
     browser.open("#/cart").await;
     browser.find("#cart-empty").await;
-    to_checkout(&browser, &products[2], "1").await;
+    to_checkout(&browser, &mug, "1").await;
     card(&browser, "4000 0000 0000 0002").await;
     browser.click("#pay").await;
     browser.text_contains("#checkout-error", "declined").await;
