@@ -66,7 +66,9 @@ async function route() {
     replace(main, view);
     const title = view.querySelector('h1');
     document.title = title ? `${title.textContent} · Souk` : 'Souk';
-    main.focus();
+    // Focus moves to the new content (screen readers announce it); the view starts at the top.
+    main.focus({ preventScroll: true });
+    window.scrollTo(0, 0);
     return;
   }
   replace(main, h('h1', {}, 'Page not found'), h('p', {}, h('a', { href: '#/' }, 'Back to the shop')));
