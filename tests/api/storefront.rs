@@ -318,6 +318,36 @@ async fn session_survives_reload_refreshes_signs_out_and_pays_with_3d_secure() {
     browser.heading("Thank you for your order").await;
     browser.text_contains("main .status", "Paid").await;
 
+    // Cancelling a paid order (asked twice) refunds it.
+    browser.click("#cancel-order").await;
+    browser.click("#confirm-cancel").await;
+    browser.text_contains("main .status", "Cancelled").await;
+    browser.text_contains("main", "Refunded $9.00").await;
+
+    // The profile keeps a shipping address; a wrong country is named next to its field.
+    browser.open("#/account").await;
+    browser.heading("Your account").await;
+    browser.fill("#addr-name", "Ann Shopper").await;
+    browser.fill("#addr-line1", "1 Main St").await;
+    browser.fill("#addr-city", "Springfield").await;
+    browser.fill("#addr-postal_code", "12345").await;
+    browser.fill("#addr-country", "U1").await;
+    browser.click("#profile-save").await;
+    browser
+        .text_contains("#addr-country-error", "ISO 3166-1")
+        .await;
+    browser.text_contains("#profile-error", "correct").await;
+    browser.fill("#addr-country", "us").await;
+    browser.click("#profile-save").await;
+    browser.text_contains("#profile-status", "Saved").await;
+    let me = app.login(&email, PASSWORD).await;
+    let token = me.expect(200, None)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let me = app.get("/api/v1/users/me", Some(&token)).await;
+    assert_eq!(me.expect(200, None)["shipping_address"]["country"], "US");
+
     // Signing out revokes the refresh token at the server.
     let refresh = stored().await["refresh_token"].as_str().unwrap().to_owned();
     browser.click("#sign-out").await;
@@ -333,7 +363,72 @@ async fn session_survives_reload_refreshes_signs_out_and_pays_with_3d_secure() {
 
     // The access token the test spoiled was refused once, then refreshed.
     browser
-        .assert_clean_console(&["/api/v1/orders?limit=20 - Failed to load resource: the server responded with a status of 401"])
+        .assert_clean_console(&[
+            "/api/v1/orders?limit=20 - Failed to load resource: the server responded with a status of 401",
+            "/api/v1/users/me - Failed to load resource: the server responded with a status of 422",
+        ])
         .await;
     browser.quit().await;
+}
+
+#[tokio::test]
+async fn the_page_has_a_strict_policy_and_assets_are_cached_forever() {
+    let app = App::spawn().await;
+    let page = app.http.get(app.url("/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let header = |res: &reqwest::Response, name: &str| {
+        res.headers()
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} is set"))
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(header(&page, "cache-control"), "no-cache");
+    let csp = header(&page, "content-security-policy");
+    assert!(
+        csp.starts_with("default-src 'self'; script-src 'self';"),
+        "{csp}"
+    );
+    assert!(
+        !csp.contains("unsafe") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    let html = page.text().await.unwrap();
+    assert!(
+        !html.contains("<script>") && !html.contains(" on"),
+        "no inline script"
+    );
+    let app_js = html
+        .split('"')
+        .find(|part| part.starts_with("/assets/") && part.ends_with("/app.js"))
+        .expect("the page loads its module from /assets/<version>/")
+        .to_owned();
+
+    let module = app.http.get(app.url(&app_js)).send().await.unwrap();
+    assert_eq!(module.status(), 200);
+    assert_eq!(
+        header(&module, "cache-control"),
+        "public, max-age=31536000, immutable"
+    );
+    assert_eq!(
+        header(&module, "content-type"),
+        "text/javascript; charset=utf-8"
+    );
+    assert_eq!(header(&module, "x-content-type-options"), "nosniff");
+    // Another build's version, or a file that is not an asset: 404.
+    for missing in [
+        "/assets/0000000000000000/app.js",
+        &app_js.replace("app.js", "index.html"),
+        &app_js.replace("app.js", "nope.js"),
+    ] {
+        let res = app.http.get(app.url(missing)).send().await.unwrap();
+        assert_eq!(res.status(), 404, "{missing}");
+    }
+    // Without payments configured the page is told so, and the policy names no Stripe origin.
+    let config = app.get("/storefront/config.json", None).await;
+    assert_eq!(config.expect(200, None)["stripe_js_url"], Value::Null);
+    assert!(csp.contains("frame-src 'none'"), "{csp}");
+    // The API is still where it was.
+    app.get("/api/v1/products", None).await.expect(200, None);
 }
