@@ -295,7 +295,13 @@ async fn up(demo: bool) -> anyhow::Result<()> {
             } => println!("demo: added {categories} categories and {products} products"),
         }
         let (shopper, shopper_password) = souk::demo::DEMO_SHOPPER;
-        println!("demo: shopper {shopper} / {shopper_password}; admin {email}");
+        // The demo admin's password is public anyway; one set in SOUK_ADMIN_PASSWORD is not shown.
+        let admin = if email == souk::demo::DEMO_ADMIN.0 {
+            format!("{email} / {password}")
+        } else {
+            email.clone()
+        };
+        println!("demo: shopper {shopper} / {shopper_password}; admin {admin}");
     }
     println!(
         "metrics of all services: {}/metrics",
