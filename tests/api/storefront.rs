@@ -80,6 +80,8 @@ async fn to_checkout(browser: &Browser, product_id: &str, quantity: &str) {
     browser.text_contains("#add-status", "Added").await;
     browser.click("#go-to-cart").await;
     browser.heading("Your cart").await;
+    browser.find("#cart-subtotal").await;
+    browser.screenshot("cart").await;
     browser.click("#checkout-link").await;
     browser.heading("Checkout").await;
     for (field, value) in [
@@ -208,6 +210,7 @@ async fn shopper_journey_by_clicking_then_the_back_office_ships_it() {
     card(&browser, "4000 0000 0000 0002").await;
     browser.click("#pay").await;
     browser.text_contains("#checkout-error", "declined").await;
+    browser.screenshot("declined").await;
     assert_eq!(orders_of(&app, &admin).await.len(), 2);
 
     // A customer is refused the back office.

@@ -163,7 +163,9 @@ export function describe(e) {
   if (!(e instanceof ApiError)) return `Something went wrong: ${e?.message || e}`;
   if (e.status === 0) return e.problem.detail;
   if (e.status === 402) {
-    const reason = e.problem.detail ? ` (${e.problem.detail})` : '';
+    // The API's detail says why when it knows more than "declined" (e.g. insufficient funds).
+    const detail = (e.problem.detail || '').trim();
+    const reason = detail && !/^(the |your )?card was declined\.?$/i.test(detail) ? ` (${detail})` : '';
     return `Your card was declined${reason}. No money was taken; try another card.`;
   }
   if (WORDS[e.code]) return WORDS[e.code];

@@ -43,6 +43,8 @@ let generation = 0;
 async function route() {
   const [path, query = ''] = location.hash.replace(/^#/, '').split('?');
   const params = new URLSearchParams(query);
+  // The header's search box shows the search being looked at, and empties elsewhere.
+  document.getElementById('search-q').value = (path || '/') === '/' ? params.get('q') || '' : '';
   flashBox.textContent = pendingFlash;
   pendingFlash = '';
   renderNav();
@@ -79,7 +81,7 @@ function renderNav() {
   const items = [h('a', { href: '#/cart', id: 'nav-cart' }, 'Cart')];
   if (me) {
     items.push(h('a', { href: '#/orders', id: 'nav-orders' }, 'Orders'));
-    items.push(h('a', { href: '#/account', id: 'nav-account' }, me.name || 'Account'));
+    items.push(h('a', { href: '#/account', id: 'nav-account' }, 'Account'));
     if (me.role === 'admin') items.push(h('a', { href: '#/admin', id: 'nav-admin' }, 'Back office'));
     items.push(h('button', {
       type: 'button', class: 'linkish', id: 'sign-out',
