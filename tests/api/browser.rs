@@ -158,6 +158,19 @@ impl Browser {
         self.text_contains("main h1", needle).await
     }
 
+    /// Waits until the JavaScript expression is true in the page.
+    pub async fn until(&self, expression: &str) {
+        let deadline = Instant::now() + WAIT;
+        let script = format!("return Boolean({expression});");
+        while self.eval(&script).await != Value::Bool(true) {
+            assert!(
+                Instant::now() < deadline,
+                "never true within {WAIT:?}: {expression}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub async fn eval(&self, script: &str) -> Value {
         self.client
             .execute(script, vec![])

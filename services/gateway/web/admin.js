@@ -20,7 +20,7 @@ export async function adminPage(view, params, section = 'orders', id) {
   const page = pages[section];
   if (!page) { view.append(h('h1', {}, 'Back office'), h('p', {}, 'No such section.')); return; }
   view.append(h('nav', { class: 'admin-nav', 'aria-label': 'Back office' },
-    SECTIONS.map(([key, label]) => h('a', { href: `#/admin/${key}`, 'aria-current': key === section ? 'page' : null, id: `admin-${key}` }, label))));
+    SECTIONS.map(([key, label]) => h('a', { href: `#/admin/${key}`, 'aria-current': key === section ? 'page' : null, id: `nav-admin-${key}` }, label))));
   await page(view, params, id);
 }
 
