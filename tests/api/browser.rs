@@ -8,6 +8,7 @@
 //! one off is missing.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -47,7 +48,10 @@ impl Browser {
             .port();
         let log = std::fs::File::create(artifacts_dir().join("chromedriver.log"))
             .expect("chromedriver log file");
+        // Its own process group, which Chromium's processes inherit: ending the group ends
+        // the browser too, even when a failed test never closed its session.
         let driver = Command::new(&chromedriver)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log handle"))
@@ -214,17 +218,22 @@ impl Browser {
         assert!(bad.is_empty(), "browser console has errors: {bad:#?}");
     }
 
-    pub async fn quit(mut self) {
+    pub async fn quit(self) {
         let client = self.client.clone();
         let _ = client.close().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        // Drop ends chromedriver and whatever is left of the browser.
     }
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.driver.kill();
+        // The group's id is chromedriver's pid (process_group(0)).
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         let _ = self.driver.wait();
     }
 }
@@ -239,6 +248,7 @@ async fn connect(webdriver: &str, chromium: &str) -> Client {
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--disable-default-apps", "--disable-extensions", "--disable-domain-reliability",
                 "--disable-client-side-phishing-detection", "--metrics-recording-only",
+                "--disable-crash-reporter", "--disable-breakpad",
                 "--disable-features=Translate,OptimizationHints,MediaRouter,AutofillServerCommunication,CertificateTransparencyComponentUpdater",
                 "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
                 "--proxy-server=http://127.0.0.1:9",
