@@ -1,6 +1,7 @@
 //! `souk up --demo`: fills an empty shop with a small catalog through the public API, as an
 //! admin would: a category tree, a few dozen products with descriptions and pictures the
-//! gateway draws itself (`/images/demo/...`), and a demo shopper with an address. A shop that
+//! gateway draws itself (`<gateway>/images/demo/...`: absolute URLs, as the API requires, so
+//! they name the address the shop was seeded through), and a demo shopper with an address. A shop that
 //! already has products is left alone, so running it again changes nothing.
 
 use anyhow::{Context, bail};
@@ -360,7 +361,7 @@ pub async fn seed(gateway: &str, admin: (&str, &str)) -> anyhow::Result<Seeded> 
                 "currency": "usd",
                 "category_ids": [ids[category]],
                 "stock": 5 + (products * 7) % 40,
-                "image_url": format!("/images/demo/{motif}-{hue}.svg"),
+                "image_url": format!("{}/images/demo/{motif}-{hue}.svg", api.base),
             });
             api.expect(reqwest::Method::POST, "/products", body, 201)
                 .await?;

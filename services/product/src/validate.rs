@@ -104,20 +104,17 @@ pub fn currency(value: &str, shop: &str, errors: &mut Vec<FieldError>) -> String
 /// Longest `image_url` accepted (as the public contract says).
 pub const MAX_IMAGE_URL: usize = 2048;
 
-/// A product picture: an absolute `http(s)://host/...` URL, or a path on the shop itself
-/// (`/images/...`, e.g. the demo catalog's generated pictures). Visible ASCII only (anything
-/// else must be percent-encoded), so the value is safe in any attribute or header.
+/// A product picture: an absolute `http(s)://host/...` URL, as the public contract says (a
+/// relative path would mean something else to every client that is not the storefront).
+/// Visible ASCII only (anything else must be percent-encoded), so the value is safe in any
+/// attribute or header.
 pub fn image_url(value: &str, errors: &mut Vec<FieldError>) -> String {
     let value = value.trim().to_owned();
     let host_of = |rest: &str| rest.split(['/', '?', '#']).next().unwrap_or("").to_owned();
-    let shape_ok = if let Some(rest) = value
+    let shape_ok = value
         .strip_prefix("https://")
         .or_else(|| value.strip_prefix("http://"))
-    {
-        !host_of(rest).is_empty()
-    } else {
-        value.starts_with('/') && !value.starts_with("//")
-    };
+        .is_some_and(|rest| !host_of(rest).is_empty());
     let chars_ok = value
         .bytes()
         .all(|b| (0x21..=0x7e).contains(&b) && b != b'\\');
@@ -125,8 +122,8 @@ pub fn image_url(value: &str, errors: &mut Vec<FieldError>) -> String {
         errors.push(FieldError::new(
             "image_url",
             format!(
-                "must be an http(s):// URL or a path starting with /, of visible ASCII \
-                 (percent-encode the rest), at most {MAX_IMAGE_URL} characters"
+                "must be an absolute http(s):// URL of visible ASCII (percent-encode the \
+                 rest), at most {MAX_IMAGE_URL} characters"
             ),
         ));
     }
@@ -169,7 +166,6 @@ mod tests {
         for good in [
             "https://cdn.example.com/a.png",
             " http://127.0.0.1:8080/x.svg?v=1 ",
-            "/images/demo/teapot.svg",
         ] {
             let mut e = Vec::new();
             image_url(good, &mut e);
@@ -186,6 +182,7 @@ mod tests {
             "https://x.example/a b.png",
             "https://x.example/caf\u{e9}.png",
             "relative/path.png",
+            "/images/demo/teapot.svg",
             long.as_str(),
         ] {
             let mut e = Vec::new();
