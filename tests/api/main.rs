@@ -3,6 +3,7 @@
 
 mod cart;
 mod catalog;
+mod catalog_cache;
 mod checkout;
 mod checkout_once;
 mod faults;

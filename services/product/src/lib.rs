@@ -1,6 +1,7 @@
 //! The product service: catalog (products, categories, stock) and stock reservations for the
 //! order service.
 
+pub mod cache;
 mod catalog;
 mod categories;
 pub mod listing;
@@ -30,6 +31,9 @@ pub struct Config {
     pub reservation_ttl: Duration,
     /// How often expired reservations are swept (`SOUK_RESERVATION_SWEEP_SECS`, 30).
     pub reservation_sweep_interval: Duration,
+    /// Serve public catalog reads from memory, kept fresh by `LISTEN`/`NOTIFY`
+    /// (`SOUK_CATALOG_CACHE`, default true).
+    pub catalog_cache: bool,
 }
 
 impl Config {
@@ -61,6 +65,7 @@ impl Config {
             currency,
             reservation_ttl: Duration::from_secs(ttl),
             reservation_sweep_interval: Duration::from_secs(sweep),
+            catalog_cache: settings::parsed("SOUK_CATALOG_CACHE", true)?,
         })
     }
 }
@@ -70,7 +75,9 @@ pub struct AppState {
     pub db: PgPool,
     pub internal: InternalAuth,
     pub config: Arc<Config>,
-    /// Dropped with the last clone of the state (when the server stops): ends the sweeper.
+    pub cache: Arc<cache::CatalogCache>,
+    /// Dropped with the last clone of the state (when the server stops): ends the sweeper and
+    /// the cache's listener.
     _sweeper: Arc<tokio::sync::watch::Sender<()>>,
 }
 
@@ -101,12 +108,19 @@ pub async fn app(config: Config) -> anyhow::Result<Router> {
     tokio::spawn(reservations::sweeper(
         db.clone(),
         config.reservation_sweep_interval,
+        stopped.clone(),
+    ));
+    let cache = cache::CatalogCache::new(config.catalog_cache);
+    tokio::spawn(cache::listener(
+        cache.clone(),
+        config.database_url.clone(),
         stopped,
     ));
     let state = AppState {
         db: db.clone(),
         internal: InternalAuth::new(&config.internal_secret),
         config: Arc::new(config),
+        cache,
         _sweeper: Arc::new(stop),
     };
     let routes = Router::new()
