@@ -129,13 +129,14 @@ async fn list_from_db(state: &AppState, query: ListQuery) -> ApiResult<Page<Prod
             "must be at most 200 characters",
         ));
     }
-    let mut stmt = sqlx::query_as::<_, Product>(listing::statement(sort, q.is_some()))
-        .bind(min)
-        .bind(max)
-        .bind(categories)
-        .bind(limit + 1)
-        .bind(cursor.as_ref().and_then(|c| c.p))
-        .bind(cursor.as_ref().map(|c| c.id));
+    let mut stmt =
+        sqlx::query_as::<_, Product>(listing::statement(sort, q.is_some(), categories.is_some()))
+            .bind(min)
+            .bind(max)
+            .bind(categories)
+            .bind(limit + 1)
+            .bind(cursor.as_ref().and_then(|c| c.p))
+            .bind(cursor.as_ref().map(|c| c.id));
     if let Some(q) = q {
         stmt = stmt.bind(q);
     }
