@@ -129,8 +129,11 @@ async fn list_from_db(state: &AppState, query: ListQuery) -> ApiResult<Page<Prod
             "must be at most 200 characters",
         ));
     }
+    // Not prepared: an unnamed statement is planned with its actual values every time, so the
+    // absent filters fold away (a named one would switch to a generic plan after five runs).
     let mut stmt =
         sqlx::query_as::<_, Product>(listing::statement(sort, q.is_some(), categories.is_some()))
+            .persistent(false)
             .bind(min)
             .bind(max)
             .bind(categories)

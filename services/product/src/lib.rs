@@ -16,7 +16,6 @@ use axum::extract::FromRef;
 use souk_common::settings::{self, ConfigError};
 use souk_common::{InternalAuth, ops, server};
 use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/product");
 
@@ -87,23 +86,8 @@ impl FromRef<AppState> for InternalAuth {
     }
 }
 
-/// Like `souk_common::db::connect`, but every statement is planned with its actual parameter
-/// values (`plan_cache_mode = force_custom_plan`): the listing queries have optional filters
-/// written as `$n IS NULL OR ...`, which only fold away (and so let the planner pick the right
-/// index) in a custom plan. A generic plan would be reused after five executions.
-async fn connect(config: &Config) -> anyhow::Result<PgPool> {
-    let options: PgConnectOptions = config.database_url.parse()?;
-    let options = options.options([("plan_cache_mode", "force_custom_plan")]);
-    Ok(PgPoolOptions::new()
-        .max_connections(config.db_max_connections)
-        .min_connections(1)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect_with(options)
-        .await?)
-}
-
 pub async fn app(config: Config) -> anyhow::Result<Router> {
-    let db = connect(&config).await?;
+    let db = souk_common::db::connect(&config.database_url, config.db_max_connections).await?;
     let (stop, stopped) = tokio::sync::watch::channel(());
     tokio::spawn(reservations::sweeper(
         db.clone(),

@@ -1,9 +1,9 @@
 //! `GET /api/v1/products`: filters, sort and keyset pagination, as static SQL.
 //!
 //! Six statements (three sorts, with or without a text search) share one filter clause. Every
-//! optional filter is `$n IS NULL OR ...`; the service plans each statement with its actual
-//! values (`plan_cache_mode = force_custom_plan`), so absent filters fold away and the planner
-//! sees the real predicates. Parameters: `$1` min price, `$2` max price, `$3` category ids (the
+//! optional filter is `$n IS NULL OR ...`; the service runs them unprepared (sqlx
+//! `persistent(false)`), so PostgreSQL plans each run with its actual values, absent filters
+//! fold away and the planner sees the real predicates. Parameters: `$1` min price, `$2` max price, `$3` category ids (the
 //! category and all its descendants), `$4` limit + 1, `$5` cursor price, `$6` cursor id, `$7`
 //! search text (search statements only).
 //!
