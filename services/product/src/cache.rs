@@ -185,9 +185,15 @@ impl CatalogCache {
     /// replica's own writes right after they commit, so its next read is fresh without waiting
     /// for the notification.
     pub fn forget_product(&self, id: Uuid) {
+        self.forget_products([id]);
+    }
+
+    pub fn forget_products(&self, ids: impl IntoIterator<Item = Uuid>) {
         let mut entries = self.write();
         entries.epoch += 1;
-        entries.products.remove(&id);
+        for id in ids {
+            entries.products.remove(&id);
+        }
         entries.listings.clear();
     }
 
