@@ -144,6 +144,8 @@ fn local_config(
             currency: "usd".to_owned(),
             reservation_ttl: std::time::Duration::from_secs(900),
             reservation_sweep_interval: std::time::Duration::from_secs(30),
+            // Same variable and default as `souk serve product`; benchmarks compare both.
+            catalog_cache: souk_common::settings::parsed("SOUK_CATALOG_CACHE", true)?,
         },
         cart: souk_cart::Config {
             database_url: db("cart")?,

@@ -137,9 +137,41 @@ impl TestPlatform {
         &self.platform.ops_urls[service]
     }
 
+    /// One more instance of `service` on the same databases and configuration, on a port of
+    /// its own (as a second replica behind a load balancer would run); stops when dropped.
+    pub async fn start_replica(&self, service: &str) -> anyhow::Result<Replica> {
+        let app = crate::platform::build_app(service, &self.platform.config).await?;
+        let listener = souk_common::server::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let limits = self.platform.config.connections.clone();
+        tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            if let Err(e) = souk_common::server::serve(listener, app, &limits, shutdown).await {
+                eprintln!("replica stopped: {e:#}");
+            }
+        });
+        Ok(Replica { url, stop })
+    }
+
     pub fn database_url(&self, service: &str) -> String {
         souk_common::db::with_database(&test_server_url(), &format!("{}_{service}", self.prefix))
             .expect("test server URL is valid")
+    }
+}
+
+/// A second instance of a service (`TestPlatform::start_replica`).
+pub struct Replica {
+    /// Its base URL, to call it directly.
+    pub url: String,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
     }
 }
 

@@ -618,6 +618,10 @@ async fn listing_queries_use_indexes() {
         .execute(&db)
         .await
         .unwrap();
+    let all_categories: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM categories")
+        .fetch_all(&db)
+        .await
+        .unwrap();
     // The service plans with real values; so must the check.
     sqlx::query("SET plan_cache_mode = force_custom_plan")
         .execute(&db)
@@ -681,6 +685,29 @@ async fn listing_queries_use_indexes() {
             cats: Some(vec![cat]),
             ..base()
         },
+        // Category + price order: from the links' (category, price, product) index.
+        Case {
+            name: "category, price_asc",
+            sort: Sort::PriceAsc,
+            cats: Some(vec![cat]),
+            ..base()
+        },
+        Case {
+            name: "category, price range, price_desc, page 2",
+            sort: Sort::PriceDesc,
+            min: Some(1000),
+            max: Some(50000),
+            cats: Some(vec![cat]),
+            cursor: Some((40000, uuid::Uuid::nil())),
+            ..base()
+        },
+        Case {
+            name: "category with ten sub-categories, price_asc",
+            sort: Sort::PriceAsc,
+            min: Some(1000),
+            cats: Some(all_categories.clone()),
+            ..base()
+        },
         // A frequent term walks the newest index; a rare one goes through the GIN index.
         Case {
             name: "search, frequent term",
@@ -700,7 +727,10 @@ async fn listing_queries_use_indexes() {
         },
     ];
     for case in cases {
-        let sql = format!("EXPLAIN {}", statement(case.sort, case.q.is_some()));
+        let sql = format!(
+            "EXPLAIN {}",
+            statement(case.sort, case.q.is_some(), case.cats.is_some())
+        );
         let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql))
             .bind(case.min)
             .bind(case.max)
@@ -727,6 +757,18 @@ async fn listing_queries_use_indexes() {
             assert!(
                 plan.contains("products_active_search"),
                 "rare term without the GIN index\n{plan}"
+            );
+        }
+        if case.name.starts_with("category,") || case.name.starts_with("category with") {
+            assert!(
+                plan.contains("product_categories_active_price"),
+                "{}: not from the category price index\n{plan}",
+                case.name
+            );
+            assert!(
+                !plan.contains("Seq Scan") && !plan.contains("products_active_"),
+                "{}: walks products instead of the links\n{plan}",
+                case.name
             );
         }
         if case.name == "category" {

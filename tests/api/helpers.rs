@@ -249,6 +249,26 @@ impl App {
         caller: Option<&souk_common::Caller>,
         body: Option<&Value>,
     ) -> reqwest::RequestBuilder {
+        self.signed_to(
+            self.platform.url(service),
+            service,
+            method,
+            path,
+            caller,
+            body,
+        )
+    }
+
+    /// Like `signed`, to the instance of `service` at `base` (a replica, say).
+    pub fn signed_to(
+        &self,
+        base: &str,
+        service: &str,
+        method: reqwest::Method,
+        path: &str,
+        caller: Option<&souk_common::Caller>,
+        body: Option<&Value>,
+    ) -> reqwest::RequestBuilder {
         let body = body.map(|b| serde_json::to_vec(b).expect("JSON encodes"));
         let mut headers = HeaderMap::new();
         if let Some(caller) = caller {
@@ -264,7 +284,7 @@ impl App {
                 &mut headers,
             );
         }
-        let url = format!("{}{path}", self.platform.url(service));
+        let url = format!("{base}{path}");
         let mut req = self.http.request(method, url).headers(headers);
         if let Some(body) = body {
             req = req.header("content-type", "application/json").body(body);

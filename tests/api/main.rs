@@ -4,6 +4,7 @@
 mod browser;
 mod cart;
 mod catalog;
+mod catalog_cache;
 mod checkout;
 mod checkout_once;
 mod demo;

@@ -1,8 +1,9 @@
 //! Products: public reads, admin writes, and the cart's internal batch lookup.
 
 use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::{get, put};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -12,6 +13,7 @@ use souk_common::{AdminUser, ApiError, ApiResult, FieldError, Json, Query, Servi
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::cache::Cached;
 use crate::listing::{self, Cursor, ListQuery, Sort};
 use crate::validate::{self, double_option, not_null};
 use crate::{AppState, product_columns};
@@ -73,11 +75,25 @@ pub async fn subtree(db: &PgPool, id: Uuid) -> ApiResult<Vec<Uuid>> {
 
 /// Active products only. Filters: `category` (with sub-categories), `q` (full-text search on
 /// name and description, English stemming, web-search syntax), `min_price`/`max_price`
-/// (inclusive cents); `sort`; keyset pagination.
+/// (inclusive cents); `sort`; keyset pagination. Pages are cached by their query string.
 async fn list(
     State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
     Query(query): Query<ListQuery>,
-) -> ApiResult<Json<Page<Product>>> {
+) -> ApiResult<Response> {
+    let key = raw.unwrap_or_default();
+    if let Some(hit) = state.cache.listing(&key) {
+        return Ok(hit.respond(&headers, true));
+    }
+    let ticket = state.cache.ticket();
+    let page = list_from_db(&state, query).await?;
+    let page = Cached::json(&page).map_err(ApiError::internal)?;
+    state.cache.store_listing(ticket, key, page.clone());
+    Ok(page.respond(&headers, false))
+}
+
+async fn list_from_db(state: &AppState, query: ListQuery) -> ApiResult<Page<Product>> {
     let page = PageQuery {
         limit: query.limit.clone(),
         cursor: query.cursor.clone(),
@@ -116,29 +132,46 @@ async fn list(
             "must be at most 200 characters",
         ));
     }
-    let mut stmt = sqlx::query_as::<_, Product>(listing::statement(sort, q.is_some()))
-        .bind(min)
-        .bind(max)
-        .bind(categories)
-        .bind(limit + 1)
-        .bind(cursor.as_ref().and_then(|c| c.p))
-        .bind(cursor.as_ref().map(|c| c.id));
+    // Not prepared: an unnamed statement is planned with its actual values every time, so the
+    // absent filters fold away (a named one would switch to a generic plan after five runs).
+    let mut stmt =
+        sqlx::query_as::<_, Product>(listing::statement(sort, q.is_some(), categories.is_some()))
+            .persistent(false)
+            .bind(min)
+            .bind(max)
+            .bind(categories)
+            .bind(limit + 1)
+            .bind(cursor.as_ref().and_then(|c| c.p))
+            .bind(cursor.as_ref().map(|c| c.id));
     if let Some(q) = q {
         stmt = stmt.bind(q);
     }
     let rows = stmt.fetch_all(&state.db).await?;
-    Ok(Json(Page::from_rows(rows, limit, |p| Cursor {
+    Ok(Page::from_rows(rows, limit, |p| Cursor {
         s: sort,
         p: (sort != Sort::Newest).then_some(p.price_cents),
         id: p.id,
-    })))
+    }))
 }
 
 /// Any product by id, archived ones too (`active: false`), so past orders can link to them.
-async fn show(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Product>> {
+/// Served from the cache when it holds the product; `ETag` + `If-None-Match` answer 304.
+async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let id = parse_id(&id, "product")?;
+    if let Some(hit) = state.cache.product(id) {
+        return Ok(hit.respond(&headers, true));
+    }
+    let ticket = state.cache.ticket();
     let mut conn = state.db.acquire().await?;
-    load(&mut conn, id).await.map(Json)
+    let product = load(&mut conn, id).await?;
+    drop(conn);
+    let product = Cached::json(&product).map_err(ApiError::internal)?;
+    state.cache.store_product(ticket, id, product.clone());
+    Ok(product.respond(&headers, false))
 }
 
 #[derive(Deserialize)]
@@ -250,6 +283,7 @@ async fn create(
     }
     let product = load(&mut tx, id).await?;
     tx.commit().await?;
+    state.cache.forget_product(id);
     tracing::info!(product_id = %id, %sku, "product created");
     Ok((StatusCode::CREATED, Json(product)))
 }
@@ -340,6 +374,7 @@ async fn update(
     }
     let product = load(&mut tx, id).await?;
     tx.commit().await?;
+    state.cache.forget_product(id);
     Ok(Json(product))
 }
 
@@ -358,6 +393,7 @@ async fn archive(
     .bind(id)
     .fetch_optional(&state.db)
     .await?;
+    state.cache.forget_product(id);
     found
         .map(|_| StatusCode::NO_CONTENT)
         .ok_or_else(|| ApiError::not_found("no such product"))
@@ -394,6 +430,7 @@ async fn set_stock(
     }
     let product = load(&mut tx, id).await?;
     tx.commit().await?;
+    state.cache.forget_product(id);
     Ok(Json(product))
 }
 

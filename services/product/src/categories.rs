@@ -202,6 +202,8 @@ async fn update(
     .map_err(slug_taken)?;
     let category = category.ok_or_else(|| ApiError::not_found("no such category"))?;
     tx.commit().await?;
+    // A move changes which products a category's listing holds.
+    state.cache.forget_all();
     Ok(Json(category))
 }
 
@@ -222,6 +224,7 @@ async fn remove(
         Ok(r) if r.rows_affected() == 0 => Err(ApiError::not_found("no such category")),
         Ok(_) => {
             tx.commit().await?;
+            state.cache.forget_all();
             Ok(StatusCode::NO_CONTENT)
         }
         Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => Err(ApiError::conflict(

@@ -1,6 +1,7 @@
 //! The product service: catalog (products, categories, stock) and stock reservations for the
 //! order service.
 
+pub mod cache;
 mod catalog;
 mod categories;
 pub mod listing;
@@ -15,7 +16,6 @@ use axum::extract::FromRef;
 use souk_common::settings::{self, ConfigError};
 use souk_common::{InternalAuth, ops, server};
 use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/product");
 
@@ -30,6 +30,9 @@ pub struct Config {
     pub reservation_ttl: Duration,
     /// How often expired reservations are swept (`SOUK_RESERVATION_SWEEP_SECS`, 30).
     pub reservation_sweep_interval: Duration,
+    /// Serve public catalog reads from memory, kept fresh by `LISTEN`/`NOTIFY`
+    /// (`SOUK_CATALOG_CACHE`, default true).
+    pub catalog_cache: bool,
 }
 
 impl Config {
@@ -61,6 +64,7 @@ impl Config {
             currency,
             reservation_ttl: Duration::from_secs(ttl),
             reservation_sweep_interval: Duration::from_secs(sweep),
+            catalog_cache: settings::parsed("SOUK_CATALOG_CACHE", true)?,
         })
     }
 }
@@ -70,7 +74,9 @@ pub struct AppState {
     pub db: PgPool,
     pub internal: InternalAuth,
     pub config: Arc<Config>,
-    /// Dropped with the last clone of the state (when the server stops): ends the sweeper.
+    pub cache: Arc<cache::CatalogCache>,
+    /// Dropped with the last clone of the state (when the server stops): ends the sweeper and
+    /// the cache's listener.
     _sweeper: Arc<tokio::sync::watch::Sender<()>>,
 }
 
@@ -80,33 +86,25 @@ impl FromRef<AppState> for InternalAuth {
     }
 }
 
-/// Like `souk_common::db::connect`, but every statement is planned with its actual parameter
-/// values (`plan_cache_mode = force_custom_plan`): the listing queries have optional filters
-/// written as `$n IS NULL OR ...`, which only fold away (and so let the planner pick the right
-/// index) in a custom plan. A generic plan would be reused after five executions.
-async fn connect(config: &Config) -> anyhow::Result<PgPool> {
-    let options: PgConnectOptions = config.database_url.parse()?;
-    let options = options.options([("plan_cache_mode", "force_custom_plan")]);
-    Ok(PgPoolOptions::new()
-        .max_connections(config.db_max_connections)
-        .min_connections(1)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect_with(options)
-        .await?)
-}
-
 pub async fn app(config: Config) -> anyhow::Result<Router> {
-    let db = connect(&config).await?;
+    let db = souk_common::db::connect(&config.database_url, config.db_max_connections).await?;
     let (stop, stopped) = tokio::sync::watch::channel(());
     tokio::spawn(reservations::sweeper(
         db.clone(),
         config.reservation_sweep_interval,
+        stopped.clone(),
+    ));
+    let cache = cache::CatalogCache::new(config.catalog_cache);
+    tokio::spawn(cache::listener(
+        cache.clone(),
+        config.database_url.clone(),
         stopped,
     ));
     let state = AppState {
         db: db.clone(),
         internal: InternalAuth::new(&config.internal_secret),
         config: Arc::new(config),
+        cache,
         _sweeper: Arc::new(stop),
     };
     let routes = Router::new()

@@ -1,9 +1,9 @@
 //! `GET /api/v1/products`: filters, sort and keyset pagination, as static SQL.
 //!
 //! Six statements (three sorts, with or without a text search) share one filter clause. Every
-//! optional filter is `$n IS NULL OR ...`; the service plans each statement with its actual
-//! values (`plan_cache_mode = force_custom_plan`), so absent filters fold away and the planner
-//! sees the real predicates. Parameters: `$1` min price, `$2` max price, `$3` category ids (the
+//! optional filter is `$n IS NULL OR ...`; the service runs them unprepared (sqlx
+//! `persistent(false)`), so PostgreSQL plans each run with its actual values, absent filters
+//! fold away and the planner sees the real predicates. Parameters: `$1` min price, `$2` max price, `$3` category ids (the
 //! category and all its descendants), `$4` limit + 1, `$5` cursor price, `$6` cursor id, `$7`
 //! search text (search statements only).
 //!
@@ -13,7 +13,10 @@
 //!
 //! Indexes (partial, `WHERE active`): `(id)` for `newest`, `(price_cents, id)` for the price
 //! sorts and ranges, GIN on the generated `search` tsvector for `q`, and
-//! `product_categories (category_id, product_id)` for the category filter. The API test
+//! `product_categories (category_id, product_id)` for the category filter. A category with a
+//! price sort (no text search) has a statement of its own that walks
+//! `product_categories (category_id, price_cents, product_id) WHERE active` (price and active
+//! copied from the product by triggers). The API test
 //! `catalog::listing_queries_use_indexes` seeds 10,000 products and checks with `EXPLAIN` that
 //! none of these statements seq-scans `products`. Plans recorded there (PostgreSQL 15, 10,000
 //! products in 10 categories, ~95% active; `category_ids` is a per-row index-only subplan):
@@ -32,6 +35,11 @@
 //! category               Limit -> Index Scan Backward using products_active_newest
 //!                                 Filter: hashed SubPlan -> Bitmap Index Scan on
 //!                                 product_categories_category
+//! category + price_asc   Limit -> Sort (21 rows per category at most) -> Nested Loop
+//!   (+ range, page 2,             -> HashAggregate -> Nested Loop -> Function Scan on unnest
+//!   10 sub-categories)            -> Limit -> Index Only Scan using
+//!                                 product_categories_active_price (Index Cond: category,
+//!                                 price range, ROW(price, id) > cursor); then products_pkey
 //! q, frequent term       Limit -> Index Scan Backward using products_active_newest
 //!                                 Filter: search @@ tsquery (stops after 21 matches)
 //! q, rare term           Limit -> Sort -> Bitmap Heap Scan on products
@@ -69,6 +77,39 @@ macro_rules! listing {
             $after,
             " ORDER BY ",
             $order,
+            " LIMIT $4"
+        )
+    };
+}
+
+/// Category + price order: the next rows of each category of the subtree from
+/// `product_categories_active_price` (at most `$4` each), without duplicates (a product in two
+/// of the categories), merged in price order. Every product of the global top `$4` is in the
+/// top `$4` of one of its categories, so the merge is exact.
+macro_rules! by_category_price {
+    ($cmp:literal, $dir:literal) => {
+        concat!(
+            "WITH top AS (SELECT DISTINCT x.product_id, x.price_cents",
+            " FROM unnest($3::uuid[]) AS c(id) CROSS JOIN LATERAL (",
+            "SELECT pc.product_id, pc.price_cents FROM product_categories pc",
+            " WHERE pc.category_id = c.id AND pc.active",
+            " AND ($1::bigint IS NULL OR pc.price_cents >= $1)",
+            " AND ($2::bigint IS NULL OR pc.price_cents <= $2)",
+            " AND ($6::uuid IS NULL OR (pc.price_cents, pc.product_id) ",
+            $cmp,
+            " ($5::bigint, $6))",
+            " ORDER BY pc.price_cents ",
+            $dir,
+            ", pc.product_id ",
+            $dir,
+            " LIMIT $4) x)",
+            " SELECT ",
+            product_columns!(),
+            " FROM top JOIN products p ON p.id = top.product_id",
+            " ORDER BY top.price_cents ",
+            $dir,
+            ", top.product_id ",
+            $dir,
             " LIMIT $4"
         )
     };
@@ -118,9 +159,11 @@ impl Sort {
     }
 }
 
-/// The statement for a sort, with or without a text search.
-pub fn statement(sort: Sort, search: bool) -> &'static str {
+/// The statement for a sort, with or without a text search; `by_category`: `$3` is set.
+pub fn statement(sort: Sort, search: bool, by_category: bool) -> &'static str {
     match (sort, search) {
+        (Sort::PriceAsc, false) if by_category => by_category_price!(">", "ASC"),
+        (Sort::PriceDesc, false) if by_category => by_category_price!("<", "DESC"),
         (Sort::Newest, false) => listing!("", after_newest!(), "p.id DESC"),
         (Sort::Newest, true) => listing!(search!(), after_newest!(), "p.id DESC"),
         (Sort::PriceAsc, false) => {
@@ -192,7 +235,9 @@ mod tests {
             price_param("min_price", Some("1.5")).unwrap_err().status,
             422
         );
-        assert!(statement(Sort::PriceAsc, true).contains("websearch_to_tsquery"));
-        assert!(!statement(Sort::PriceAsc, false).contains("$7"));
+        assert!(statement(Sort::PriceAsc, true, true).contains("websearch_to_tsquery"));
+        assert!(!statement(Sort::PriceAsc, false, false).contains("$7"));
+        assert!(statement(Sort::PriceDesc, false, true).contains("LATERAL"));
+        assert!(!statement(Sort::Newest, false, true).contains("LATERAL"));
     }
 }

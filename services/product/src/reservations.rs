@@ -305,6 +305,9 @@ async fn reserve(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    // This replica's next catalog read shows the new stock at once (the others hear of it
+    // through the notification).
+    state.cache.forget_products(ids.iter().copied());
     tracing::info!(%order_id, caller, lines = lines.len(), "stock reserved");
     Ok((
         StatusCode::CREATED,
@@ -387,6 +390,7 @@ async fn release(
     }
     let reservation = load(&mut tx, order_id).await?.ok_or_else(not_found)?;
     tx.commit().await?;
+    forget_stock(&state, &reservation);
     Ok(Json(reservation))
 }
 
@@ -409,7 +413,16 @@ async fn restock(
     }
     let reservation = load(&mut tx, order_id).await?.ok_or_else(not_found)?;
     tx.commit().await?;
+    forget_stock(&state, &reservation);
     Ok(Json(reservation))
+}
+
+/// Stock may have come back to these lines' products: this replica's next catalog read shows it
+/// at once (the others hear of it through the notification).
+fn forget_stock(state: &AppState, reservation: &Reservation) {
+    state
+        .cache
+        .forget_products(reservation.lines.iter().map(|l| l.product_id));
 }
 
 /// Marks reservations (already locked by the caller, all `reserved`) released and gives their
