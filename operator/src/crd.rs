@@ -241,6 +241,15 @@ pub struct StripeSpec {
     /// `STRIPE_API_BASE`, e.g. a Stripe emulator; Stripe itself when omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_base: Option<String>,
+    /// `SOUK_STRIPE_PUBLISHABLE_KEY` (`pk_…`, public by design) for the storefront's card
+    /// form; without it the storefront says that payments are not set up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
+    pub publishable_key: Option<String>,
+    /// `SOUK_STRIPE_JS_URL`: where browsers load Stripe.js from (e.g. an emulator's stand-in);
+    /// Stripe's own `https://js.stripe.com/v3/` when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub js_url: Option<String>,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]

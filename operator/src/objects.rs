@@ -147,6 +147,13 @@ pub fn service_env(shop: &Shop, svc: Svc) -> Vec<EnvVar> {
             e.push(env("SOUK_MAIL_FROM", shop.spec.smtp.from.clone()));
         }
         Svc::Gateway => {
+            let s = &shop.spec.stripe;
+            if let Some(key) = &s.publishable_key {
+                e.push(env("SOUK_STRIPE_PUBLISHABLE_KEY", key.clone()));
+            }
+            if let Some(url) = &s.js_url {
+                e.push(env("SOUK_STRIPE_JS_URL", url.clone()));
+            }
             if let Some(ingress) = &shop.spec.ingress {
                 e.push(env(
                     "SOUK_TRUSTED_PROXIES",

@@ -45,6 +45,8 @@ pub fn base_shop() -> Shop {
                 secret_key: secret_ref("stripe", "secret-key"),
                 webhook_secret: secret_ref("stripe", "webhook-secret"),
                 api_base: None,
+                publishable_key: None,
+                js_url: None,
             },
             smtp: SmtpSpec {
                 url: secret_ref("smtp", "url"),
@@ -335,6 +337,10 @@ fn external_db_no_autoscaling_no_ingress() {
         !env_of(&gw).contains_key("SOUK_TRUSTED_PROXIES"),
         "no ingress: no proxy to trust"
     );
+    assert!(
+        !env_of(&gw).contains_key("SOUK_STRIPE_PUBLISHABLE_KEY"),
+        "no key: the storefront says payments are not set up"
+    );
     let pay: Deployment = parse(find(&c, "Deployment", "demo-payment").unwrap());
     let env = env_of(&pay);
     assert_eq!(
@@ -516,6 +522,8 @@ fn ingress_without_tls_and_retained_credentials() {
         annotations: BTreeMap::from([("a/b".into(), "c".into())]),
         trusted_proxies: vec![],
     });
+    shop.spec.stripe.publishable_key = Some("pk_test_123".into());
+    shop.spec.stripe.js_url = Some("https://stripe.shop.local/v3/".into());
     let c = desired(
         &shop,
         &inputs(DbBackend::StatefulSet, rolled_plans("1.2.0")),
@@ -529,6 +537,14 @@ fn ingress_without_tls_and_retained_credentials() {
         "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
     );
     assert_eq!(env_of(&gw)["SOUK_HEADER_READ_TIMEOUT_MS"]["value"], "75000");
+    assert_eq!(
+        env_of(&gw)["SOUK_STRIPE_PUBLISHABLE_KEY"]["value"],
+        "pk_test_123"
+    );
+    assert_eq!(
+        env_of(&gw)["SOUK_STRIPE_JS_URL"]["value"],
+        "https://stripe.shop.local/v3/"
+    );
     assert_eq!(crate::network::gateway_url(&shop), "http://shop.local");
     let creds = find(&c, "Secret", "demo-db-credentials").unwrap();
     assert!(creds.body["metadata"]["ownerReferences"].is_null());
