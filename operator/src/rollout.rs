@@ -65,7 +65,8 @@ pub enum Stage {
     Rolled,
     /// The target version's migration Job has not finished yet.
     Migrating,
-    /// Its migration Job succeeded; the old version serves until every other service's has.
+    /// Its migration Job succeeded (the gateway: it has none); the old version serves until
+    /// every other service's has.
     Migrated,
     /// The target version's migration Job failed; the old version keeps serving.
     MigrationFailed { reason: String, message: String },
@@ -151,10 +152,12 @@ pub fn plan_gateway(target: &str, current: Option<&str>, backends_rolled: bool) 
             stage: Stage::Rolled,
         }
     } else {
+        // Nothing of its own to wait for: "Migrating" would keep the Shop `Progressing` (and
+        // requeued every 15 s) for good after another service's migration failed.
         ServicePlan {
             deploy_version: current.map(str::to_string),
             migration_job: false,
-            stage: Stage::Migrating,
+            stage: Stage::Migrated,
         }
     }
 }

@@ -211,6 +211,13 @@ async fn create_gate_drift_upgrade_and_delete() {
         msg.contains("payment") && msg.contains("BackoffLimitExceeded"),
         "{msg}"
     );
+    // Halted, not waiting for anything: no longer Progressing.
+    wait("Progressing=False MigrationFailed", || async {
+        condition(&client, &ns, "demo", "Progressing")
+            .await
+            .filter(|c| c.0 == "False" && c.1 == "MigrationFailed")
+    })
+    .await;
     // The four that migrated wait for payment's: nothing moved, the gateway neither.
     let ds = deployments(&client, &ns).await;
     assert_eq!(ds.len(), 6);
