@@ -49,7 +49,7 @@ mkdir -p "$work/target" "$out"
 
 t0=$(date +%s)
 cp -a "$TARGET/release" "$work/target/release"
-rsync -a --exclude=/.git "$ROOT/" "$work/src/"
+rsync -a --exclude=/.git --exclude=/target "$ROOT/" "$work/src/"
 log "seeded $work in $(($(date +%s) - t0)) s ($(du -sh "$work/target" | cut -f1))"
 
 build() { # tag sql...
