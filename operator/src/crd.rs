@@ -42,8 +42,8 @@ pub struct ShopSpec {
     /// push it where the cluster pulls from.
     #[schemars(length(min = 1, max = 255))]
     pub image: String,
-    /// Souk version to run: the image tag. Changing it runs each service's migration Job
-    /// before that service is rolled to the new version.
+    /// Souk version to run: the image tag. Changing it runs each service's migration Job;
+    /// no service rolls to the new version before all of them succeeded.
     #[schemars(regex(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"))]
     pub version: String,
     /// `RUST_LOG` for every service.

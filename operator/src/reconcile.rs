@@ -26,7 +26,7 @@ use crate::metrics;
 use crate::names::{self, FINALIZER, MANAGER, Svc};
 use crate::network;
 use crate::objects::{self, PdbApi};
-use crate::rollout::{self, Stage};
+use crate::rollout;
 use crate::secrets;
 use crate::status::{self, DEGRADED, Observation, READY};
 use crate::validate;
@@ -342,20 +342,16 @@ async fn apply(shop: Arc<Shop>, ctx: &Context) -> Result<Action, Error> {
         .collect();
 
     let target = shop.spec.version.clone();
-    let mut plans = BTreeMap::new();
+    let mut backends = BTreeMap::new();
     for svc in Svc::WITH_DB {
         let current = deployments.get(&svc).and_then(rollout::deployed_version);
         let job_state = rollout::job_state(jobs.get(&names::migration_job(&name, svc, &target)));
-        plans.insert(svc, rollout::plan(&target, current.as_deref(), &job_state));
+        backends.insert(svc, (current, job_state));
     }
-    let backends_rolled = plans.values().all(|p| p.stage == Stage::Rolled);
     let gateway_current = deployments
         .get(&Svc::Gateway)
         .and_then(rollout::deployed_version);
-    plans.insert(
-        Svc::Gateway,
-        rollout::plan_gateway(&target, gateway_current.as_deref(), backends_rolled),
-    );
+    let plans = rollout::plan_shop(&target, &backends, gateway_current.as_deref());
 
     let inputs = Inputs {
         backend,

@@ -1,11 +1,13 @@
-//! Upgrade gating, as a pure decision per service: a service's Deployment moves to a new
-//! version only after that version's migration Job has succeeded; until then (and for good when
-//! the Job fails) the old version keeps serving.
+//! Upgrade gating, as a pure decision: no Deployment moves to a new version before every
+//! migration Job of that version has succeeded; until then (and for good when one fails) the
+//! whole Shop keeps serving the version it ran.
+
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 
-use crate::names;
+use crate::names::{self, Svc};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum JobState {
@@ -63,6 +65,9 @@ pub enum Stage {
     Rolled,
     /// The target version's migration Job has not finished yet.
     Migrating,
+    /// Its migration Job succeeded (the gateway: it has none); the old version serves until
+    /// every other service's has.
+    Migrated,
     /// The target version's migration Job failed; the old version keeps serving.
     MigrationFailed { reason: String, message: String },
 }
@@ -77,6 +82,7 @@ pub struct ServicePlan {
     pub stage: Stage,
 }
 
+/// One service's plan on its own; [`plan_shop`] holds it back until every service migrated.
 pub fn plan(target: &str, current: Option<&str>, job: &JobState) -> ServicePlan {
     if current == Some(target) {
         return ServicePlan {
@@ -108,8 +114,36 @@ pub fn plan(target: &str, current: Option<&str>, job: &JobState) -> ServicePlan 
     }
 }
 
+/// The plan of every service. Each service with a database gets its migration Job (they run
+/// side by side), but none moves to the target before all of them succeeded: a failed
+/// migration leaves the whole Shop on the version it ran, not on a mix of versions that were
+/// never released together. `backends` holds, per service with a database, its deployed
+/// version and the state of its Job for the target; `gateway` the gateway's deployed version.
+pub fn plan_shop(
+    target: &str,
+    backends: &BTreeMap<Svc, (Option<String>, JobState)>,
+    gateway: Option<&str>,
+) -> BTreeMap<Svc, ServicePlan> {
+    let mut plans: BTreeMap<Svc, ServicePlan> = backends
+        .iter()
+        .map(|(svc, (current, job))| (*svc, plan(target, current.as_deref(), job)))
+        .collect();
+    let migrated = plans.values().all(|p| p.stage == Stage::Rolled);
+    if !migrated {
+        for (svc, p) in plans.iter_mut() {
+            let current = backends[svc].0.as_deref();
+            if p.stage == Stage::Rolled && current != Some(target) {
+                p.deploy_version = current.map(str::to_string);
+                p.stage = Stage::Migrated;
+            }
+        }
+    }
+    plans.insert(Svc::Gateway, plan_gateway(target, gateway, migrated));
+    plans
+}
+
 /// The gateway has no database and no migration; it calls every other service, so it moves
-/// to the target version once all of them have (on first install: once they all exist).
+/// to the target version once all of them do (every migration succeeded).
 pub fn plan_gateway(target: &str, current: Option<&str>, backends_rolled: bool) -> ServicePlan {
     if backends_rolled || current == Some(target) {
         ServicePlan {
@@ -118,10 +152,12 @@ pub fn plan_gateway(target: &str, current: Option<&str>, backends_rolled: bool) 
             stage: Stage::Rolled,
         }
     } else {
+        // Nothing of its own to wait for: "Migrating" would keep the Shop `Progressing` (and
+        // requeued every 15 s) for good after another service's migration failed.
         ServicePlan {
             deploy_version: current.map(str::to_string),
             migration_job: false,
-            stage: Stage::Migrating,
+            stage: Stage::Migrated,
         }
     }
 }

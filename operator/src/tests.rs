@@ -640,6 +640,70 @@ fn rollout_is_gated_on_the_migration_job() {
 }
 
 #[test]
+fn no_service_rolls_before_every_migration_succeeded() {
+    let failed = JobState::Failed {
+        reason: "BackoffLimitExceeded".into(),
+        message: "Job has reached the specified backoff limit".into(),
+    };
+    let backends = |product: JobState| -> BTreeMap<Svc, (Option<String>, JobState)> {
+        Svc::WITH_DB
+            .into_iter()
+            .map(|s| {
+                let job = if s == Svc::Product {
+                    product.clone()
+                } else {
+                    JobState::Succeeded
+                };
+                (s, (Some("1".to_string()), job))
+            })
+            .collect()
+    };
+    let deployed = |plans: &BTreeMap<Svc, rollout::ServicePlan>| -> Vec<Option<String>> {
+        Svc::ALL
+            .iter()
+            .map(|s| plans[s].deploy_version.clone())
+            .collect()
+    };
+    let at = |v: &str| vec![Some(v.to_string()); Svc::ALL.len()];
+
+    // Four Jobs succeeded, product's still runs: everything stays at 1, gateway included.
+    let plans = rollout::plan_shop("2", &backends(JobState::Running), Some("1"));
+    assert_eq!(deployed(&plans), at("1"));
+    assert_eq!(plans[&Svc::User].stage, Stage::Migrated);
+    assert_eq!(plans[&Svc::Product].stage, Stage::Migrating);
+    assert_eq!(plans[&Svc::Gateway].stage, Stage::Migrated);
+    assert!(Svc::WITH_DB.iter().all(|s| plans[s].migration_job));
+    assert!(!plans[&Svc::Gateway].migration_job);
+
+    // Product's failed: the whole Shop keeps serving 1 (no mix of 1 and 2).
+    let plans = rollout::plan_shop("2", &backends(failed), Some("1"));
+    assert_eq!(deployed(&plans), at("1"));
+    assert!(matches!(
+        plans[&Svc::Product].stage,
+        Stage::MigrationFailed { .. }
+    ));
+    assert_eq!(plans[&Svc::Order].stage, Stage::Migrated);
+
+    // All succeeded: every service, the gateway too, moves to 2.
+    let plans = rollout::plan_shop("2", &backends(JobState::Succeeded), Some("1"));
+    assert_eq!(deployed(&plans), at("2"));
+    assert!(plans.values().all(|p| p.stage == Stage::Rolled));
+
+    // First install: no Deployment at all until every migration succeeded.
+    let mut first = backends(JobState::Running);
+    first.values_mut().for_each(|b| b.0 = None);
+    let plans = rollout::plan_shop("1", &first, None);
+    assert_eq!(deployed(&plans), vec![None; Svc::ALL.len()]);
+
+    // A service already at the target (its Job pruned) stays there while another migrates.
+    let mut partly = backends(JobState::Running);
+    partly.insert(Svc::Cart, (Some("2".into()), JobState::Missing));
+    let plans = rollout::plan_shop("2", &partly, Some("1"));
+    assert_eq!(plans[&Svc::Cart].deploy_version.as_deref(), Some("2"));
+    assert_eq!(plans[&Svc::User].deploy_version.as_deref(), Some("1"));
+}
+
+#[test]
 fn migration_job_per_service_and_version() {
     let shop = base_shop();
     let mut plans = rolled_plans("1.1.0");
@@ -771,21 +835,31 @@ fn status_while_migrating_then_ready() {
 fn status_failed_migration_is_degraded_and_old_version_serves() {
     let mut shop = base_shop();
     shop.spec.version = "2.0.0".into();
-    let mut obs = Observation {
-        stages: Svc::ALL.iter().map(|s| (*s, Stage::Rolled)).collect(),
+    // Four migrations succeeded, payment's failed: every service still runs 1.2.0.
+    let failed = JobState::Failed {
+        reason: "BackoffLimitExceeded".into(),
+        message: "Job has reached the specified backoff limit".into(),
+    };
+    let backends = Svc::WITH_DB
+        .into_iter()
+        .map(|s| {
+            let job = if s == Svc::Payment {
+                failed.clone()
+            } else {
+                JobState::Succeeded
+            };
+            (s, (Some("1.2.0".to_string()), job))
+        })
+        .collect();
+    let plans = rollout::plan_shop("2.0.0", &backends, Some("1.2.0"));
+    let obs = Observation {
+        stages: plans.iter().map(|(s, p)| (*s, p.stage.clone())).collect(),
         deployments: Svc::ALL
             .iter()
             .map(|s| (*s, ready_deployment("1.2.0", 1, 1)))
             .collect(),
         ..Default::default()
     };
-    obs.stages.insert(
-        Svc::Payment,
-        Stage::MigrationFailed {
-            reason: "BackoffLimitExceeded".into(),
-            message: "Job has reached the specified backoff limit".into(),
-        },
-    );
     let prev = ShopStatus {
         version: Some("1.2.0".into()),
         ..Default::default()
@@ -799,7 +873,9 @@ fn status_failed_migration_is_degraded_and_old_version_serves() {
     );
     assert_eq!(st.version.as_deref(), Some("1.2.0"));
     assert_eq!(cond(&st, "Ready").0, "True", "the old version still serves");
-    assert_eq!(cond(&st, "Progressing").0, "False");
+    // Halted, not waiting: the gateway has nothing to migrate and must not count as Migrating.
+    let (s, reason, _) = cond(&st, "Progressing");
+    assert_eq!((s, reason), ("False", "MigrationFailed"));
 }
 
 #[test]

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""A steady trickle of reads: GET URL every INTERVAL seconds for DURATION seconds; prints the
-counts and exits 1 if any read failed (any answer but 200, or no answer).
+"""A steady trickle of reads: GET URL every INTERVAL seconds for DURATION seconds (or until
+SIGTERM); prints the counts and exits 1 if any read failed (any answer but 200, or no answer).
 
   trickle.py URL DURATION [INTERVAL]
 """
+import signal
 import sys
 import time
 import urllib.error
@@ -13,6 +14,14 @@ url, duration = sys.argv[1], float(sys.argv[2])
 interval = float(sys.argv[3]) if len(sys.argv) > 3 else 0.05
 ok, failed = 0, []
 end = time.monotonic() + duration
+
+
+def stop(*_):
+    global end
+    end = 0.0
+
+
+signal.signal(signal.SIGTERM, stop)
 while time.monotonic() < end:
     try:
         with urllib.request.urlopen(url, timeout=5) as res:

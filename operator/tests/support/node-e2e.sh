@@ -8,6 +8,14 @@
 #   - the operator settles: over 20 s no child's generation moves and its reconcile counter
 #     (its own /metrics) grows by at most one;
 #   - drift: a deleted Service and a hand-scaled Deployment come back;
+#   - upgrade: `version` moves to UP_TAG, whose binary carries one more product migration
+#     (upgrade-binaries.sh builds it): while that Job runs all six Deployments stay on TAG, the
+#     Shop Ready and the gateway answering; then all roll, Ready at UP_TAG, the migration in
+#     souk_product's _sqlx_migrations, no new ReplicaSet older than the last Job's end;
+#   - a failed upgrade to BAD_TAG (a migration that fails): Degraded/MigrationFailed naming
+#     product, every Deployment still on UP_TAG, Ready at UP_TAG, nothing of it recorded;
+#   - rollback to TAG: its Jobs accept the newer migration, Ready at TAG; a trickle of reads
+#     through the gateway loses none from the upgrade to here;
 #   - deleting the Shop removes its children and its database volume claim;
 #   - the network guard stopped nothing.
 #
@@ -21,6 +29,8 @@ CACHE="$HOME/.cache/souk"
 TARGET="${CARGO_TARGET_DIR:-$CACHE/target}"
 PROFILE="${SOUK_E2E_PROFILE:-release}" # the binaries the images are made from
 TAG="${SOUK_E2E_TAG:-e2e1}"
+UP_TAG=e2e2      # TAG plus a harmless product migration (upgrade-binaries.sh)
+BAD_TAG=e2e3-bad # UP_TAG plus a product migration that fails
 NS=shop
 SHOP=demo
 IMAGES="$CACHE/images"
@@ -77,6 +87,14 @@ python3 "$ROOT/scripts/image/oci.py" dockerfile "$ROOT/Dockerfile" "$TARGET/$PRO
   "localhost/souk:$TAG" "$work/souk.tar"
 python3 "$ROOT/scripts/image/oci.py" dockerfile "$ROOT/operator/Dockerfile" "$TARGET/$PROFILE/souk-operator" \
   "localhost/souk-operator:$TAG" "$work/operator.tar"
+# The two upgrade releases: builds of a scratch copy of this tree with extra migrations.
+t=$(date +%s)
+up_dir="$(bash "$HERE/upgrade-binaries.sh" "$UP_TAG" "$BAD_TAG")"
+echo "upgrade binaries ($UP_TAG, $BAD_TAG) ready in $(since "$t") s"
+for t in "$UP_TAG" "$BAD_TAG"; do
+  python3 "$ROOT/scripts/image/oci.py" dockerfile "$ROOT/Dockerfile" "$up_dir/$t/souk" \
+    "localhost/souk:$t" "$work/souk-$t.tar"
+done
 pg_version="$(dpkg-query -W -f='${Version}' postgresql-15 2>/dev/null || echo none)"
 pg_tar="$IMAGES/souk-postgres-15-$pg_version.tar"
 if [[ ! -f $pg_tar ]]; then
@@ -100,7 +118,8 @@ node_ours=1
 node_env="$(bash "$HERE/node.sh" start)" || fail "the node did not start"
 eval "$node_env"
 echo "node Ready in $(since "$started") s"
-bash "$HERE/node.sh" import "$work/souk.tar" "$work/operator.tar" "$pg_tar"
+bash "$HERE/node.sh" import "$work/souk.tar" "$work/souk-$UP_TAG.tar" "$work/souk-$BAD_TAG.tar" \
+  "$work/operator.tar" "$pg_tar"
 rm -rf "$work"
 
 step "chart: CRD, RBAC, operator in the cluster (leader election)"
@@ -284,6 +303,115 @@ done
 node_kib=$(rss_kib $(cat "$NODE_STATE"/*.pid))
 echo "node processes (etcd, apiserver, controller-manager, scheduler, kubelet, kube-proxy, containerd, dnsmasq, DNS poller): $((node_kib / 1024)) MiB"
 echo "pods: $((pods_kib / 1024)) MiB; node total: $(((node_kib + pods_kib) / 1024)) MiB"
+
+step "upgrade to $UP_TAG (one new product migration): the old version serves until it has run"
+# Reads through the gateway never fail, from here through the failed upgrade and the rollback.
+python3 "$ROOT/tests/e2e/trickle.py" "http://$gw_ip:8080/api/v1/products" 900 0.1 &
+upgrade_trickle=$!
+host_pids+=("$upgrade_trickle")
+shop_field() { kubectl -n "$NS" get shop "$SHOP" -o jsonpath="$1"; }
+condition() { # type -> status/reason
+  shop_field "{.status.conditions[?(@.type==\"$1\")].status}/{.status.conditions[?(@.type==\"$1\")].reason}"
+}
+images() { # each Deployment of the Shop and its image, one per line
+  kubectl -n "$NS" get deploy -l "app.kubernetes.io/instance=$SHOP" -o \
+    jsonpath='{range .items[*]}{.metadata.name}={.spec.template.spec.containers[0].image}{"\n"}{end}'
+}
+all_on() { # tag: all six Deployments run it
+  [[ $(images | grep -c "=localhost/souk:$1\$") == 6 ]]
+}
+ready_at() { # tag: Ready, every service rolled out, status.version the tag
+  [[ $(condition Ready) == True/* && $(shop_field '{.status.version}') == "$1" ]]
+}
+jobs_of() { # tag [service]
+  kubectl -n "$NS" get jobs -l "app.kubernetes.io/component=migrate,app.kubernetes.io/version=$1${2:+,souk.dev/service=$2}" "${@:3}"
+}
+has_job() { [[ -n $(jobs_of "$1" "$2" -o name) ]]; }
+job_succeeded() { [[ $(jobs_of "$1" "$2" -o jsonpath='{.items[*].status.succeeded}') == 1 ]]; }
+product_migrations() { # the versions recorded as applied in souk_product
+  kubectl -n "$NS" exec "$SHOP-postgres-0" -- \
+    psql -U postgres -d souk_product -tAc 'SELECT version FROM _sqlx_migrations WHERE success ORDER BY version'
+}
+gateway_reads() { curl -sf -o /dev/null "http://$gw_ip:8080/api/v1/products"; }
+UP_MIGRATION=99990101000001  # operator/tests/support/upgrade/product/
+BAD_MIGRATION=99990101000002
+
+kubectl -n "$NS" patch shop "$SHOP" --type merge -p "{\"spec\":{\"version\":\"$UP_TAG\"}}"
+upgraded=$(date +%s)
+wait_for "product's migration Job for $UP_TAG" 60 has_job "$UP_TAG" product
+migrating() { [[ $(condition Progressing) == True/Migrating ]]; }
+wait_for "Progressing/Migrating" 30 migrating
+# That migration holds its Job for 10 s. While it runs, nothing may move. Each look reads the
+# Job's state last: when it is still unfinished, everything read before was read meanwhile.
+looks=0
+for ((i = 0; i < 120; i++)); do
+  now="$(images)"
+  ready="$(condition Ready)"
+  progressing="$(condition Progressing)"
+  answered=yes
+  gateway_reads || answered=no
+  job_succeeded "$UP_TAG" product && break
+  [[ $(grep -c "=localhost/souk:$TAG\$" <<<"$now") == 6 ]] ||
+    fail "a Deployment left $TAG before product's migration to $UP_TAG succeeded: $now"
+  [[ $ready == True/* ]] || fail "not Ready while the migration to $UP_TAG ran: $ready"
+  [[ $progressing == True/Migrating ]] || fail "Progressing while the migration ran: $progressing"
+  [[ $answered == yes ]] || fail "the gateway did not answer while the migration to $UP_TAG ran"
+  looks=$((looks + 1))
+  sleep 1
+done
+job_succeeded "$UP_TAG" product || fail "product's migration Job for $UP_TAG did not succeed"
+((looks >= 3)) || fail "only $looks looks while product's migration to $UP_TAG ran (it sleeps 10 s)"
+echo "$looks looks while the migration ran: all six Deployments on $TAG, Ready, the gateway answering"
+wait_for "all six Deployments on $UP_TAG" 120 all_on "$UP_TAG"
+wait_for "Shop Ready at $UP_TAG" 300 ready_at "$UP_TAG"
+echo "spec.version -> Ready at $UP_TAG: $(since "$upgraded") s"
+# By the API server's clock: no ReplicaSet of the new version before the last migration ended.
+last_job="$(jobs_of "$UP_TAG" "" -o jsonpath='{range .items[*]}{.status.completionTime}{"\n"}{end}' | sort | tail -1)"
+first_rs="$(kubectl -n "$NS" get rs -l "app.kubernetes.io/instance=$SHOP,app.kubernetes.io/version=$UP_TAG" \
+  -o jsonpath='{range .items[*]}{.metadata.creationTimestamp}{"\n"}{end}' | sort | head -1)"
+[[ -n $last_job && -n $first_rs && ! $first_rs < $last_job ]] ||
+  fail "a ReplicaSet of $UP_TAG ($first_rs) predates its last migration's end ($last_job)"
+product_migrations | grep -qx "$UP_MIGRATION" || fail "$UP_MIGRATION not in souk_product's _sqlx_migrations"
+kubectl -n "$NS" logs "job/$(jobs_of "$UP_TAG" product -o jsonpath='{.items[0].metadata.name}')" |
+  grep -q "product: migrations applied" || fail "product's Job for $UP_TAG did not run souk migrate"
+
+step "a failed upgrade to $BAD_TAG (its product migration fails): Degraded, $UP_TAG serves on"
+kubectl -n "$NS" patch shop "$SHOP" --type merge \
+  -p "{\"spec\":{\"version\":\"$BAD_TAG\",\"migration\":{\"backoffLimit\":1}}}"
+degraded() { [[ $(condition Degraded) == True/MigrationFailed ]]; }
+wait_for "Degraded/MigrationFailed" 240 degraded
+msg="$(shop_field '{.status.conditions[?(@.type=="Degraded")].message}')"
+echo "Degraded: $msg"
+[[ $msg == *product* && $msg == *BackoffLimitExceeded* ]] || fail "Degraded's message: $msg"
+for svc in user cart order payment; do
+  job_succeeded "$BAD_TAG" "$svc" || fail "$svc's migration Job for $BAD_TAG did not succeed"
+done
+kubectl -n "$NS" logs "job/$(jobs_of "$BAD_TAG" product -o jsonpath='{.items[0].metadata.name}')" |
+  grep -q "division by zero" || fail "product's Job for $BAD_TAG did not fail in its migration"
+sleep 5 # the operator has seen the failure; nothing may move now or later
+all_on "$UP_TAG" || fail "Deployments left $UP_TAG after a failed upgrade: $(images)"
+ready_at "$UP_TAG" || fail "not Ready at $UP_TAG after a failed upgrade: $(condition Ready), $(shop_field '{.status.version}')"
+[[ $(condition Progressing) == False/MigrationFailed ]] || fail "Progressing: $(condition Progressing)"
+gateway_reads || fail "the gateway did not answer after a failed upgrade"
+recorded="$(product_migrations)"
+grep -qx "$UP_MIGRATION" <<<"$recorded" || fail "$UP_MIGRATION not in souk_product's _sqlx_migrations"
+! grep -qx "$BAD_MIGRATION" <<<"$recorded" || fail "the failed migration $BAD_MIGRATION is recorded"
+
+step "rollback to $TAG: its binary accepts the newer migration in souk_product"
+kubectl -n "$NS" patch shop "$SHOP" --type merge -p "{\"spec\":{\"version\":\"$TAG\"}}"
+rolled_back=$(date +%s)
+wait_for "all six Deployments on $TAG" 180 all_on "$TAG"
+wait_for "Shop Ready at $TAG" 300 ready_at "$TAG"
+echo "spec.version -> Ready at $TAG: $(since "$rolled_back") s"
+[[ $(condition Degraded) == False/* ]] || fail "still Degraded after the rollback: $(condition Degraded)"
+for svc in user product cart order payment; do
+  job_succeeded "$TAG" "$svc" || fail "$svc's migration Job for $TAG did not succeed"
+done
+kubectl -n "$NS" logs "job/$(jobs_of "$TAG" product -o jsonpath='{.items[0].metadata.name}')" |
+  grep -q "product: migrations applied" || fail "product's Job for $TAG did not run souk migrate"
+product_migrations | grep -qx "$UP_MIGRATION" || fail "$UP_MIGRATION vanished from souk_product"
+kill -TERM "$upgrade_trickle"
+wait "$upgrade_trickle" || fail "reads through the gateway failed during the upgrades or the rollback"
 
 step "deleting the Shop"
 kubectl -n "$NS" delete shop "$SHOP" --timeout 2m
