@@ -12,6 +12,7 @@ mod gateway;
 mod helpers;
 mod hostile;
 mod payments;
+mod promotions;
 mod refunds;
 mod reservations;
 mod resilience;
