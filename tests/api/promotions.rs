@@ -131,8 +131,14 @@ async fn admin_endpoints_validate_and_are_for_admins_only() {
             json!({"code": "PCT-101", "kind": "percent", "value": 101}),
             "value",
         ),
-        (json!({"code": "AMT-0", "kind": "amount", "value": 0}), "value"),
-        (json!({"code": "KIND-1", "kind": "bogo", "value": 5}), "kind"),
+        (
+            json!({"code": "AMT-0", "kind": "amount", "value": 0}),
+            "value",
+        ),
+        (
+            json!({"code": "KIND-1", "kind": "bogo", "value": 5}),
+            "kind",
+        ),
         (
             json!({"code": "has space", "kind": "amount", "value": 5}),
             "code",
