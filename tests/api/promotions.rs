@@ -837,3 +837,42 @@ async fn a_crash_after_redemption_and_before_payment_gives_it_back() {
     assert_eq!(order["discount_cents"], 200);
     assert_eq!(reload(&app, &admin, &promo).await["redemptions"], 1);
 }
+
+#[tokio::test]
+async fn a_three_d_secure_payment_that_expires_gives_the_redemption_back() {
+    let app = App::spawn_shop_with(|c| {
+        c.order.payment_window = Duration::from_secs(2);
+        c.order.payment_poll = Duration::from_secs(1);
+        c.order.lease = Duration::from_secs(1);
+        c.order.recovery_interval = Duration::from_millis(200);
+    })
+    .await;
+    let admin = app.admin().await;
+    let teapot = product(&app, &admin, 2_000, 5).await;
+    let promo = promotion(
+        &app,
+        &admin,
+        json!({"code": "WAITING", "kind": "amount", "value": 500, "usage_limit": 1}),
+    )
+    .await;
+    let me = shopper_with_cart(&app, &teapot, 1).await;
+    apply(&app, &me, "waiting").await.expect(200, None);
+    let res = checkout(&app, &me, "3ds", "pm_card_threeDSecure2Required").await;
+    let order = res.expect(201, None).clone();
+    assert_eq!(order["payment"]["status"], "requires_action");
+    assert_eq!(order["total_cents"], 1_500);
+    assert_eq!(
+        reload(&app, &admin, &promo).await["redemptions"],
+        1,
+        "held while waiting"
+    );
+    // The window ends: the PaymentIntent is cancelled, the stock and the redemption come back.
+    wait_until_settled(&app).await;
+    let id = order["id"].as_str().unwrap();
+    let now = app
+        .get(&format!("/api/v1/orders/{id}"), Some(&me.token))
+        .await;
+    assert_eq!(now.expect(200, None)["status"], "cancelled");
+    assert_eq!(stock(&app, &teapot).await, 5);
+    assert_eq!(reload(&app, &admin, &promo).await["redemptions"], 0);
+}
