@@ -2,6 +2,7 @@
 //! service alone (`souk serve`, what a container runs).
 
 pub use souk_common::emulators;
+pub mod demo;
 pub mod local_db;
 pub mod local_stripe;
 pub mod platform;

@@ -20,7 +20,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Start all six services locally; prints the gateway's URL once everything is ready.
-    Up,
+    Up {
+        /// Fill an empty shop with a demo catalog, a demo shopper and (without
+        /// SOUK_ADMIN_EMAIL/SOUK_ADMIN_PASSWORD) a demo admin.
+        #[arg(long)]
+        demo: bool,
+    },
     /// Run one service (what a container runs), configured from the environment.
     Serve { service: String },
     /// Run one service's database migrations against DATABASE_URL.
@@ -64,7 +69,7 @@ async fn main() -> ExitCode {
     telemetry::init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Up => up().await,
+        Command::Up { demo } => up(demo).await,
         Command::Serve { service } => serve(&service).await,
         Command::Migrate { service } => migrate(&service).await,
         Command::Probe { url, timeout_secs } => probe(&url, timeout_secs).await,
@@ -217,7 +222,7 @@ fn local_jwt_key(dir: &std::path::Path) -> anyhow::Result<String> {
     Ok(pem)
 }
 
-async fn up() -> anyhow::Result<()> {
+async fn up(demo: bool) -> anyhow::Result<()> {
     let dir = state_dir()?;
     // Payments: Stripe from STRIPE_*, else the local emulator (alive as long as this process).
     let payments = souk::local_stripe::start(&dir)?;
@@ -232,8 +237,15 @@ async fn up() -> anyhow::Result<()> {
         settings::optional("SOUK_ADMIN_PASSWORD")?,
     ) {
         (Some(email), Some(password)) => Some(souk_user::AdminSeed { email, password }),
+        _ if demo => Some(souk_user::AdminSeed {
+            email: souk::demo::DEMO_ADMIN.0.to_owned(),
+            password: souk::demo::DEMO_ADMIN.1.to_owned(),
+        }),
         _ => None,
     };
+    let demo_admin = admin
+        .as_ref()
+        .map(|a| (a.email.clone(), a.password.clone()));
     let opts = PlatformOptions {
         server_url: local_db::server_url(&dir).await?,
         database_prefix: settings::optional("SOUK_DATABASE_PREFIX")?
@@ -272,10 +284,31 @@ async fn up() -> anyhow::Result<()> {
         (None, None) => {}
     }
     println!("{mail}");
+    if demo && let Some((email, password)) = &demo_admin {
+        match souk::demo::seed(&platform.gateway_url, (email, password)).await? {
+            souk::demo::Seeded::AlreadyStocked => {
+                println!("demo: the catalog has products already; nothing added")
+            }
+            souk::demo::Seeded::Catalog {
+                categories,
+                products,
+            } => println!("demo: added {categories} categories and {products} products"),
+        }
+        let (shopper, shopper_password) = souk::demo::DEMO_SHOPPER;
+        // The demo admin's password is public anyway; one set in SOUK_ADMIN_PASSWORD is not shown.
+        let admin = if email == souk::demo::DEMO_ADMIN.0 {
+            format!("{email} / {password}")
+        } else {
+            email.clone()
+        };
+        println!("demo: shopper {shopper} / {shopper_password}; admin {admin}");
+    }
     println!(
         "metrics of all services: {}/metrics",
         platform.ops_urls["gateway"]
     );
+    // Tests and scripts wait for the "gateway listening" line: it stays last.
+    println!("storefront: open {}/ in a browser", platform.gateway_url);
     println!("gateway listening on {}", platform.gateway_url);
     platform.run_until(server::shutdown_signal()).await
 }

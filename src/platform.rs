@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use souk_common::{db, server};
+use souk_common::{db, server, settings};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -50,6 +50,8 @@ pub struct PlatformOptions {
 /// gateway's webhook URL with [`LOCAL_STRIPE_WEBHOOK_SECRET`].
 pub const LOCAL_STRIPE_SECRET_KEY: &str = "sk_test_souk_local";
 pub const LOCAL_STRIPE_WEBHOOK_SECRET: &str = "whsec_souk_local";
+/// The publishable key the storefront gives the emulator's stand-in Stripe.js.
+pub const LOCAL_STRIPE_PUBLISHABLE_KEY: &str = "pk_test_souk_local";
 /// Where charges go without an emulator: nothing listens there, so they answer 503.
 const NO_STRIPE: &str = "http://127.0.0.1:9/";
 
@@ -72,6 +74,20 @@ impl StripeSettings {
             webhook_secret: LOCAL_STRIPE_WEBHOOK_SECRET.to_owned(),
             api_base: Some(url),
         }
+    }
+
+    /// Stripe.js for the storefront: an emulator serves its stand-in at `/js.stripe.com/v3/`;
+    /// Stripe itself needs `SOUK_STRIPE_PUBLISHABLE_KEY` (else the storefront cannot pay).
+    pub fn stripe_js(&self) -> Result<Option<souk_gateway::StripeJs>, settings::ConfigError> {
+        let Some(base) = &self.api_base else {
+            return souk_gateway::stripe_js_from_env();
+        };
+        let publishable_key = settings::optional("SOUK_STRIPE_PUBLISHABLE_KEY")?
+            .unwrap_or_else(|| LOCAL_STRIPE_PUBLISHABLE_KEY.to_owned());
+        Ok(Some(souk_gateway::StripeJs {
+            url: format!("{}/js.stripe.com/v3/", base.trim_end_matches('/')),
+            publishable_key,
+        }))
     }
 }
 
@@ -101,6 +117,10 @@ fn local_config(
 ) -> anyhow::Result<PlatformConfig> {
     let secret = opts.internal_secret.clone();
     let db = |s: &str| opts.database_url(s);
+    let stripe_js = match &opts.stripe {
+        Some(stripe) => stripe.stripe_js()?,
+        None => None,
+    };
     let stripe = opts.stripe.clone().unwrap_or_else(|| StripeSettings {
         api_base: Some(NO_STRIPE.to_owned()),
         ..StripeSettings::local(String::new())
@@ -177,6 +197,7 @@ fn local_config(
             rate_limit_burst: souk_common::settings::parsed("SOUK_RATE_LIMIT_BURST", 100.0)?,
             session_cache_ttl: std::time::Duration::from_secs(10),
             trusted_proxies: souk_gateway::trusted_proxies_from_env()?,
+            stripe_js,
         },
         connections: server::ConnectionLimits::from_env()?,
     })

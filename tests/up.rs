@@ -100,6 +100,10 @@ async fn souk_up_pays_through_the_stripe_named_by_the_environment() {
         "{said}"
     );
     assert!(!said.contains("Stripe emulator on"), "{said}");
+    assert!(
+        said.contains(&format!("storefront: open {gateway}/ in a browser")),
+        "{said}"
+    );
     emulator
         .register_webhook(
             &format!("{gateway}/api/v1/payments/webhook"),
@@ -109,6 +113,16 @@ async fn souk_up_pays_through_the_stripe_named_by_the_environment() {
         .unwrap();
 
     let http = reqwest::Client::new();
+    // The storefront, whose checkout loads the stand-in Stripe.js of the Stripe named here.
+    let page = http.get(format!("{gateway}/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    let (status, config) = call(http.get(format!("{gateway}/storefront/config.json"))).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        config["stripe_js_url"],
+        format!("{}/js.stripe.com/v3/", emulator.url().trim_end_matches('/'))
+    );
     let api = |path: &str| format!("{gateway}/api/v1{path}");
     let (_, admin) = call(
         http.post(api("/auth/login"))

@@ -1,10 +1,12 @@
 //! Black-box tests across services: each test starts the whole platform in-process on free
 //! ports against its own fresh databases, and talks to it over HTTP through the gateway.
 
+mod browser;
 mod cart;
 mod catalog;
 mod checkout;
 mod checkout_once;
+mod demo;
 mod faults;
 mod front_door;
 mod fuzz;
@@ -16,5 +18,6 @@ mod promotions;
 mod refunds;
 mod reservations;
 mod resilience;
+mod storefront;
 mod three_d_secure;
 mod users;

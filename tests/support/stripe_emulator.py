@@ -12,7 +12,9 @@ its answers and several flows we rely on are missing; this file loads localstrip
     PaymentIntent inside the error, like Stripe;
   * a refund emits `charge.refunded`;
   * nothing is written to /tmp/localstripe.pickle, so parallel instances don't collide;
-  * it listens on 127.0.0.1 only, and prints one ready line on stdout.
+  * it listens on 127.0.0.1 only, and prints one ready line on stdout;
+  * /js.stripe.com/v3/ serves stripe_js.js, a stand-in Stripe.js for the storefront (card
+    element, createPaymentMethod with the publishable key, confirmCardPayment).
 
 Usage:  python3 tests/support/stripe_emulator.py --port 12111 [--log-requests]
 Ready:  "stripe emulator listening on http://127.0.0.1:12111" on stdout (flushed).
@@ -25,6 +27,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import os
 import re
 import sys
 from collections import defaultdict
@@ -329,6 +332,33 @@ async def idempotency(request, handler):
         return response
 
 
+# --- Stripe.js for the storefront --------------------------------------------------------------
+# Our stand-in (stripe_js.js beside this file) replaces localstripe's, whose createPaymentMethod
+# is empty. Stripe.js creates PaymentMethods with the publishable key in the form body, which
+# localstripe accepts only on a few other paths: such a request is passed on as an
+# authenticated one once its key is checked.
+STRIPE_JS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'stripe_js.js')
+PUBLISHABLE_KEY_AUTH = 'Bearer sk_publishable_key_request'
+
+
+@web.middleware
+async def stripe_js(request, handler):
+    if request.method in ('GET', 'HEAD') and request.path == '/js.stripe.com/v3/':
+        with open(STRIPE_JS, encoding='utf-8') as f:
+            return web.Response(text=f.read(), content_type='text/javascript',
+                                headers={'Cache-Control': 'no-cache'})
+    if (request.method == 'POST' and request.path == '/v1/payment_methods'
+            and 'Authorization' not in request.headers):
+        authed = request.clone(headers={**request.headers,
+                                        'Authorization': PUBLISHABLE_KEY_AUTH})
+        data = await authed.post()
+        if not str(data.get('key', '')).startswith('pk_'):
+            return stripe_error(401, 'invalid_request_error',
+                                'You did not provide an API key.')
+        return await handler(authed)
+    return await handler(request)
+
+
 _AUTHENTICATE = re.compile(r'^/v1/payment_intents/(pi_\w+)/_authenticate$')
 
 
@@ -348,7 +378,7 @@ async def authentication_outcome(request, handler):
 
 # Outermost first: errors become JSON, then idempotency sees localstripe's final answers
 # (its own error_middleware has already turned UserError into a response).
-app.middlewares[0:0] = [json_errors, idempotency, authentication_outcome]
+app.middlewares[0:0] = [json_errors, stripe_js, idempotency, authentication_outcome]
 
 
 async def serve(port, log_requests):

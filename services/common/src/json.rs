@@ -40,9 +40,9 @@ where
     }
 }
 
-/// Deserialises a JSON body with the same error mapping as the extractor. A string holding NUL
-/// is 422 naming its field (see `text`); the scan for it is one pass over the bytes, and only a
-/// body that has one is parsed a second time to find where.
+/// Deserialises a JSON body with the same error mapping as the extractor. A string holding a
+/// control character is 422 naming its field (see `text`); the scan for one is a pass over the
+/// bytes, and only a body that may have one is parsed a second time to find where.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // serde would read a struct from an array of its fields in order (and name the Rust type
     // when rejecting a scalar); an API body is an object, its fields found by name.
@@ -55,9 +55,9 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "must be a JSON object",
         )]));
     }
-    if text::json_has_nul(bytes)
+    if text::json_may_have_control(bytes)
         && let Ok(doc) = serde_json::from_slice::<serde_json::Value>(bytes)
-        && let Some(e) = text::nul_in_json(&doc)
+        && let Some(e) = text::control_in_json(&doc)
     {
         return Err(e);
     }

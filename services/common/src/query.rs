@@ -1,8 +1,9 @@
 //! A query-string extractor whose rejections are problem+json, not axum's plain text.
 //!
-//! One rule for every endpoint: each parameter may be given at most once, and no value may hold
-//! NUL (PostgreSQL cannot store it); either is 422 naming the parameter in `errors[].field`.
-//! Unknown parameters are ignored. What still fails to deserialise is 400.
+//! One rule for every endpoint: each parameter may be given at most once (a repeat is 400
+//! `malformed_request`: which value was meant is unknowable), and no name or value may hold a
+//! control character (422 naming the parameter in `errors[].field`, see `text`). Unknown
+//! parameters are ignored. What still fails to deserialise is 400.
 
 use std::collections::HashSet;
 
@@ -11,7 +12,7 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
-use crate::text::NUL_MESSAGE;
+use crate::text;
 
 pub struct Query<T>(pub T);
 
@@ -27,25 +28,21 @@ where
     }
 }
 
-pub const REPEATED_MESSAGE: &str = "must be given at most once";
-
 /// Checks the rule above, then deserialises.
 pub fn parse<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
     let mut seen = HashSet::new();
     for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
-        if name.contains('\0') || value.contains('\0') {
-            return Err(ApiError::invalid_field(&printable(&name), NUL_MESSAGE));
+        if let Some(message) = text::refuse(&name, &name).or(text::refuse(&name, &value)) {
+            return Err(ApiError::invalid_field(&text::printable(&name), message));
         }
         if !seen.insert(name.clone()) {
-            return Err(ApiError::invalid_field(&name, REPEATED_MESSAGE));
+            return Err(ApiError::bad_request(format!(
+                "query parameter `{name}` is given more than once"
+            )));
         }
     }
     serde_urlencoded::from_str(query)
         .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))
-}
-
-fn printable(name: &str) -> String {
-    name.replace('\0', "\\u0000")
 }
 
 #[cfg(test)]
@@ -58,17 +55,20 @@ mod tests {
     }
 
     #[test]
-    fn a_repeated_parameter_is_422_naming_it() {
+    fn a_repeated_parameter_is_400_naming_it() {
         let e = parse::<Page>("limit=1&limit=2").unwrap_err();
-        assert_eq!(e.status, 422);
-        assert_eq!(e.errors[0].field, "limit");
+        assert_eq!(e.status, 400);
+        assert_eq!(e.code, "malformed_request");
+        assert!(e.detail.contains("`limit`"), "{}", e.detail);
     }
 
     #[test]
-    fn nul_is_422_naming_the_parameter() {
-        let e = parse::<Page>("limit=1%00").unwrap_err();
-        assert_eq!(e.status, 422);
-        assert_eq!(e.errors[0].field, "limit");
+    fn a_control_character_is_422_naming_the_parameter() {
+        for raw in ["limit=1%00", "limit=a%0Ab", "limit=%C2%85", "limit%01=1"] {
+            let e = parse::<Page>(raw).unwrap_err();
+            assert_eq!(e.status, 422, "{raw}");
+            assert!(e.errors[0].field.starts_with("limit"), "{raw}");
+        }
     }
 
     #[test]

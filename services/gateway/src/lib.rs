@@ -2,6 +2,7 @@
 //! access tokens, vouches for the caller to services, limits rates, bounds time and size.
 
 pub mod client_addr;
+pub mod demo_images;
 mod keys;
 #[cfg(test)]
 mod openapi_tests;
@@ -9,6 +10,7 @@ mod proxy;
 mod ratelimit;
 pub mod routes;
 mod sessions;
+mod web;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,6 +65,37 @@ pub struct Config {
     /// Networks of the proxies in front of the gateway (the ingress controller). A request
     /// from one of them gets its client address from `X-Forwarded-For`; see `client_addr`.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Stripe.js for the storefront's checkout; None: the storefront says payments are off.
+    pub stripe_js: Option<StripeJs>,
+}
+
+/// Where the storefront loads Stripe.js from, and the publishable key it gives it.
+#[derive(Clone, Debug)]
+pub struct StripeJs {
+    pub url: String,
+    pub publishable_key: String,
+}
+
+/// Stripe's own script; an emulator serves a stand-in at `<its URL>/js.stripe.com/v3/`.
+pub const STRIPE_JS_URL: &str = "https://js.stripe.com/v3/";
+
+/// `SOUK_STRIPE_PUBLISHABLE_KEY` (`pk_…`) and `SOUK_STRIPE_JS_URL` (default Stripe's own).
+pub fn stripe_js_from_env() -> Result<Option<StripeJs>, ConfigError> {
+    const KEY: &str = "SOUK_STRIPE_PUBLISHABLE_KEY";
+    let Some(publishable_key) = settings::optional(KEY)? else {
+        return Ok(None);
+    };
+    if !publishable_key.starts_with("pk_") {
+        return Err(ConfigError::new(KEY, "must be a publishable key (pk_...)"));
+    }
+    let url = match settings::optional("SOUK_STRIPE_JS_URL")? {
+        None => STRIPE_JS_URL.to_owned(),
+        Some(_) => settings::base_url("SOUK_STRIPE_JS_URL")? + "/",
+    };
+    Ok(Some(StripeJs {
+        url,
+        publishable_key,
+    }))
 }
 
 impl Config {
@@ -91,6 +124,7 @@ impl Config {
                 10,
             )?),
             trusted_proxies: trusted_proxies_from_env()?,
+            stripe_js: stripe_js_from_env()?,
         })
     }
 }
@@ -162,7 +196,9 @@ pub async fn app(config: Config) -> anyhow::Result<Router> {
         http,
         keys: keys.clone(),
     });
+    let storefront = web::router(state.config.stripe_js.as_ref());
     let routes = Router::new()
+        .merge(storefront)
         .route("/.well-known/jwks.json", get(jwks))
         .route(
             "/openapi.json",

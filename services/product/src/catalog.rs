@@ -38,6 +38,9 @@ pub struct Product {
     pub category_ids: Vec<Uuid>,
     pub stock: i64,
     pub active: bool,
+    /// Optional picture (see `validate::image_url`); omitted when there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_url: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -148,6 +151,8 @@ struct NewProduct {
     #[serde(default)]
     category_ids: Option<Vec<Uuid>>,
     stock: i64,
+    #[serde(default)]
+    image_url: Option<String>,
 }
 
 fn sku_taken(e: sqlx::Error) -> ApiError {
@@ -216,14 +221,18 @@ async fn create(
     validate::price("price_cents", body.price_cents, &mut errors);
     let currency = validate::currency(&body.currency, &state.config.currency, &mut errors);
     validate::stock(body.stock, &mut errors);
+    let image_url = body
+        .image_url
+        .as_deref()
+        .map(|v| validate::image_url(v, &mut errors));
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
     let id = Uuid::now_v7();
     let mut tx = state.db.begin().await?;
     sqlx::query(
-        "INSERT INTO products (id, sku, name, description, price_cents, currency, stock)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO products (id, sku, name, description, price_cents, currency, stock, image_url)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(id)
     .bind(&sku)
@@ -232,6 +241,7 @@ async fn create(
     .bind(body.price_cents)
     .bind(&currency)
     .bind(body.stock)
+    .bind(&image_url)
     .execute(&mut *tx)
     .await
     .map_err(sku_taken)?;
@@ -264,6 +274,9 @@ struct ProductUpdate {
     /// `true` brings an archived product back.
     #[serde(default, deserialize_with = "double_option")]
     active: Option<Option<bool>>,
+    /// `null` removes the picture.
+    #[serde(default, deserialize_with = "double_option")]
+    image_url: Option<Option<String>>,
 }
 
 async fn update(
@@ -290,6 +303,9 @@ async fn update(
         validate::stock(s, &mut errors);
     }
     let active = not_null("active", body.active, &mut errors);
+    let image_url = body
+        .image_url
+        .map(|v| v.map(|url| validate::image_url(&url, &mut errors)));
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
@@ -299,7 +315,8 @@ async fn update(
             sku = COALESCE($2, sku), name = COALESCE($3, name),
             description = COALESCE($4, description), price_cents = COALESCE($5, price_cents),
             currency = COALESCE($6, currency), stock = COALESCE($7, stock),
-            active = COALESCE($8, active), updated_at = now()
+            active = COALESCE($8, active),
+            image_url = CASE WHEN $9 THEN $10 ELSE image_url END, updated_at = now()
          WHERE id = $1 RETURNING id",
     )
     .bind(id)
@@ -310,6 +327,8 @@ async fn update(
     .bind(currency)
     .bind(stock)
     .bind(active)
+    .bind(image_url.is_some())
+    .bind(image_url.flatten())
     .fetch_optional(&mut *tx)
     .await
     .map_err(sku_taken)?;

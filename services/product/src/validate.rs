@@ -101,6 +101,38 @@ pub fn currency(value: &str, shop: &str, errors: &mut Vec<FieldError>) -> String
     value
 }
 
+/// Longest `image_url` accepted (as the public contract says).
+pub const MAX_IMAGE_URL: usize = 2048;
+
+/// A product picture: an absolute `http(s)://host/...` URL, or a path on the shop itself
+/// (`/images/...`, e.g. the demo catalog's generated pictures). Visible ASCII only (anything
+/// else must be percent-encoded), so the value is safe in any attribute or header.
+pub fn image_url(value: &str, errors: &mut Vec<FieldError>) -> String {
+    let value = value.trim().to_owned();
+    let host_of = |rest: &str| rest.split(['/', '?', '#']).next().unwrap_or("").to_owned();
+    let shape_ok = if let Some(rest) = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"))
+    {
+        !host_of(rest).is_empty()
+    } else {
+        value.starts_with('/') && !value.starts_with("//")
+    };
+    let chars_ok = value
+        .bytes()
+        .all(|b| (0x21..=0x7e).contains(&b) && b != b'\\');
+    if !(shape_ok && chars_ok && value.len() <= MAX_IMAGE_URL) {
+        errors.push(FieldError::new(
+            "image_url",
+            format!(
+                "must be an http(s):// URL or a path starting with /, of visible ASCII \
+                 (percent-encode the rest), at most {MAX_IMAGE_URL} characters"
+            ),
+        ));
+    }
+    value
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,5 +162,35 @@ mod tests {
         assert_eq!(currency("USD", "usd", &mut e), "usd");
         currency("eur", "usd", &mut e);
         assert_eq!(e.len(), 1);
+    }
+
+    #[test]
+    fn image_urls() {
+        for good in [
+            "https://cdn.example.com/a.png",
+            " http://127.0.0.1:8080/x.svg?v=1 ",
+            "/images/demo/teapot.svg",
+        ] {
+            let mut e = Vec::new();
+            image_url(good, &mut e);
+            assert!(e.is_empty(), "{good}: {e:?}");
+        }
+        let long = format!("https://x.example/{}", "a".repeat(MAX_IMAGE_URL));
+        for bad in [
+            "",
+            "javascript:alert(1)",
+            "data:image/png;base64,AAAA",
+            "//evil.example/x.png",
+            "https:///x.png",
+            "ftp://x.example/a.png",
+            "https://x.example/a b.png",
+            "https://x.example/caf\u{e9}.png",
+            "relative/path.png",
+            long.as_str(),
+        ] {
+            let mut e = Vec::new();
+            image_url(bad, &mut e);
+            assert_eq!(e.len(), 1, "{bad:?} accepted");
+        }
     }
 }
