@@ -152,6 +152,7 @@ fn local_config(
             internal_secret: secret.clone(),
             db_max_connections: 10,
             product_url: urls["product"].clone(),
+            order_url: urls["order"].clone(),
             currency: "usd".to_owned(),
         },
         order: souk_order::Config {

@@ -64,7 +64,7 @@ impl Svc {
             Svc::User => &[Svc::Gateway, Svc::Order],
             Svc::Product => &[Svc::Gateway, Svc::Cart, Svc::Order],
             Svc::Cart => &[Svc::Gateway, Svc::Order],
-            Svc::Order => &[Svc::Gateway, Svc::Payment],
+            Svc::Order => &[Svc::Gateway, Svc::Cart, Svc::Payment],
             Svc::Payment => &[Svc::Gateway, Svc::Order],
             Svc::Gateway => &[],
         }

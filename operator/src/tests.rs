@@ -403,7 +403,7 @@ fn network_policies_admit_only_callers() {
     };
     assert_eq!(callers("demo-product"), ["gateway", "cart", "order"]);
     assert_eq!(callers("demo-user"), ["gateway", "order"]);
-    assert_eq!(callers("demo-order"), ["gateway", "payment"]);
+    assert_eq!(callers("demo-order"), ["gateway", "cart", "payment"]);
     assert_eq!(callers("demo-payment"), ["gateway", "order"]);
     assert_eq!(callers("demo-cart"), ["gateway", "order"]);
     let gw = np("demo-gateway").spec.unwrap();

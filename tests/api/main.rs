@@ -15,6 +15,7 @@ mod gateway;
 mod helpers;
 mod hostile;
 mod payments;
+mod promotions;
 mod refunds;
 mod reservations;
 mod resilience;

@@ -14,11 +14,13 @@ use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
 use serde::{Deserialize, Serialize};
 use souk_common::error::parse_id;
+use souk_common::promotion::QuoteLine;
 use souk_common::{ApiError, ApiResult, AuthUser, FieldError, Json, ServiceCaller};
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::catalog::{self, CatalogEntry};
+use crate::promotion::{self, CartPromotion};
 
 pub const MAX_QUANTITY: i64 = 100;
 /// Distinct products per cart (one catalog call prices them all).
@@ -43,6 +45,12 @@ pub struct CartView {
     pub currency: String,
     /// True when the catalog could not be asked and some prices are the last ones seen.
     pub prices_stale: bool,
+    /// The applied promotion code (`PUT /cart/promotion`), null when there is none.
+    pub promotion: Option<CartPromotion>,
+    /// What the promotion takes off now (0 unless `promotion.applicable`).
+    pub discount_cents: i64,
+    /// `subtotal_cents - discount_cents`.
+    pub total_cents: i64,
 }
 
 #[derive(Debug, Serialize)]
@@ -68,7 +76,7 @@ struct Row {
     last_currency: String,
 }
 
-async fn render(state: &AppState, user: Uuid) -> ApiResult<CartView> {
+pub async fn render(state: &AppState, user: Uuid) -> ApiResult<CartView> {
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT product_id, quantity, last_name, last_unit_price_cents, last_currency
          FROM cart_items WHERE user_id = $1 ORDER BY created_at, product_id",
@@ -88,10 +96,15 @@ async fn render(state: &AppState, user: Uuid) -> ApiResult<CartView> {
     let mut items = Vec::with_capacity(rows.len());
     let mut changed = Vec::new();
     let mut currency = None;
+    // Priced for the promotion only with current prices (none while the catalog is down).
+    let mut quote_lines = fresh.as_ref().map(|_| Vec::new());
     for row in rows {
         let quantity = i64::from(row.quantity);
         let line = match fresh.as_ref().and_then(|m| m.get(&row.product_id)) {
             Some(p) => {
+                if let Some(lines) = quote_lines.as_mut() {
+                    lines.push(promotion::quote_line(row.product_id, quantity, p));
+                }
                 if p.price_cents != row.last_unit_price_cents || p.name != row.last_name {
                     changed.push(p.clone());
                 }
@@ -125,14 +138,44 @@ async fn render(state: &AppState, user: Uuid) -> ApiResult<CartView> {
     if !changed.is_empty() {
         remember(state, user, &changed).await;
     }
+    let subtotal_cents = items
+        .iter()
+        .fold(0i64, |sum, l| sum.saturating_add(l.line_total_cents));
+    let (promotion, discount_cents) = match promotion::stored_code(state, user).await? {
+        Some(code) => {
+            let (view, discount) = promotion::show(state, user, code, quote_lines).await;
+            (Some(view), discount)
+        }
+        None => (None, 0),
+    };
     Ok(CartView {
-        subtotal_cents: items
-            .iter()
-            .fold(0i64, |sum, l| sum.saturating_add(l.line_total_cents)),
+        subtotal_cents,
         currency: currency.unwrap_or_else(|| state.config.currency.clone()),
         prices_stale: fresh.is_none() && !items.is_empty(),
         items,
+        promotion,
+        discount_cents,
+        total_cents: subtotal_cents - discount_cents,
     })
+}
+
+/// The cart's lines at current catalog prices (503 while the catalog is down), for a quote.
+pub async fn priced_lines(state: &AppState, user: Uuid) -> ApiResult<Vec<QuoteLine>> {
+    let rows: Vec<(Uuid, i32)> = sqlx::query_as(
+        "SELECT product_id, quantity FROM cart_items WHERE user_id = $1 ORDER BY created_at, product_id",
+    )
+    .bind(user)
+    .fetch_all(&state.db)
+    .await?;
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
+    let catalog = catalog::lookup(&state.products, &ids).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, quantity)| {
+            let p = catalog.get(&id)?;
+            Some(promotion::quote_line(id, i64::from(quantity), p))
+        })
+        .collect())
 }
 
 /// Keeps the last known name and price, for reads while the catalog is down. Best effort.
@@ -340,11 +383,18 @@ async fn remove(
     remove_line(&state, user.id, product_id).await
 }
 
+/// Empties the cart, its promotion code included.
 async fn clear(State(state): State<AppState>, user: AuthUser) -> ApiResult<StatusCode> {
+    let mut tx = state.db.begin().await?;
     sqlx::query("DELETE FROM cart_items WHERE user_id = $1")
         .bind(user.id)
-        .execute(&state.db)
+        .execute(&mut *tx)
         .await?;
+    sqlx::query("DELETE FROM cart_promotions WHERE user_id = $1")
+        .bind(user.id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -417,6 +467,11 @@ async fn ordered(
         .bind(&quantities)
         .execute(&mut *tx)
         .await?;
+        // The order redeemed the cart's code: it is spent with the lines it bought.
+        sqlx::query("DELETE FROM cart_promotions WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
     }
     // Paid: the checkout's claim ends with the lines it bought.
     sqlx::query("DELETE FROM cart_claims WHERE user_id = $1 AND order_id = $2")

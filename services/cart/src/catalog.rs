@@ -15,6 +15,9 @@ pub struct CatalogEntry {
     pub currency: String,
     pub stock: i64,
     pub active: bool,
+    /// For promotions limited to categories.
+    #[serde(default)]
+    pub category_ids: Vec<Uuid>,
 }
 
 #[derive(Deserialize)]

@@ -40,6 +40,8 @@ struct ClaimedLine {
 struct Claimed {
     order_id: Uuid,
     items: Vec<ClaimedLine>,
+    /// The cart's promotion code, which the order redeems (or refuses) before reserving.
+    promotion_code: Option<String>,
 }
 
 /// Claims the cart for `order_id` and answers its lines, or answers the other order that holds
@@ -72,6 +74,7 @@ async fn claim(
         return Ok(Json(Claimed {
             order_id: holder,
             items: Vec::new(),
+            promotion_code: None,
         }));
     }
     let items: Vec<ClaimedLine> = sqlx::query_as(
@@ -90,10 +93,16 @@ async fn claim(
         tx.commit().await?;
         return Err(ApiError::conflict("cart_empty", "the cart is empty"));
     }
+    let promotion_code: Option<String> =
+        sqlx::query_scalar("SELECT code FROM cart_promotions WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await?;
     tx.commit().await?;
     Ok(Json(Claimed {
         order_id: holder,
         items,
+        promotion_code,
     }))
 }
 

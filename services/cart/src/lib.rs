@@ -3,6 +3,7 @@
 mod cart;
 mod catalog;
 mod claims;
+mod promotion;
 
 use std::sync::Arc;
 
@@ -22,6 +23,8 @@ pub struct Config {
     pub db_max_connections: u32,
     /// The product service's base URL (`SOUK_PRODUCT_URL`).
     pub product_url: String,
+    /// The order service's base URL (`SOUK_ORDER_URL`): it prices promotion codes.
+    pub order_url: String,
     /// The shop's currency, shown on an empty cart (`SOUK_CURRENCY`, default `usd`).
     pub currency: String,
 }
@@ -33,6 +36,7 @@ impl Config {
             internal_secret: settings::internal_secret()?,
             db_max_connections: settings::parsed("SOUK_DB_MAX_CONNECTIONS", 10)?,
             product_url: settings::base_url("SOUK_PRODUCT_URL")?,
+            order_url: settings::base_url("SOUK_ORDER_URL")?,
             currency: settings::parsed("SOUK_CURRENCY", "usd".to_owned())?
                 .trim()
                 .to_ascii_lowercase(),
@@ -45,6 +49,7 @@ pub struct AppState {
     pub db: PgPool,
     pub internal: InternalAuth,
     pub products: ServiceClient,
+    pub orders: ServiceClient,
     pub config: Arc<Config>,
 }
 
@@ -57,22 +62,32 @@ impl FromRef<AppState> for InternalAuth {
 pub async fn app(config: Config) -> anyhow::Result<Router> {
     let db = db::connect(&config.database_url, config.db_max_connections).await?;
     let internal = InternalAuth::new(&config.internal_secret);
+    let http = http_client(server::SERVICE_CALL_TIMEOUT);
     let products = ServiceClient::new(
-        http_client(server::SERVICE_CALL_TIMEOUT),
+        http.clone(),
         config.product_url.clone(),
         internal.clone(),
         "cart",
         "product",
     );
+    let orders = ServiceClient::new(
+        http,
+        config.order_url.clone(),
+        internal.clone(),
+        "cart",
+        "order",
+    );
     let state = AppState {
         db: db.clone(),
         internal,
         products,
+        orders,
         config: Arc::new(config),
     };
     let routes = Router::new()
         .merge(cart::router())
         .merge(claims::router())
+        .merge(promotion::router())
         .route(
             "/openapi.json",
             axum::routing::get(|| async {

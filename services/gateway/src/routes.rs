@@ -98,6 +98,8 @@ pub fn resolve(method: &Method, path: &str) -> Option<Route> {
         },
         "products" | "categories" => route(Service::Product, read_only_public),
         "cart" => route(Service::Cart, Access::User),
+        // Admin only: the order service checks the role (403 for a customer).
+        "promotions" => route(Service::Order, Access::User),
         "checkout" => Some(Route {
             service: Service::Order,
             access: Access::User,
@@ -144,6 +146,14 @@ mod tests {
         assert_eq!(
             resolve(&post, "/api/v1/checkout").unwrap().timeout,
             Timeout::Payments
+        );
+        assert_eq!(
+            resolve(&get, "/api/v1/promotions").unwrap().service,
+            Service::Order
+        );
+        assert_eq!(
+            resolve(&get, "/api/v1/promotions").unwrap().access,
+            Access::User
         );
         assert!(resolve(&get, "/api/v1/productsX").is_none());
         assert!(resolve(&get, "/api/v1/admin/other").is_none());

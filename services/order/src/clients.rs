@@ -80,6 +80,23 @@ pub struct CartView {
 pub struct CartClaim {
     pub order_id: Uuid,
     pub items: Vec<RequestedItem>,
+    /// The promotion code the shopper applied to the cart, if any.
+    #[serde(default)]
+    pub promotion_code: Option<String>,
+}
+
+/// A product's current price and categories, for deciding what a promotion applies to.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CatalogEntry {
+    pub id: Uuid,
+    pub price_cents: i64,
+    #[serde(default)]
+    pub category_ids: Vec<Uuid>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CatalogBatch {
+    items: Vec<CatalogEntry>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -137,6 +154,15 @@ impl Clients {
                 .call_empty::<()>(Method::DELETE, &path, None, None)
         })
         .await
+    }
+
+    /// Current prices and categories of these products (unknown ones are absent).
+    pub async fn catalog(&self, ids: &[Uuid]) -> Result<Vec<CatalogEntry>, CallError> {
+        let list: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+        let path = format!("/internal/products?ids={}", list.join(","));
+        let batch: CatalogBatch =
+            with_retries(|| self.product.call::<(), _>(Method::GET, &path, None, None)).await?;
+        Ok(batch.items)
     }
 
     pub async fn reserve(

@@ -3,10 +3,13 @@
 
 mod checkout;
 mod clients;
+mod discount;
 mod events;
 mod model;
 mod orders;
+mod promotions;
 mod recovery;
+mod redeem;
 mod saga;
 
 use std::sync::Arc;
@@ -121,6 +124,8 @@ pub async fn app(config: Config) -> anyhow::Result<Router> {
         .merge(checkout::router())
         .merge(orders::router())
         .merge(events::router())
+        .merge(promotions::router())
+        .merge(redeem::router())
         .with_state(state);
     Ok(server::wrap("order", routes, vec![ops::database_check(db)]))
 }

@@ -21,6 +21,8 @@ pub struct OrderRow {
     pub currency: Option<String>,
     pub subtotal_cents: Option<i64>,
     pub total_cents: Option<i64>,
+    pub discount_cents: i64,
+    pub promotion_code: Option<String>,
     pub payment_status: String,
     pub payment_intent_id: Option<String>,
     pub payment_client_secret: Option<String>,
@@ -38,6 +40,8 @@ pub struct OrderItem {
     pub quantity: i32,
     pub unit_price_cents: i64,
     pub line_total_cents: i64,
+    /// This line's share of the order's discount (the shares sum to it).
+    pub discount_cents: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -60,6 +64,9 @@ pub struct Order {
     pub status: String,
     pub items: Vec<OrderItem>,
     pub subtotal_cents: i64,
+    /// What the promotion took off; `total_cents = subtotal_cents - discount_cents`.
+    pub discount_cents: i64,
+    pub promotion_code: Option<String>,
     pub total_cents: i64,
     pub currency: String,
     pub shipping_address: ShippingAddress,
@@ -72,7 +79,8 @@ pub struct Order {
 macro_rules! order_columns {
     () => {
         "id, user_id, status, saga_state, requested_items, payment_method, email, customer_name, \
-         shipping_address, currency, subtotal_cents, total_cents, payment_status, payment_intent_id, \
+         shipping_address, currency, subtotal_cents, total_cents, discount_cents, promotion_code, \
+         payment_status, payment_intent_id, \
          payment_client_secret, payment_next_action, amount_refunded_cents, created_at, updated_at"
     };
 }
@@ -96,7 +104,8 @@ pub async fn items<'e>(db: impl PgExecutor<'e>, ids: &[Uuid]) -> ApiResult<Vec<(
         item: OrderItem,
     }
     let lines: Vec<Line> = sqlx::query_as(
-        "SELECT order_id, product_id, sku, name, quantity, unit_price_cents, line_total_cents
+        "SELECT order_id, product_id, sku, name, quantity, unit_price_cents, line_total_cents,
+                discount_cents
          FROM order_items WHERE order_id = ANY($1) ORDER BY order_id, sku",
     )
     .bind(ids)
@@ -113,6 +122,8 @@ pub fn view(row: OrderRow, items: Vec<OrderItem>) -> Order {
         status: row.status,
         items,
         subtotal_cents: row.subtotal_cents.unwrap_or(0),
+        discount_cents: row.discount_cents,
+        promotion_code: row.promotion_code,
         total_cents: row.total_cents.unwrap_or(0),
         currency: row.currency.unwrap_or_default(),
         shipping_address: row.shipping_address.0,

@@ -4,7 +4,11 @@
 //!
 //! claiming -> reserving -> charging -> completing -> done   (paid)
 //! claiming: the shopper's cart is claimed (one checkout per cart); a cart that is empty or
-//! held by another running checkout removes the order (409), nothing else was touched.
+//! held by another running checkout removes the order (409), nothing else was touched. The
+//! cart's promotion code is redeemed in the transaction that moves the order to `reserving`
+//! (a code no longer usable removes the order: 409); a total of 0 skips the charge.
+//! A status change to `payment_failed` or `cancelled` gives the redemption back in the same
+//! statement (a trigger, see the promotions migration); a removed order takes it along.
 //!                       -> releasing  -> done           (declined: stock returned)
 //!                       -> awaiting_payment -> completing | releasing
 //!                              (3-D Secure: the webhook, or polling Stripe, decides; the stock
@@ -21,10 +25,13 @@ use axum::http::StatusCode;
 use serde_json::json;
 use souk_common::ApiError;
 use souk_common::client::CallError;
+use souk_common::promotion::QuoteLine;
 use uuid::Uuid;
 
-use crate::clients::ReservedLine;
+use crate::clients::{RequestedItem, ReservedLine};
+use crate::discount::{self, Kind};
 use crate::model::{self, OrderRow};
+use crate::redeem::{self, Refusal};
 use crate::{AppState, FaultPoint};
 
 /// Who is driving: the checkout request itself, or the recovery loop after a crash.
@@ -118,16 +125,7 @@ async fn claim(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
         };
         if claim.order_id == row.id {
             let items: Vec<_> = claim.items.into_iter().filter(|i| i.quantity > 0).collect();
-            sqlx::query(
-                "UPDATE orders SET saga_state = 'reserving', requested_items = $2, updated_at = now()
-                 WHERE id = $1 AND saga_state = 'claiming'",
-            )
-            .bind(row.id)
-            .bind(sqlx::types::Json(&items))
-            .execute(&state.db)
-            .await
-            .map_err(db_failed)?;
-            return Ok(());
+            return start_reserving(state, row, items, claim.promotion_code).await;
         }
         let holder_running: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM orders WHERE id = $1 AND saga_state <> 'done')",
@@ -151,6 +149,79 @@ async fn claim(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
         "another checkout of this cart is in progress; wait for it to finish",
     );
     Err(remove(state, row, busy).await)
+}
+
+/// The cart is this order's: save its lines and, if it carries a promotion code, redeem the
+/// code in the same transaction, before anything is reserved or charged. A code that stopped
+/// applying removes the order: 409 `promotion_unavailable`, the cart given back.
+async fn start_reserving(
+    state: &AppState,
+    row: &OrderRow,
+    items: Vec<RequestedItem>,
+    code: Option<String>,
+) -> Result<(), Stop> {
+    let lines = match &code {
+        Some(_) => priced(state, &items).await?,
+        None => Vec::new(),
+    };
+    let mut tx = state.db.begin().await.map_err(db_failed)?;
+    let mut applied_code = None;
+    if let Some(code) = &code {
+        match redeem::redeem(&mut tx, code, row.user_id, row.id, &lines)
+            .await
+            .map_err(db_failed)?
+        {
+            Ok(applied) => applied_code = Some(applied.promotion.code),
+            Err(refusal) => {
+                drop(tx);
+                let reason = match refusal {
+                    Refusal::Unknown => "not_found",
+                    Refusal::NotApplicable(reason, _) => reason,
+                };
+                tracing::info!(order_id = %row.id, reason, "promotion unavailable at checkout");
+                let e = ApiError::conflict(
+                    "promotion_unavailable",
+                    format!("the cart's promotion code can no longer be used ({reason}); remove it or try another"),
+                )
+                .with_extra("reason", json!(reason));
+                return Err(remove(state, row, e).await);
+            }
+        }
+    }
+    let moved = sqlx::query(
+        "UPDATE orders SET saga_state = 'reserving', requested_items = $2, promotion_code = $3,
+           updated_at = now()
+         WHERE id = $1 AND saga_state = 'claiming'",
+    )
+    .bind(row.id)
+    .bind(sqlx::types::Json(&items))
+    .bind(applied_code)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_failed)?;
+    // Someone else moved the order on: their outcome stands, this redemption is not made.
+    if moved.rows_affected() == 1 {
+        tx.commit().await.map_err(db_failed)?;
+    }
+    Ok(())
+}
+
+/// The cart's lines at current catalog prices, with their categories, for the promotion.
+async fn priced(state: &AppState, items: &[RequestedItem]) -> Result<Vec<QuoteLine>, Stop> {
+    let ids: Vec<Uuid> = items.iter().map(|i| i.product_id).collect();
+    let catalog = state.clients.catalog(&ids).await.map_err(interrupted)?;
+    Ok(items
+        .iter()
+        .filter_map(|i| {
+            let p = catalog.iter().find(|p| p.id == i.product_id)?;
+            Some(QuoteLine {
+                product_id: i.product_id,
+                quantity: i64::from(i.quantity),
+                unit_price_cents: p.price_cents,
+                category_ids: p.category_ids.clone(),
+            })
+        })
+        .collect())
 }
 
 /// A checkout that died while claiming: the shopper is gone, so give the cart back.
@@ -224,10 +295,37 @@ async fn save_lines(state: &AppState, id: Uuid, lines: &[ReservedLine]) -> Resul
         .map(|l| l.unit_price_cents * i64::from(l.quantity))
         .sum();
     let mut tx = state.db.begin().await.map_err(db_failed)?;
-    for line in lines {
+    // The redeemed promotion's discount, on the reserved prices, shared among its lines.
+    let redemption: Option<(String, i64, Vec<Uuid>)> = sqlx::query_as(
+        "SELECT p.kind, p.value, r.eligible_product_ids FROM redemptions r
+         JOIN promotions p ON p.id = r.promotion_id
+         WHERE r.order_id = $1 AND r.state = 'redeemed'",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db_failed)?;
+    let (discount, shares) = match redemption
+        .as_ref()
+        .and_then(|(kind, value, eligible)| Some((Kind::parse(kind)?, *value, eligible)))
+    {
+        Some((kind, value, eligible)) => {
+            let totals: Vec<(i64, bool)> = lines
+                .iter()
+                .map(|l| {
+                    let total = l.unit_price_cents * i64::from(l.quantity);
+                    (total, eligible.contains(&l.product_id))
+                })
+                .collect();
+            discount::allocate(kind, value, &totals)
+        }
+        None => (0, vec![0; lines.len()]),
+    };
+    for (line, share) in lines.iter().zip(&shares) {
         sqlx::query(
-            "INSERT INTO order_items (order_id, product_id, sku, name, quantity, unit_price_cents, line_total_cents)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+            "INSERT INTO order_items (order_id, product_id, sku, name, quantity, unit_price_cents,
+                                      line_total_cents, discount_cents)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
         )
         .bind(id)
         .bind(line.product_id)
@@ -236,17 +334,26 @@ async fn save_lines(state: &AppState, id: Uuid, lines: &[ReservedLine]) -> Resul
         .bind(line.quantity)
         .bind(line.unit_price_cents)
         .bind(line.unit_price_cents * i64::from(line.quantity))
+        .bind(share)
         .execute(&mut *tx)
         .await
         .map_err(db_failed)?;
     }
+    sqlx::query("UPDATE redemptions SET discount_cents = $2 WHERE order_id = $1")
+        .bind(id)
+        .bind(discount)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_failed)?;
     sqlx::query(
-        "UPDATE orders SET saga_state = 'charging', currency = $2, subtotal_cents = $3, total_cents = $3, updated_at = now()
+        "UPDATE orders SET saga_state = 'charging', currency = $2, subtotal_cents = $3,
+           discount_cents = $4, total_cents = $3 - $4, updated_at = now()
          WHERE id = $1 AND saga_state = 'reserving'",
     )
     .bind(id)
     .bind(&currency)
     .bind(subtotal)
+    .bind(discount)
     .execute(&mut *tx)
     .await
     .map_err(db_failed)?;
@@ -255,6 +362,19 @@ async fn save_lines(state: &AppState, id: Uuid, lines: &[ReservedLine]) -> Resul
 }
 
 async fn charge(state: &AppState, row: &OrderRow, driver: Driver) -> Result<(), Stop> {
+    if row.total_cents == Some(0) {
+        // Nothing to pay (a 100 % discount): no PaymentIntent (Stripe refuses 0 anyway); the
+        // order is paid as it is and completes like any other, e-mail included.
+        transition(
+            state,
+            row.id,
+            "charging",
+            "completing",
+            ", status = 'paid', payment_status = 'not_required'",
+        )
+        .await?;
+        return Ok(());
+    }
     if driver == Driver::Recovery {
         // Ask before charging: if no charge was ever attempted, the shopper is gone and nothing
         // was taken, so give the stock back instead of charging now.
@@ -576,7 +696,13 @@ async fn release(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
 /// Cancelling a paid order, or a payment that succeeded after its order stopped waiting:
 /// refund first, then put the stock back (and the cart, if it was never bought).
 async fn refund(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
-    let refunded = state.clients.refund(row.id).await.map_err(interrupted)?;
+    // A free order was never charged: nothing to refund.
+    let refunded = if row.payment_status == "not_required" {
+        0
+    } else {
+        let payment = state.clients.refund(row.id).await.map_err(interrupted)?;
+        payment.amount_refunded_cents
+    };
     state
         .clients
         .reservation_step(row.id, "restock")
@@ -588,12 +714,13 @@ async fn refund(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
         .await
         .map_err(interrupted)?;
     sqlx::query(
-        "UPDATE orders SET saga_state = 'done', status = 'cancelled', payment_status = 'refunded',
+        "UPDATE orders SET saga_state = 'done', status = 'cancelled',
+           payment_status = CASE WHEN payment_status = 'not_required' THEN payment_status ELSE 'refunded' END,
            amount_refunded_cents = greatest(amount_refunded_cents, $2), updated_at = now()
          WHERE id = $1 AND saga_state = 'refunding'",
     )
     .bind(row.id)
-    .bind(refunded.amount_refunded_cents)
+    .bind(refunded)
     .execute(&state.db)
     .await
     .map_err(db_failed)?;

@@ -448,6 +448,7 @@ pub struct CatalogEntry {
     pub currency: String,
     pub stock: i64,
     pub active: bool,
+    pub category_ids: Vec<Uuid>,
 }
 
 #[derive(Serialize)]
@@ -455,7 +456,7 @@ struct Batch {
     items: Vec<CatalogEntry>,
 }
 
-/// `GET /internal/products?ids=a,b,...`: what the cart needs, archived products included
+/// `GET /internal/products?ids=a,b,...`: what the cart needs (categories: for promotions), archived products included
 /// (`active: false`); unknown ids are simply absent. At most 100 ids.
 async fn internal_batch(
     State(state): State<AppState>,
@@ -477,8 +478,10 @@ async fn internal_batch(
         return Err(ApiError::invalid_field("ids", "at most 100 ids"));
     }
     let items = sqlx::query_as(
-        "SELECT id, sku, name, price_cents, currency, stock, active
-         FROM products WHERE id = ANY($1) ORDER BY id",
+        "SELECT p.id, p.sku, p.name, p.price_cents, p.currency, p.stock, p.active,
+                ARRAY(SELECT pc.category_id FROM product_categories pc WHERE pc.product_id = p.id
+                      ORDER BY pc.category_id) AS category_ids
+         FROM products p WHERE p.id = ANY($1) ORDER BY p.id",
     )
     .bind(&ids)
     .fetch_all(&state.db)

@@ -1,0 +1,183 @@
+//! `PUT`/`DELETE /api/v1/cart/promotion`: one promotion code per cart. The order service owns
+//! promotions and prices them (`POST /internal/promotions/quote`); the cart only remembers the
+//! code and shows what the order service says it is worth now.
+//!
+//! `GET /cart` shows a stored code that stopped applying (expired, used up, the cart changed)
+//! as `promotion: {code, kind, value, applicable: false, reason}` with `discount_cents: 0`,
+//! rather than dropping it silently; `applicable: null` when the order service or the catalog
+//! cannot be asked (no discount shown). Checkout decides for good.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{Method, StatusCode};
+use axum::routing::put;
+use serde::{Deserialize, Serialize};
+use souk_common::client::CallError;
+use souk_common::promotion::{Quote, QuoteLine, QuoteRequest};
+use souk_common::{ApiError, ApiResult, AuthUser, Json};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::cart::{self, CartView};
+use crate::catalog::CatalogEntry;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/cart/promotion", put(apply).delete(remove))
+}
+
+/// The longest code the order service issues or accepts.
+const MAX_CODE_LEN: usize = 64;
+
+#[derive(Debug, Serialize)]
+pub struct CartPromotion {
+    pub code: String,
+    /// `percent` or `amount`; null when no promotion has this code any more.
+    pub kind: Option<String>,
+    pub value: Option<i64>,
+    /// Whether it takes something off this cart now; null when that cannot be known.
+    pub applicable: Option<bool>,
+    /// When not applicable: `expired`, `not_started`, `exhausted`, `min_subtotal`,
+    /// `no_eligible_items`, `customer_limit`, or `not_found` (switched off or removed).
+    pub reason: Option<String>,
+}
+
+pub fn quote_line(product_id: Uuid, quantity: i64, product: &CatalogEntry) -> QuoteLine {
+    QuoteLine {
+        product_id,
+        quantity,
+        unit_price_cents: product.price_cents,
+        category_ids: product.category_ids.clone(),
+    }
+}
+
+async fn quote(
+    state: &AppState,
+    user: Uuid,
+    code: &str,
+    lines: Vec<QuoteLine>,
+) -> Result<Quote, CallError> {
+    let body = QuoteRequest {
+        code: code.to_owned(),
+        user_id: user,
+        lines,
+    };
+    state
+        .orders
+        .call(
+            Method::POST,
+            "/internal/promotions/quote",
+            Some(&body),
+            None,
+        )
+        .await
+}
+
+pub async fn stored_code(state: &AppState, user: Uuid) -> ApiResult<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT code FROM cart_promotions WHERE user_id = $1")
+            .bind(user)
+            .fetch_optional(&state.db)
+            .await?,
+    )
+}
+
+/// The stored code as the cart shows it, and its discount (0 unless it applies).
+pub async fn show(
+    state: &AppState,
+    user: Uuid,
+    code: String,
+    lines: Option<Vec<QuoteLine>>,
+) -> (CartPromotion, i64) {
+    let unknown = |code| CartPromotion {
+        code,
+        kind: None,
+        value: None,
+        applicable: None,
+        reason: None,
+    };
+    let Some(lines) = lines else {
+        return (unknown(code), 0);
+    };
+    match quote(state, user, &code, lines).await {
+        Ok(q) => {
+            let discount = if q.applicable { q.discount_cents } else { 0 };
+            let view = match q.promotion {
+                Some(p) => CartPromotion {
+                    code: p.code,
+                    kind: Some(p.kind),
+                    value: Some(p.value),
+                    applicable: Some(q.applicable),
+                    reason: q.reason,
+                },
+                None => CartPromotion {
+                    code,
+                    kind: None,
+                    value: None,
+                    applicable: Some(false),
+                    reason: Some("not_found".to_owned()),
+                },
+            };
+            (view, discount)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "promotion quote unavailable; showing no discount");
+            (unknown(code), 0)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Apply {
+    code: String,
+}
+
+/// Checks the code against the cart as it is now and stores it only if it applies.
+async fn apply(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Json(body): Json<Apply>,
+) -> ApiResult<Json<CartView>> {
+    let code = body.code.trim();
+    if code.is_empty() || code.len() > MAX_CODE_LEN {
+        return Err(ApiError::invalid_field(
+            "code",
+            format!("must be 1-{MAX_CODE_LEN} characters"),
+        ));
+    }
+    let lines = cart::priced_lines(&state, user.id).await?;
+    let q = quote(&state, user.id, code, lines).await?;
+    let Some(promotion) = q.promotion else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "promotion_not_found",
+            "no promotion has this code",
+        ));
+    };
+    if !q.applicable {
+        let reason = q.reason.unwrap_or_default();
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "promotion_not_applicable",
+            format!("this code cannot be used for this cart ({reason})"),
+        )
+        .with_extra("reason", serde_json::json!(reason)));
+    }
+    sqlx::query(
+        "INSERT INTO cart_promotions (user_id, code) VALUES ($1, $2)
+         ON CONFLICT (user_id) DO UPDATE SET code = EXCLUDED.code, applied_at = now()",
+    )
+    .bind(user.id)
+    .bind(&promotion.code)
+    .execute(&state.db)
+    .await?;
+    cart::render(&state, user.id).await.map(Json)
+}
+
+/// Removes the code; fine when there is none.
+async fn remove(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<CartView>> {
+    sqlx::query("DELETE FROM cart_promotions WHERE user_id = $1")
+        .bind(user.id)
+        .execute(&state.db)
+        .await?;
+    cart::render(&state, user.id).await.map(Json)
+}
