@@ -64,6 +64,23 @@ async fn order_becomes(app: &App, who: &Session, order: &Value, status: &str) ->
     }
 }
 
+/// Waits for the product's stock to read `expected`: an order settled in the background shows
+/// its final status a moment before the saga's last step gives its stock back.
+async fn stock_becomes(app: &App, product_id: &str, expected: i64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = stock(app, product_id).await;
+        if now == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stock stayed {now}, expected {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Stripe's webhooks stop reaching the shop (signed with a secret it does not know).
 async fn lose_webhooks(app: &App) {
     let stripe = app.platform.stripe.as_ref().expect("shop platform");
@@ -132,7 +149,7 @@ async fn three_d_secure_failure_fails_the_order_and_gives_everything_back() {
     authenticate(&app, &order, false).await;
     let failed = order_becomes(&app, &me, &order, "payment_failed").await;
     assert_eq!(failed["payment"]["status"], "failed");
-    assert_eq!(stock(&app, &teapot).await, 5);
+    stock_becomes(&app, &teapot, 5).await;
     // The cart is the shopper's again: another card buys it.
     let res = checkout(&app, &me, "3ds-retry", "pm_card_visa").await;
     assert_eq!(res.expect(201, None)["status"], "paid");
@@ -176,7 +193,7 @@ async fn the_payment_window_ends_by_cancelling_at_stripe_then_releasing() {
     let expired = order_becomes(&app, &me, &order, "cancelled").await;
     assert_eq!(expired["payment"]["status"], "canceled");
     assert_eq!(intent_status(&app, &order).await, "canceled");
-    assert_eq!(stock(&app, &teapot).await, 5);
+    stock_becomes(&app, &teapot, 5).await;
     let released: String =
         sqlx::query_scalar("SELECT status FROM reservations WHERE order_id = $1::uuid")
             .bind(order["id"].as_str().unwrap())
