@@ -171,6 +171,15 @@ fn code_taken() -> ApiError {
     )
 }
 
+/// Every code shares one case-insensitive unique index: a violation is a taken code.
+fn code_conflict(e: sqlx::Error) -> ApiError {
+    if unique_violation(&e).is_some() {
+        code_taken()
+    } else {
+        e.into()
+    }
+}
+
 async fn create(
     State(state): State<AppState>,
     _admin: AdminUser,
@@ -207,13 +216,7 @@ async fn create(
     .bind(dedup(body.category_ids))
     .execute(&mut *tx)
     .await
-    .map_err(|e| {
-        if unique_violation(&e).is_some() {
-            code_taken()
-        } else {
-            e.into()
-        }
-    })?;
+    .map_err(code_conflict)?;
     // The promotion's own code shares the table of single-use codes, so neither kind can
     // take the other's code.
     sqlx::query(
@@ -223,13 +226,7 @@ async fn create(
     .bind(id)
     .execute(&mut *tx)
     .await
-    .map_err(|e| {
-        if unique_violation(&e).is_some() {
-            code_taken()
-        } else {
-            e.into()
-        }
-    })?;
+    .map_err(code_conflict)?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(load(&state, id).await?)).into_response())
 }
