@@ -157,6 +157,60 @@ async fn three_d_secure_failure_fails_the_order_and_gives_everything_back() {
 }
 
 #[tokio::test]
+async fn the_cart_cannot_change_while_a_checkout_holds_it() {
+    let app = App::spawn_shop().await;
+    let (me, teapot, order) = waiting_order(&app).await;
+    let token = Some(me.token.as_str());
+    let line = format!("/api/v1/cart/items/{teapot}");
+    let add = serde_json::json!({"product_id": teapot, "quantity": 1});
+    let edits = [
+        (
+            "add",
+            app.post("/api/v1/cart/items", token, add.clone()).await,
+        ),
+        (
+            "quantity",
+            app.patch(&line, token, serde_json::json!({"quantity": 1}))
+                .await,
+        ),
+        ("remove", app.delete(&line, token).await),
+        ("empty", app.delete("/api/v1/cart", token).await),
+        (
+            "drop code",
+            app.delete("/api/v1/cart/promotion", token).await,
+        ),
+    ];
+    for (what, res) in edits {
+        let problem = res.expect(409, Some("checkout_in_progress"));
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains(order["id"].as_str().unwrap()),
+            "{what}: {problem}"
+        );
+    }
+    let cart = app.get("/api/v1/cart", token).await;
+    assert_eq!(
+        cart.expect(200, None)["items"][0]["quantity"],
+        2,
+        "unchanged"
+    );
+    // Once the order is cancelled the cart is the shopper's again.
+    let id = order["id"].as_str().unwrap();
+    let cancel = app
+        .post(
+            &format!("/api/v1/orders/{id}/cancel"),
+            token,
+            serde_json::json!({}),
+        )
+        .await;
+    cancel.expect(200, None);
+    let added = app.post("/api/v1/cart/items", token, add).await;
+    assert_eq!(added.expect(200, None)["items"][0]["quantity"], 3);
+}
+
+#[tokio::test]
 async fn the_shoppers_cancel_cancels_the_payment_intent_first() {
     let app = App::spawn_shop().await;
     let (me, teapot, order) = waiting_order(&app).await;

@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::catalog::{self, CatalogEntry};
+use crate::edit;
 use crate::promotion::{self, CartPromotion};
 
 pub const MAX_QUANTITY: i64 = 100;
@@ -246,9 +247,10 @@ async fn add(
     if body.quantity > product.stock {
         return Err(insufficient(&product));
     }
+    let mut tx = edit::begin(&state, user.id).await?;
     let lines: i64 = sqlx::query_scalar("SELECT count(*) FROM cart_items WHERE user_id = $1")
         .bind(user.id)
-        .fetch_one(&state.db)
+        .fetch_one(&mut *tx)
         .await?;
     if lines >= MAX_LINES {
         let exists: bool = sqlx::query_scalar(
@@ -256,7 +258,7 @@ async fn add(
         )
         .bind(user.id)
         .bind(body.product_id)
-        .fetch_one(&state.db)
+        .fetch_one(&mut *tx)
         .await?;
         if !exists {
             return Err(ApiError::conflict(
@@ -287,7 +289,7 @@ async fn add(
     .bind(product.price_cents)
     .bind(&product.currency)
     .bind(cap)
-    .fetch_optional(&state.db)
+    .fetch_optional(&mut *tx)
     .await?;
     if applied.is_none() {
         let current: i64 = sqlx::query_scalar(
@@ -295,7 +297,7 @@ async fn add(
         )
         .bind(user.id)
         .bind(body.product_id)
-        .fetch_optional(&state.db)
+        .fetch_optional(&mut *tx)
         .await?
         .unwrap_or(0);
         if current + body.quantity > MAX_QUANTITY {
@@ -309,6 +311,7 @@ async fn add(
         }
         return Err(insufficient(&product));
     }
+    tx.commit().await?;
     render(&state, user.id).await.map(Json)
 }
 
@@ -345,6 +348,7 @@ async fn set_quantity(
     if body.quantity > product.stock {
         return Err(insufficient(&product));
     }
+    let mut tx = edit::begin(&state, user.id).await?;
     let updated = sqlx::query(
         "UPDATE cart_items SET quantity = $3, last_name = $4, last_unit_price_cents = $5,
             last_currency = $6, updated_at = now()
@@ -356,20 +360,23 @@ async fn set_quantity(
     .bind(&product.name)
     .bind(product.price_cents)
     .bind(&product.currency)
-    .execute(&state.db)
+    .execute(&mut *tx)
     .await?;
     if updated.rows_affected() == 0 {
         return Err(ApiError::not_found("this product is not in your cart"));
     }
+    tx.commit().await?;
     render(&state, user.id).await.map(Json)
 }
 
 async fn remove_line(state: &AppState, user: Uuid, product_id: Uuid) -> ApiResult<Json<CartView>> {
+    let mut tx = edit::begin(state, user).await?;
     sqlx::query("DELETE FROM cart_items WHERE user_id = $1 AND product_id = $2")
         .bind(user)
         .bind(product_id)
-        .execute(&state.db)
+        .execute(&mut *tx)
         .await?;
+    tx.commit().await?;
     render(state, user).await.map(Json)
 }
 
@@ -385,7 +392,7 @@ async fn remove(
 
 /// Empties the cart, its promotion code included.
 async fn clear(State(state): State<AppState>, user: AuthUser) -> ApiResult<StatusCode> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = edit::begin(&state, user.id).await?;
     sqlx::query("DELETE FROM cart_items WHERE user_id = $1")
         .bind(user.id)
         .execute(&mut *tx)

@@ -3,7 +3,8 @@
 //! One claim per cart: a second checkout of the same cart, whatever its idempotency key, is
 //! 409 `checkout_in_progress` while the first holds it. The claim ends when the order is paid
 //! (`ordered` drops it with the bought lines, in one transaction) or when the order gives up
-//! before charging (released: the cart is the shopper's again, unchanged).
+//! before charging (released: the cart is the shopper's again, unchanged). While it holds the
+//! cart, the shopper cannot change it (`edit`): the order buys exactly what the cart shows.
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -54,6 +55,8 @@ async fn claim(
 ) -> ApiResult<Json<Claimed>> {
     let user_id = parse_id(&user_id, "cart")?;
     let mut tx = state.db.begin().await?;
+    // Edits of the cart wait for this claim's outcome, and it for theirs (see `edit`).
+    crate::edit::lock_cart(&mut tx, user_id).await?;
     // A concurrent claim of the same cart waits here for the first one's outcome.
     sqlx::query(
         "INSERT INTO cart_claims (user_id, order_id) VALUES ($1, $2)

@@ -3,6 +3,7 @@
 mod cart;
 mod catalog;
 mod claims;
+mod edit;
 mod promotion;
 
 use std::sync::Arc;

@@ -20,6 +20,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::cart::{self, CartView};
 use crate::catalog::CatalogEntry;
+use crate::edit;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/cart/promotion", put(apply).delete(remove))
@@ -162,22 +163,26 @@ async fn apply(
         )
         .with_extra("reason", serde_json::json!(reason)));
     }
+    let mut tx = edit::begin(&state, user.id).await?;
     sqlx::query(
         "INSERT INTO cart_promotions (user_id, code) VALUES ($1, $2)
          ON CONFLICT (user_id) DO UPDATE SET code = EXCLUDED.code, applied_at = now()",
     )
     .bind(user.id)
     .bind(&promotion.code)
-    .execute(&state.db)
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     cart::render(&state, user.id).await.map(Json)
 }
 
 /// Removes the code; fine when there is none.
 async fn remove(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<CartView>> {
+    let mut tx = edit::begin(&state, user.id).await?;
     sqlx::query("DELETE FROM cart_promotions WHERE user_id = $1")
         .bind(user.id)
-        .execute(&state.db)
+        .execute(&mut *tx)
         .await?;
+    tx.commit().await?;
     cart::render(&state, user.id).await.map(Json)
 }
