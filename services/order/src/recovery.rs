@@ -45,10 +45,24 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
             Stop::Interrupted(e) => {
                 tracing::warn!(order_id = %id, error = %e, "recovery interrupted; will retry after the lease");
             }
+            Stop::Settled if still_awaiting_payment(state, id).await? => {
+                // A shopper's 3-D Secure step is still open: checked with Stripe, nothing
+                // changed. Every poll would otherwise claim to have recovered it.
+                tracing::debug!(order_id = %id, "payment still awaited");
+            }
             Stop::Settled | Stop::Rejected(_) => {
                 tracing::info!(order_id = %id, "recovered");
                 recovered += 1;
             }
         }
     }
+}
+
+async fn still_awaiting_payment(state: &AppState, id: Uuid) -> sqlx::Result<bool> {
+    let saga_state: Option<String> =
+        sqlx::query_scalar("SELECT saga_state FROM orders WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&state.db)
+            .await?;
+    Ok(saga_state.as_deref() == Some("awaiting_payment"))
 }
