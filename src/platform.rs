@@ -134,15 +134,9 @@ fn local_config(
             refresh_ttl_days: 30,
             admin: opts.admin.clone(),
             login_limits: souk_user::LoginLimits::default(),
-            // Same variables and defaults as `souk serve user`: scripts/bench signs up 1,000
-            // shoppers from one address.
-            registration_limits: {
-                let d = souk_user::RegistrationLimits::default();
-                souk_user::RegistrationLimits {
-                    per_address: settings::parsed("SOUK_REGISTRATIONS_PER_ADDRESS", d.per_address)?,
-                    window_secs: settings::parsed("SOUK_REGISTRATION_WINDOW_SECS", d.window_secs)?,
-                }
-            },
+            // As `souk serve user` reads them: scripts/bench signs up 1,000 shoppers from one
+            // address.
+            registration_limits: souk_user::RegistrationLimits::from_env()?,
             db_max_connections: 10,
         },
         product: souk_product::Config {

@@ -89,13 +89,7 @@ impl Config {
                     )?,
                 }
             },
-            registration_limits: {
-                let d = throttle::RegistrationLimits::default();
-                throttle::RegistrationLimits {
-                    per_address: settings::parsed("SOUK_REGISTRATIONS_PER_ADDRESS", d.per_address)?,
-                    window_secs: settings::parsed("SOUK_REGISTRATION_WINDOW_SECS", d.window_secs)?,
-                }
-            },
+            registration_limits: throttle::RegistrationLimits::from_env()?,
             db_max_connections: settings::parsed("SOUK_DB_MAX_CONNECTIONS", 10)?,
         })
     }

@@ -53,6 +53,19 @@ impl Default for RegistrationLimits {
     }
 }
 
+impl RegistrationLimits {
+    /// `SOUK_REGISTRATIONS_PER_ADDRESS` and `SOUK_REGISTRATION_WINDOW_SECS`, else the defaults:
+    /// read the same way by `souk serve user` and `souk up`.
+    pub fn from_env() -> Result<Self, souk_common::settings::ConfigError> {
+        use souk_common::settings::parsed;
+        let d = Self::default();
+        Ok(Self {
+            per_address: parsed("SOUK_REGISTRATIONS_PER_ADDRESS", d.per_address)?,
+            window_secs: parsed("SOUK_REGISTRATION_WINDOW_SECS", d.window_secs)?,
+        })
+    }
+}
+
 /// Hashed, so the key has a fixed size whatever a client sends as its e-mail.
 pub fn account_key(email: &str) -> String {
     let email = email.trim().to_lowercase();
