@@ -312,3 +312,22 @@ fn every_ref_resolves() {
         );
     }
 }
+
+/// The query extractor answers 400 `malformed_request` to a repeated or unparsable query
+/// parameter, so every operation that takes one must document that 400.
+#[test]
+fn every_operation_with_query_parameters_documents_400() {
+    let doc = doc();
+    let mut missing = Vec::new();
+    for (path, method, op) in operations(&doc) {
+        let takes_query = op["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| deref(&doc, p)["in"] == "query");
+        if takes_query && op["responses"].get("400").is_none() {
+            missing.push(format!("{method} {path}"));
+        }
+    }
+    assert!(missing.is_empty(), "no 400 documented: {missing:?}");
+}
