@@ -368,6 +368,24 @@ pub async fn seed(gateway: &str, admin: (&str, &str)) -> anyhow::Result<Seeded> 
             products += 1;
         }
     }
+    // One product sold in sizes: a variant per size, each with its own SKU, price and stock.
+    let variant = |size: &str, price: i64, stock: i64| {
+        json!({"sku": format!("DEMO-APRON-{size}"), "option_values": {"size": size},
+               "price_cents": price, "stock": stock})
+    };
+    let apron = json!({
+        "sku": "DEMO-APRON",
+        "name": "Linen apron",
+        "description": "Stonewashed linen with a long neck strap. Pick your size.",
+        "currency": "usd",
+        "category_ids": [ids["textiles"]],
+        "options": [{"name": "size", "values": ["S", "M", "L"]}],
+        "variants": [variant("S", 3200, 6), variant("M", 3200, 12), variant("L", 3600, 4)],
+        "image_url": format!("{}/images/demo/cushion-40.svg", api.base),
+    });
+    api.expect(reqwest::Method::POST, "/products", apron, 201)
+        .await?;
+    products += 1;
     shopper(&mut api).await?;
     Ok(Seeded::Catalog {
         categories: CATEGORIES.len(),

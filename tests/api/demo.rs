@@ -131,6 +131,11 @@ async fn demo_catalog_fills_an_empty_shop_once() {
         assert!(res.text().await.unwrap().starts_with("<svg"));
     }
 
+    assert!(
+        items.iter().any(|p| p["options"][0]["name"] == "size"),
+        "one demo product is sold in sizes"
+    );
+
     // The demo shopper can sign in and has an address to ship to.
     let login = app.login(DEMO_SHOPPER.0, DEMO_SHOPPER.1).await;
     let token = login.expect(200, None)["access_token"]

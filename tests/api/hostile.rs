@@ -13,21 +13,26 @@ const NUL_TEXT: &str = "bad\u{0}text";
 const OTHER_CONTROLS: [&str; 3] = ["two\nlines", "ding\u{7}", "csi\u{9b}2J"];
 const SOME_ID: &str = "0193a1f2-7c4e-7d3a-9b1e-2f5c8d9e0a1b";
 
-/// Dotted paths (`shipping_address.line1`) of every string in a body.
+/// Paths (`shipping_address.line1`, `variants[0].sku`) of every string in a body.
 fn string_fields(value: &Value, at: &str, out: &mut Vec<String>) {
-    if let Value::Object(members) = value {
-        for (name, v) in members {
-            let path = if at.is_empty() {
-                name.clone()
-            } else {
-                format!("{at}.{name}")
-            };
-            match v {
-                Value::String(_) => out.push(path),
-                Value::Object(_) => string_fields(v, &path, out),
-                _ => {}
+    match value {
+        Value::String(_) => out.push(at.to_owned()),
+        Value::Object(members) => {
+            for (name, v) in members {
+                let path = if at.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{at}.{name}")
+                };
+                string_fields(v, &path, out);
             }
         }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                string_fields(v, &format!("{at}[{i}]"), out);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -35,7 +40,11 @@ fn with_text(body: &Value, path: &str, text: &str) -> Value {
     let mut body = body.clone();
     let mut at = &mut body;
     for part in path.split('.') {
-        at = &mut at[part];
+        let mut pieces = part.split('[');
+        at = &mut at[pieces.next().unwrap()];
+        for index in pieces {
+            at = &mut at[index.trim_end_matches(']').parse::<usize>().unwrap()];
+        }
     }
     *at = Value::String(text.to_owned());
     body
@@ -75,6 +84,21 @@ async fn a_control_character_in_any_body_string_is_422_naming_the_field() {
         )
         .await;
     let product_id = product.expect(201, None)["id"].as_str().unwrap().to_owned();
+    let tee = app
+        .post(
+            "/api/v1/products",
+            Some(&admin.token),
+            json!({"sku": "NUL-TEE", "name": "Tee", "description": "", "currency": "usd",
+                   "options": [{"name": "size", "values": ["S", "M"]}],
+                   "variants": [{"sku": "NUL-TEE-S", "option_values": {"size": "S"},
+                                 "price_cents": 100, "stock": 1}]}),
+        )
+        .await;
+    let tee = tee.expect(201, None).clone();
+    let (tee_id, tee_s) = (
+        tee["id"].as_str().unwrap().to_owned(),
+        tee["variants"][0]["id"].as_str().unwrap().to_owned(),
+    );
     let address = json!({"name": "Ann", "line1": "1 Main St", "line2": "Flat 2", "city": "Springfield",
                          "state": "IL", "postal_code": "12345", "country": "US"});
     let cases: Vec<(Method, String, Option<&str>, Value)> = vec![
@@ -129,6 +153,27 @@ async fn a_control_character_in_any_body_string_is_422_naming_the_field() {
         ),
         (
             Method::POST,
+            "/api/v1/products".into(),
+            Some(&admin.token),
+            json!({"sku": "NUL-4", "name": "Cap", "description": "Wool", "currency": "usd",
+                "options": [{"name": "colour", "values": ["red", "blue"]}],
+                "variants": [{"sku": "NUL-4-R", "option_values": {"colour": "red"},
+                              "price_cents": 500, "stock": 1}]}),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/products/{tee_id}/variants"),
+            Some(&admin.token),
+            json!({"sku": "NUL-TEE-M", "option_values": {"size": "M"}, "price_cents": 100, "stock": 1}),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/products/{tee_id}/variants/{tee_s}"),
+            Some(&admin.token),
+            json!({"sku": "NUL-TEE-S2", "option_values": {"size": "S"}}),
+        ),
+        (
+            Method::POST,
             "/api/v1/categories".into(),
             Some(&admin.token),
             json!({"name": "Kitchen", "slug": "kitchen"}),
@@ -144,6 +189,12 @@ async fn a_control_character_in_any_body_string_is_422_naming_the_field() {
             "/api/v1/cart/items".into(),
             Some(&shopper.token),
             json!({"product_id": product_id, "quantity": 1}),
+        ),
+        (
+            Method::POST,
+            "/api/v1/cart/items".into(),
+            Some(&shopper.token),
+            json!({"product_id": tee_id, "variant_id": tee_s, "quantity": 1}),
         ),
         (
             Method::POST,

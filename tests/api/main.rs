@@ -22,3 +22,4 @@ mod resilience;
 mod storefront;
 mod three_d_secure;
 mod users;
+mod variants;

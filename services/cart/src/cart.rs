@@ -19,12 +19,12 @@ use souk_common::{ApiError, ApiResult, AuthUser, FieldError, Json, ServiceCaller
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::catalog::{self, CatalogEntry};
+use crate::catalog::{self, CatalogEntry, OptionValues};
 use crate::edit;
 use crate::promotion::{self, CartPromotion};
 
 pub const MAX_QUANTITY: i64 = 100;
-/// Distinct products per cart (one catalog call prices them all).
+/// Distinct variants per cart (one catalog call prices them all).
 pub const MAX_LINES: i64 = 100;
 
 pub fn router() -> Router<AppState> {
@@ -32,7 +32,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/cart", get(show).delete(clear))
         .route("/api/v1/cart/items", post(add))
         .route(
-            "/api/v1/cart/items/{product_id}",
+            "/api/v1/cart/items/{variant_id}",
             patch(set_quantity).delete(remove),
         )
         .route("/internal/carts/{user_id}", get(internal_show))
@@ -57,6 +57,10 @@ pub struct CartView {
 #[derive(Debug, Serialize)]
 pub struct CartLine {
     pub product_id: Uuid,
+    /// What the line is keyed by: the product's id for a product without options.
+    pub variant_id: Uuid,
+    /// `{}` for a product without options.
+    pub option_values: OptionValues,
     pub name: String,
     pub quantity: i64,
     pub unit_price_cents: i64,
@@ -70,22 +74,25 @@ pub struct CartLine {
 
 #[derive(sqlx::FromRow)]
 struct Row {
+    variant_id: Uuid,
     product_id: Uuid,
     quantity: i32,
     last_name: String,
     last_unit_price_cents: i64,
     last_currency: String,
+    last_option_values: sqlx::types::Json<OptionValues>,
 }
 
 pub async fn render(state: &AppState, user: Uuid) -> ApiResult<CartView> {
     let rows: Vec<Row> = sqlx::query_as(
-        "SELECT product_id, quantity, last_name, last_unit_price_cents, last_currency
-         FROM cart_items WHERE user_id = $1 ORDER BY created_at, product_id",
+        "SELECT variant_id, product_id, quantity, last_name, last_unit_price_cents, last_currency,
+                last_option_values
+         FROM cart_items WHERE user_id = $1 ORDER BY created_at, variant_id",
     )
     .bind(user)
     .fetch_all(&state.db)
     .await?;
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.product_id).collect();
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.variant_id).collect();
     let fresh: Option<HashMap<Uuid, CatalogEntry>> =
         match catalog::lookup(&state.products, &ids).await {
             Ok(map) => Some(map),
@@ -101,17 +108,22 @@ pub async fn render(state: &AppState, user: Uuid) -> ApiResult<CartView> {
     let mut quote_lines = fresh.as_ref().map(|_| Vec::new());
     for row in rows {
         let quantity = i64::from(row.quantity);
-        let line = match fresh.as_ref().and_then(|m| m.get(&row.product_id)) {
+        let line = match fresh.as_ref().and_then(|m| m.get(&row.variant_id)) {
             Some(p) => {
                 if let Some(lines) = quote_lines.as_mut() {
-                    lines.push(promotion::quote_line(row.product_id, quantity, p));
+                    lines.push(promotion::quote_line(quantity, p));
                 }
-                if p.price_cents != row.last_unit_price_cents || p.name != row.last_name {
+                if p.price_cents != row.last_unit_price_cents
+                    || p.name != row.last_name
+                    || p.option_values != row.last_option_values.0
+                {
                     changed.push(p.clone());
                 }
                 currency.get_or_insert_with(|| p.currency.clone());
                 CartLine {
-                    product_id: row.product_id,
+                    product_id: p.product_id,
+                    variant_id: row.variant_id,
+                    option_values: p.option_values.clone(),
                     name: p.name.clone(),
                     quantity,
                     unit_price_cents: p.price_cents,
@@ -125,6 +137,8 @@ pub async fn render(state: &AppState, user: Uuid) -> ApiResult<CartView> {
                 currency.get_or_insert_with(|| row.last_currency.clone());
                 CartLine {
                     product_id: row.product_id,
+                    variant_id: row.variant_id,
+                    option_values: row.last_option_values.0,
                     name: row.last_name,
                     quantity,
                     unit_price_cents: row.last_unit_price_cents,
@@ -163,7 +177,8 @@ pub async fn render(state: &AppState, user: Uuid) -> ApiResult<CartView> {
 /// The cart's lines at current catalog prices (503 while the catalog is down), for a quote.
 pub async fn priced_lines(state: &AppState, user: Uuid) -> ApiResult<Vec<QuoteLine>> {
     let rows: Vec<(Uuid, i32)> = sqlx::query_as(
-        "SELECT product_id, quantity FROM cart_items WHERE user_id = $1 ORDER BY created_at, product_id",
+        "SELECT variant_id, quantity FROM cart_items WHERE user_id = $1
+         ORDER BY created_at, variant_id",
     )
     .bind(user)
     .fetch_all(&state.db)
@@ -174,24 +189,37 @@ pub async fn priced_lines(state: &AppState, user: Uuid) -> ApiResult<Vec<QuoteLi
         .into_iter()
         .filter_map(|(id, quantity)| {
             let p = catalog.get(&id)?;
-            Some(promotion::quote_line(id, i64::from(quantity), p))
+            Some(promotion::quote_line(i64::from(quantity), p))
         })
         .collect())
 }
 
-/// Keeps the last known name and price, for reads while the catalog is down. Best effort.
+/// Keeps the last known name, options and price, for reads while the catalog is down. Best
+/// effort.
 async fn remember(state: &AppState, user: Uuid, products: &[CatalogEntry]) {
     let result = sqlx::query(
         "UPDATE cart_items c SET last_name = x.name, last_unit_price_cents = x.price,
-            last_currency = x.currency
-         FROM unnest($2::uuid[], $3::text[], $4::bigint[], $5::text[]) AS x(id, name, price, currency)
-         WHERE c.user_id = $1 AND c.product_id = x.id",
+            last_currency = x.currency, last_option_values = x.options
+         FROM unnest($2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::jsonb[])
+              AS x(id, name, price, currency, options)
+         WHERE c.user_id = $1 AND c.variant_id = x.id",
     )
     .bind(user)
     .bind(products.iter().map(|p| p.id).collect::<Vec<_>>())
     .bind(products.iter().map(|p| p.name.clone()).collect::<Vec<_>>())
     .bind(products.iter().map(|p| p.price_cents).collect::<Vec<_>>())
-    .bind(products.iter().map(|p| p.currency.clone()).collect::<Vec<_>>())
+    .bind(
+        products
+            .iter()
+            .map(|p| p.currency.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        products
+            .iter()
+            .map(|p| sqlx::types::Json(p.option_values.clone()))
+            .collect::<Vec<_>>(),
+    )
     .execute(&state.db)
     .await;
     if let Err(e) = result {
@@ -203,14 +231,43 @@ async fn show(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<C
     render(&state, user.id).await.map(Json)
 }
 
-/// The product as it is now, if it can be sold; 404 otherwise, 503 if the catalog is down.
-async fn sellable(state: &AppState, id: Uuid) -> ApiResult<CatalogEntry> {
+/// The variant as it is now, if it can be sold; 503 if the catalog is down. Without a
+/// `variant_id` the product must be one without options (its one variant has its id): a
+/// product with options is 422 `variant_required`. A variant of another product is 422; an
+/// unknown or inactive product or variant is 404.
+async fn sellable(
+    state: &AppState,
+    product_id: Uuid,
+    variant_id: Option<Uuid>,
+) -> ApiResult<CatalogEntry> {
+    let id = variant_id.unwrap_or(product_id);
     let mut found = catalog::lookup(&state.products, &[id]).await?;
+    let not_sold = || ApiError::not_found("no such product or variant, or it is no longer sold");
     match found.remove(&id) {
-        Some(p) if p.active => Ok(p),
-        _ => Err(ApiError::not_found(
-            "no such product, or it is no longer sold",
+        Some(v) if v.product_id != product_id => Err(ApiError::invalid_field(
+            "variant_id",
+            "is a variant of another product",
         )),
+        Some(v) if v.active => Ok(v),
+        Some(_) => Err(not_sold()),
+        None if variant_id.is_none() => {
+            match catalog::product(&state.products, product_id).await? {
+                Some(p) if p.has_options => {
+                    let mut e = ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "variant_required",
+                        "this product comes in variants: choose one with variant_id",
+                    );
+                    e.errors = vec![FieldError::new(
+                        "variant_id",
+                        "is required for this product",
+                    )];
+                    Err(e)
+                }
+                _ => Err(not_sold()),
+            }
+        }
+        None => Err(not_sold()),
     }
 }
 
@@ -224,17 +281,20 @@ fn quantity_error(min: i64) -> ApiError {
 fn insufficient(p: &CatalogEntry) -> ApiError {
     ApiError::conflict(
         "insufficient_stock",
-        format!("only {} of this product are in stock", p.stock),
+        format!("only {} of this item are in stock", p.stock),
     )
 }
 
 #[derive(Deserialize)]
 struct AddItem {
     product_id: Uuid,
+    /// Required when the product has options.
+    #[serde(default)]
+    variant_id: Option<Uuid>,
     quantity: i64,
 }
 
-/// Adds to the line of the same product if there is one.
+/// Adds to the line of the same variant if there is one.
 async fn add(
     State(state): State<AppState>,
     user: AuthUser,
@@ -243,7 +303,7 @@ async fn add(
     if !(1..=MAX_QUANTITY).contains(&body.quantity) {
         return Err(quantity_error(1));
     }
-    let product = sellable(&state, body.product_id).await?;
+    let product = sellable(&state, body.product_id, body.variant_id).await?;
     if body.quantity > product.stock {
         return Err(insufficient(&product));
     }
@@ -254,16 +314,16 @@ async fn add(
         .await?;
     if lines >= MAX_LINES {
         let exists: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM cart_items WHERE user_id = $1 AND product_id = $2)",
+            "SELECT EXISTS (SELECT 1 FROM cart_items WHERE user_id = $1 AND variant_id = $2)",
         )
         .bind(user.id)
-        .bind(body.product_id)
+        .bind(product.id)
         .fetch_one(&mut *tx)
         .await?;
         if !exists {
             return Err(ApiError::conflict(
                 "cart_full",
-                format!("a cart holds at most {MAX_LINES} different products"),
+                format!("a cart holds at most {MAX_LINES} different items"),
             ));
         }
     }
@@ -271,32 +331,36 @@ async fn add(
     let cap = product.stock.min(MAX_QUANTITY);
     let applied: Option<i32> = sqlx::query_scalar(
         "INSERT INTO cart_items
-            (user_id, product_id, quantity, last_name, last_unit_price_cents, last_currency)
-         VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (user_id, product_id) DO UPDATE SET
+            (user_id, variant_id, product_id, quantity, last_name, last_unit_price_cents,
+             last_currency, last_option_values)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (user_id, variant_id) DO UPDATE SET
             quantity = cart_items.quantity + EXCLUDED.quantity,
             last_name = EXCLUDED.last_name,
             last_unit_price_cents = EXCLUDED.last_unit_price_cents,
             last_currency = EXCLUDED.last_currency,
+            last_option_values = EXCLUDED.last_option_values,
             updated_at = now()
-         WHERE cart_items.quantity + EXCLUDED.quantity <= $7
+         WHERE cart_items.quantity + EXCLUDED.quantity <= $9
          RETURNING quantity",
     )
     .bind(user.id)
-    .bind(body.product_id)
+    .bind(product.id)
+    .bind(product.product_id)
     .bind(body.quantity as i32)
     .bind(&product.name)
     .bind(product.price_cents)
     .bind(&product.currency)
+    .bind(sqlx::types::Json(&product.option_values))
     .bind(cap)
     .fetch_optional(&mut *tx)
     .await?;
     if applied.is_none() {
         let current: i64 = sqlx::query_scalar(
-            "SELECT quantity::bigint FROM cart_items WHERE user_id = $1 AND product_id = $2",
+            "SELECT quantity::bigint FROM cart_items WHERE user_id = $1 AND variant_id = $2",
         )
         .bind(user.id)
-        .bind(body.product_id)
+        .bind(product.id)
         .fetch_optional(&mut *tx)
         .await?
         .unwrap_or(0);
@@ -304,7 +368,7 @@ async fn add(
             return Err(ApiError::invalid_field(
                 "quantity",
                 format!(
-                    "the line would hold {}; at most {MAX_QUANTITY} per product",
+                    "the line would hold {}; at most {MAX_QUANTITY} per item",
                     current + body.quantity
                 ),
             ));
@@ -324,27 +388,27 @@ struct QuantityBody {
 async fn set_quantity(
     State(state): State<AppState>,
     user: AuthUser,
-    Path(product_id): Path<String>,
+    Path(variant_id): Path<String>,
     Json(body): Json<QuantityBody>,
 ) -> ApiResult<Json<CartView>> {
-    let product_id = parse_id(&product_id, "cart line")?;
+    let variant_id = parse_id(&variant_id, "cart line")?;
     if !(0..=MAX_QUANTITY).contains(&body.quantity) {
         return Err(quantity_error(0));
     }
     if body.quantity == 0 {
-        return remove_line(&state, user.id, product_id).await;
+        return remove_line(&state, user.id, variant_id).await;
     }
-    let exists: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM cart_items WHERE user_id = $1 AND product_id = $2)",
+    let product_id: Option<Uuid> = sqlx::query_scalar(
+        "SELECT product_id FROM cart_items WHERE user_id = $1 AND variant_id = $2",
     )
     .bind(user.id)
-    .bind(product_id)
-    .fetch_one(&state.db)
+    .bind(variant_id)
+    .fetch_optional(&state.db)
     .await?;
-    if !exists {
-        return Err(ApiError::not_found("this product is not in your cart"));
-    }
-    let product = sellable(&state, product_id).await?;
+    let Some(product_id) = product_id else {
+        return Err(ApiError::not_found("this item is not in your cart"));
+    };
+    let product = sellable(&state, product_id, Some(variant_id)).await?;
     if body.quantity > product.stock {
         return Err(insufficient(&product));
     }
@@ -352,10 +416,10 @@ async fn set_quantity(
     let updated = sqlx::query(
         "UPDATE cart_items SET quantity = $3, last_name = $4, last_unit_price_cents = $5,
             last_currency = $6, updated_at = now()
-         WHERE user_id = $1 AND product_id = $2",
+         WHERE user_id = $1 AND variant_id = $2",
     )
     .bind(user.id)
-    .bind(product_id)
+    .bind(variant_id)
     .bind(body.quantity as i32)
     .bind(&product.name)
     .bind(product.price_cents)
@@ -363,17 +427,17 @@ async fn set_quantity(
     .execute(&mut *tx)
     .await?;
     if updated.rows_affected() == 0 {
-        return Err(ApiError::not_found("this product is not in your cart"));
+        return Err(ApiError::not_found("this item is not in your cart"));
     }
     tx.commit().await?;
     render(&state, user.id).await.map(Json)
 }
 
-async fn remove_line(state: &AppState, user: Uuid, product_id: Uuid) -> ApiResult<Json<CartView>> {
+async fn remove_line(state: &AppState, user: Uuid, variant_id: Uuid) -> ApiResult<Json<CartView>> {
     let mut tx = edit::begin(state, user).await?;
-    sqlx::query("DELETE FROM cart_items WHERE user_id = $1 AND product_id = $2")
+    sqlx::query("DELETE FROM cart_items WHERE user_id = $1 AND variant_id = $2")
         .bind(user)
-        .bind(product_id)
+        .bind(variant_id)
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
@@ -384,10 +448,10 @@ async fn remove_line(state: &AppState, user: Uuid, product_id: Uuid) -> ApiResul
 async fn remove(
     State(state): State<AppState>,
     user: AuthUser,
-    Path(product_id): Path<String>,
+    Path(variant_id): Path<String>,
 ) -> ApiResult<Json<CartView>> {
-    let product_id = parse_id(&product_id, "cart line")?;
-    remove_line(&state, user.id, product_id).await
+    let variant_id = parse_id(&variant_id, "cart line")?;
+    remove_line(&state, user.id, variant_id).await
 }
 
 /// Empties the cart, its promotion code included.
@@ -420,9 +484,14 @@ struct Ordered {
     items: Vec<OrderedItem>,
 }
 
+/// A bought line: its `variant_id` (older callers: `product_id`, the same id for a product
+/// without options).
 #[derive(Deserialize)]
 struct OrderedItem {
-    product_id: Uuid,
+    #[serde(default)]
+    product_id: Option<Uuid>,
+    #[serde(default)]
+    variant_id: Option<Uuid>,
     quantity: i64,
 }
 
@@ -442,7 +511,13 @@ async fn ordered(
                 "must be at least 1",
             ));
         }
-        *sums.entry(item.product_id).or_insert(0) += item.quantity;
+        let Some(id) = item.variant_id.or(item.product_id) else {
+            return Err(ApiError::invalid_field(
+                &format!("items[{i}].variant_id"),
+                "is required",
+            ));
+        };
+        *sums.entry(id).or_insert(0) += item.quantity;
     }
     let (ids, quantities): (Vec<Uuid>, Vec<i64>) = sums.into_iter().unzip();
     let mut tx = state.db.begin().await?;
@@ -457,7 +532,7 @@ async fn ordered(
     if first.is_some() {
         sqlx::query(
             "DELETE FROM cart_items c USING unnest($2::uuid[], $3::bigint[]) AS x(id, q)
-             WHERE c.user_id = $1 AND c.product_id = x.id AND c.quantity <= x.q",
+             WHERE c.user_id = $1 AND c.variant_id = x.id AND c.quantity <= x.q",
         )
         .bind(user_id)
         .bind(&ids)
@@ -467,7 +542,7 @@ async fn ordered(
         sqlx::query(
             "UPDATE cart_items c SET quantity = c.quantity - x.q, updated_at = now()
              FROM unnest($2::uuid[], $3::bigint[]) AS x(id, q)
-             WHERE c.user_id = $1 AND c.product_id = x.id AND c.quantity > x.q",
+             WHERE c.user_id = $1 AND c.variant_id = x.id AND c.quantity > x.q",
         )
         .bind(user_id)
         .bind(&ids)

@@ -34,6 +34,7 @@ struct ClaimBody {
 #[derive(Serialize, sqlx::FromRow)]
 struct ClaimedLine {
     product_id: Uuid,
+    variant_id: Uuid,
     quantity: i32,
 }
 
@@ -81,8 +82,8 @@ async fn claim(
         }));
     }
     let items: Vec<ClaimedLine> = sqlx::query_as(
-        "SELECT product_id, quantity FROM cart_items WHERE user_id = $1
-         ORDER BY created_at, product_id",
+        "SELECT product_id, variant_id, quantity FROM cart_items WHERE user_id = $1
+         ORDER BY created_at, variant_id",
     )
     .bind(user_id)
     .fetch_all(&mut *tx)

@@ -42,12 +42,13 @@ pub struct CartPromotion {
     pub reason: Option<String>,
 }
 
-pub fn quote_line(product_id: Uuid, quantity: i64, product: &CatalogEntry) -> QuoteLine {
+/// A cart line for the quote: promotions name products (and categories), not variants.
+pub fn quote_line(quantity: i64, variant: &CatalogEntry) -> QuoteLine {
     QuoteLine {
-        product_id,
+        product_id: variant.product_id,
         quantity,
-        unit_price_cents: product.price_cents,
-        category_ids: product.category_ids.clone(),
+        unit_price_cents: variant.price_cents,
+        category_ids: variant.category_ids.clone(),
     }
 }
 

@@ -138,15 +138,39 @@ export async function product(view, params, id) {
   const status = h('p', { id: 'add-status', role: 'status', 'aria-live': 'polite' });
   const qty = h('input', { id: 'qty', name: 'quantity', type: 'number', min: 1, max: 100, value: 1, inputmode: 'numeric' });
   const button = h('button', { type: 'submit', id: 'add-to-cart' }, 'Add to cart');
-  const form = h('form', { class: 'row', id: 'add-form' }, h('label', { for: 'qty' }, 'Quantity'), qty, button);
+  // A product with options is bought as one of its variants: one select per option.
+  const options = p.options || [];
+  const selects = options.map((o, i) => h('select', { id: `option-${i}`, name: o.name },
+    o.values.map((v) => h('option', { value: v }, v))));
+  const chosen = () => (p.variants || []).find((v) =>
+    options.every((o, i) => v.option_values[o.name] === selects[i].value));
+  const price = h('p', { class: 'price', id: 'product-price' }, money(p.price_cents, p.currency));
+  const stock = h('p', { id: 'product-stock' }, availability(p));
+  const sku = h('small', { id: 'product-sku' }, `SKU ${p.sku}`);
+  const showChoice = () => {
+    const v = chosen();
+    const sellable = v && v.active;
+    price.textContent = sellable ? money(v.price_cents, p.currency) : money(p.price_cents, p.currency);
+    stock.replaceChildren(sellable ? availability({ active: p.active, stock: v.stock })
+      : h('span', { class: 'stock-low' }, 'Not available in this combination'));
+    sku.textContent = `SKU ${sellable ? v.sku : p.sku}`;
+    button.disabled = !(sellable && v.stock > 0);
+  };
+  selects.forEach((s) => s.addEventListener('change', showChoice));
+  const form = h('form', { class: 'row', id: 'add-form' },
+    options.map((o, i) => [h('label', { for: `option-${i}` }, o.name), selects[i]]),
+    h('label', { for: 'qty' }, 'Quantity'), qty, button);
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     if (!user()) { location.hash = `#/signin?next=${encodeURIComponent(location.hash)}`; return; }
     button.disabled = true;
     status.className = '';
     try {
-      const cart = await api('POST', '/cart/items', { body: { product_id: p.id, quantity: Number(qty.value) } });
-      const line = cart.items.find((l) => l.product_id === p.id);
+      const variant = options.length ? chosen() : null;
+      const body = { product_id: p.id, quantity: Number(qty.value) };
+      if (variant) body.variant_id = variant.id;
+      const cart = await api('POST', '/cart/items', { body });
+      const line = cart.items.find((l) => l.variant_id === (variant ? variant.id : p.id));
       status.replaceChildren(`Added. Your cart has ${line ? line.quantity : qty.value} of this. `, h('a', { href: '#/cart', id: 'go-to-cart' }, 'Go to cart'));
       status.className = 'ok';
     } catch (err) {
@@ -154,18 +178,20 @@ export async function product(view, params, id) {
       status.className = 'error';
     } finally {
       button.disabled = false;
+      if (options.length) showChoice();
     }
   });
+  if (options.length) showChoice();
   const buyable = p.active && p.stock > 0;
   view.append(h('article', { class: 'two' },
     h('div', {}, image(p, 'product-image')),
     h('div', {},
       h('h1', {}, p.name),
-      h('p', { class: 'price', id: 'product-price' }, money(p.price_cents, p.currency)),
-      h('p', {}, availability(p)),
+      price,
+      stock,
       names.length ? h('p', {}, 'In ', names.map((c, i) => [i ? ', ' : '', h('a', { href: `#/?category=${c.id}` }, c.name)])) : null,
       h('p', { class: 'description' }, p.description),
-      h('p', {}, h('small', {}, `SKU ${p.sku}`)),
+      h('p', {}, sku),
       buyable ? form : null,
       status)));
 }

@@ -64,11 +64,23 @@ pub struct UserView {
     pub shipping_address: Option<ShippingAddress>,
 }
 
+/// A cart line to buy. `variant_id` is absent in orders stored before variants (the product
+/// was then its own one variant).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RequestedItem {
     pub product_id: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant_id: Option<Uuid>,
     pub quantity: i32,
 }
+
+impl RequestedItem {
+    pub fn variant(&self) -> Uuid {
+        self.variant_id.unwrap_or(self.product_id)
+    }
+}
+
+pub type OptionValues = std::collections::BTreeMap<String, String>;
 
 #[derive(Debug, Deserialize)]
 pub struct CartView {
@@ -85,10 +97,13 @@ pub struct CartClaim {
     pub promotion_code: Option<String>,
 }
 
-/// A product's current price and categories, for deciding what a promotion applies to.
+/// A variant's current price and its product's categories, for deciding what a promotion
+/// applies to.
 #[derive(Debug, Clone, Deserialize)]
 pub struct CatalogEntry {
+    /// The variant's id.
     pub id: Uuid,
+    pub product_id: Uuid,
     pub price_cents: i64,
     #[serde(default)]
     pub category_ids: Vec<Uuid>,
@@ -102,6 +117,11 @@ struct CatalogBatch {
 #[derive(Debug, Clone, Deserialize)]
 pub struct ReservedLine {
     pub product_id: Uuid,
+    /// Absent from product services older than variants: then the product's id.
+    #[serde(default)]
+    pub variant_id: Option<Uuid>,
+    #[serde(default)]
+    pub option_values: OptionValues,
     pub sku: String,
     pub name: String,
     pub quantity: i32,
@@ -156,10 +176,10 @@ impl Clients {
         .await
     }
 
-    /// Current prices and categories of these products (unknown ones are absent).
-    pub async fn catalog(&self, ids: &[Uuid]) -> Result<Vec<CatalogEntry>, CallError> {
-        let list: Vec<String> = ids.iter().map(Uuid::to_string).collect();
-        let path = format!("/internal/products?ids={}", list.join(","));
+    /// Current prices and categories of these variants (unknown ones are absent).
+    pub async fn catalog(&self, variant_ids: &[Uuid]) -> Result<Vec<CatalogEntry>, CallError> {
+        let list: Vec<String> = variant_ids.iter().map(Uuid::to_string).collect();
+        let path = format!("/internal/variants?ids={}", list.join(","));
         let batch: CatalogBatch =
             with_retries(|| self.product.call::<(), _>(Method::GET, &path, None, None)).await?;
         Ok(batch.items)

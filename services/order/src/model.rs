@@ -35,6 +35,9 @@ pub struct OrderRow {
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct OrderItem {
     pub product_id: Uuid,
+    pub variant_id: Uuid,
+    /// The options it was bought in; `{}` for a product without options.
+    pub option_values: sqlx::types::Json<crate::clients::OptionValues>,
     pub sku: String,
     pub name: String,
     pub quantity: i32,
@@ -104,8 +107,8 @@ pub async fn items<'e>(db: impl PgExecutor<'e>, ids: &[Uuid]) -> ApiResult<Vec<(
         item: OrderItem,
     }
     let lines: Vec<Line> = sqlx::query_as(
-        "SELECT order_id, product_id, sku, name, quantity, unit_price_cents, line_total_cents,
-                discount_cents
+        "SELECT order_id, product_id, variant_id, option_values, sku, name, quantity,
+                unit_price_cents, line_total_cents, discount_cents
          FROM order_items WHERE order_id = ANY($1) ORDER BY order_id, sku",
     )
     .bind(ids)

@@ -208,14 +208,14 @@ async fn start_reserving(
 
 /// The cart's lines at current catalog prices, with their categories, for the promotion.
 async fn priced(state: &AppState, items: &[RequestedItem]) -> Result<Vec<QuoteLine>, Stop> {
-    let ids: Vec<Uuid> = items.iter().map(|i| i.product_id).collect();
+    let ids: Vec<Uuid> = items.iter().map(RequestedItem::variant).collect();
     let catalog = state.clients.catalog(&ids).await.map_err(interrupted)?;
     Ok(items
         .iter()
         .filter_map(|i| {
-            let p = catalog.iter().find(|p| p.id == i.product_id)?;
+            let p = catalog.iter().find(|p| p.id == i.variant())?;
             Some(QuoteLine {
-                product_id: i.product_id,
+                product_id: p.product_id,
                 quantity: i64::from(i.quantity),
                 unit_price_cents: p.price_cents,
                 category_ids: p.category_ids.clone(),
@@ -324,8 +324,8 @@ async fn save_lines(state: &AppState, id: Uuid, lines: &[ReservedLine]) -> Resul
     for (line, share) in lines.iter().zip(&shares) {
         sqlx::query(
             "INSERT INTO order_items (order_id, product_id, sku, name, quantity, unit_price_cents,
-                                      line_total_cents, discount_cents)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                                      line_total_cents, discount_cents, variant_id, option_values)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
         )
         .bind(id)
         .bind(line.product_id)
@@ -335,6 +335,8 @@ async fn save_lines(state: &AppState, id: Uuid, lines: &[ReservedLine]) -> Resul
         .bind(line.unit_price_cents)
         .bind(line.unit_price_cents * i64::from(line.quantity))
         .bind(share)
+        .bind(line.variant_id.unwrap_or(line.product_id))
+        .bind(sqlx::types::Json(&line.option_values))
         .execute(&mut *tx)
         .await
         .map_err(db_failed)?;
@@ -645,6 +647,8 @@ async fn complete(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
         "name": row.customer_name,
         "items": order.items,
         "subtotal_cents": order.subtotal_cents,
+        "discount_cents": order.discount_cents,
+        "promotion_code": order.promotion_code,
         "total_cents": order.total_cents,
         "currency": order.currency,
         "shipping_address": order.shipping_address,

@@ -313,6 +313,11 @@ pub struct OrderConfirmation {
     pub name: String,
     pub items: Vec<Line>,
     pub subtotal_cents: i64,
+    /// What a promotion code took off (`total = subtotal - discount`).
+    #[serde(default)]
+    pub discount_cents: i64,
+    #[serde(default)]
+    pub promotion_code: Option<String>,
     pub total_cents: i64,
     pub currency: String,
     #[serde(default)]
@@ -324,6 +329,9 @@ pub struct Line {
     pub name: String,
     #[serde(default)]
     pub sku: String,
+    /// The variant's options (`{"size": "M"}`); empty for a product without options.
+    #[serde(default)]
+    pub option_values: std::collections::BTreeMap<String, String>,
     pub quantity: i64,
     pub unit_price_cents: i64,
     pub line_total_cents: i64,
@@ -484,11 +492,22 @@ pub fn render_body(req: &OrderConfirmation) -> String {
         } else {
             format!(" (SKU {})", line.sku)
         };
+        let options = if line.option_values.is_empty() {
+            String::new()
+        } else {
+            let pairs: Vec<String> = line
+                .option_values
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            format!(", {}", pairs.join(", "))
+        };
         let _ = writeln!(
             body,
-            "  {} x {}{} @ {} = {}",
+            "  {} x {}{}{} @ {} = {}",
             line.quantity,
             line.name,
+            options,
             sku,
             money(line.unit_price_cents),
             money(line.line_total_cents)
@@ -496,6 +515,10 @@ pub fn render_body(req: &OrderConfirmation) -> String {
     }
     let _ = writeln!(body);
     let _ = writeln!(body, "Subtotal: {}", money(req.subtotal_cents));
+    if req.discount_cents > 0 {
+        let code = req.promotion_code.as_deref().unwrap_or("promotion");
+        let _ = writeln!(body, "Discount ({code}): -{}", money(req.discount_cents));
+    }
     let _ = writeln!(body, "Total: {}", money(req.total_cents));
     if let Some(address) = req.shipping_address.as_ref().and_then(|a| a.as_object()) {
         let _ = writeln!(body, "\nShipping to:");
@@ -542,14 +565,27 @@ mod tests {
             order_id,
             to: "a@example.com".into(),
             name: "Ada".into(),
-            items: vec![Line {
-                name: "Mug".into(),
-                sku: "MUG-1".into(),
-                quantity: 2,
-                unit_price_cents: 650,
-                line_total_cents: 1300,
-            }],
-            subtotal_cents: 1300,
+            items: vec![
+                Line {
+                    name: "Mug".into(),
+                    sku: "MUG-1".into(),
+                    option_values: Default::default(),
+                    quantity: 2,
+                    unit_price_cents: 650,
+                    line_total_cents: 1300,
+                },
+                Line {
+                    name: "Shirt".into(),
+                    sku: "SHIRT-M".into(),
+                    option_values: [("size".to_owned(), "M".to_owned())].into(),
+                    quantity: 1,
+                    unit_price_cents: 1000,
+                    line_total_cents: 1000,
+                },
+            ],
+            subtotal_cents: 2300,
+            discount_cents: 1000,
+            promotion_code: Some("SAVE10".into()),
             total_cents: 1300,
             currency: "usd".into(),
             shipping_address: Some(serde_json::json!({
@@ -562,6 +598,11 @@ mod tests {
             body.contains("2 x Mug (SKU MUG-1) @ $6.50 = $13.00"),
             "{body}"
         );
+        assert!(
+            body.contains("1 x Shirt, size M (SKU SHIRT-M) @ $10.00 = $10.00"),
+            "{body}"
+        );
+        assert!(body.contains("Discount (SAVE10): -$10.00"), "{body}");
         assert!(body.contains("Total: $13.00"), "{body}");
         assert!(body.contains("1 Main St"), "{body}");
         assert!(subject(order_id).ends_with(&format!("{} is confirmed", short_id(order_id))));

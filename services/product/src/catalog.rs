@@ -7,8 +7,8 @@ use axum::response::Response;
 use axum::routing::{get, put};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use souk_common::error::{parse_id, unique_violation};
-use souk_common::pagination::{MAX_LIMIT, Page, PageQuery};
+use souk_common::error::parse_id;
+use souk_common::pagination::{Page, PageQuery};
 use souk_common::{AdminUser, ApiError, ApiResult, FieldError, Json, Query, ServiceCaller};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::cache::Cached;
 use crate::listing::{self, Cursor, ListQuery, Sort};
 use crate::validate::{self, double_option, not_null};
+use crate::variants::{self, NewVariant, ProductOption, Variant};
 use crate::{AppState, product_columns};
 
 pub fn router() -> Router<AppState> {
@@ -38,8 +39,15 @@ pub struct Product {
     pub price_cents: i64,
     pub currency: String,
     pub category_ids: Vec<Uuid>,
+    /// The sum of the active variants' stock.
     pub stock: i64,
     pub active: bool,
+    /// Empty for a product sold in one variant.
+    pub options: sqlx::types::Json<Vec<ProductOption>>,
+    /// Shown by `GET /products/{id}` and admin writes, not in listings.
+    #[sqlx(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variants: Option<Vec<Variant>>,
     /// Optional picture (see `validate::image_url`); omitted when there is none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image_url: Option<String>,
@@ -48,15 +56,17 @@ pub struct Product {
 }
 
 async fn load(conn: &mut PgConnection, id: Uuid) -> ApiResult<Product> {
-    sqlx::query_as(concat!(
+    let mut product: Product = sqlx::query_as(concat!(
         "SELECT ",
         product_columns!(),
         " FROM products p WHERE p.id = $1"
     ))
     .bind(id)
-    .fetch_optional(conn)
+    .fetch_optional(&mut *conn)
     .await?
-    .ok_or_else(|| ApiError::not_found("no such product"))
+    .ok_or_else(|| ApiError::not_found("no such product"))?;
+    product.variants = Some(variants::of_product(conn, id).await?);
+    Ok(product)
 }
 
 /// The category and all its descendants; empty when the category does not exist.
@@ -179,21 +189,43 @@ struct NewProduct {
     sku: String,
     name: String,
     description: String,
-    price_cents: i64,
+    /// Required without options; with options each variant has its own.
+    #[serde(default)]
+    price_cents: Option<i64>,
     currency: String,
     #[serde(default)]
     category_ids: Option<Vec<Uuid>>,
-    stock: i64,
+    #[serde(default)]
+    stock: Option<i64>,
     #[serde(default)]
     image_url: Option<String>,
+    #[serde(default)]
+    options: Vec<ProductOption>,
+    #[serde(default)]
+    variants: Option<Vec<NewVariant>>,
 }
 
-fn sku_taken(e: sqlx::Error) -> ApiError {
-    match unique_violation(&e) {
-        Some("products_sku_key") => {
-            ApiError::conflict("sku_taken", "a product with this SKU already exists")
+/// A product's price and stock are its variants' when it has options, its own otherwise.
+fn own_or_variants(
+    field: &str,
+    value: Option<i64>,
+    has_options: bool,
+    errors: &mut Vec<FieldError>,
+) -> i64 {
+    match (value, has_options) {
+        (Some(v), false) => v,
+        (None, false) => {
+            errors.push(FieldError::new(field, "is required"));
+            0
         }
-        _ => e.into(),
+        (Some(_), true) => {
+            errors.push(FieldError::new(
+                field,
+                "a product with options has it per variant; leave it out",
+            ));
+            0
+        }
+        (None, true) => 0,
     }
 }
 
@@ -251,33 +283,64 @@ async fn create(
     let sku = validate::sku(&body.sku, &mut errors);
     let name = validate::text("name", &body.name, 1, 200, &mut errors);
     let description = validate::text("description", &body.description, 0, 10_000, &mut errors);
-    validate::price("price_cents", body.price_cents, &mut errors);
+    let options = variants::options(&body.options, &mut errors);
+    let has_options = !options.is_empty();
+    let price = own_or_variants("price_cents", body.price_cents, has_options, &mut errors);
+    let stock = own_or_variants("stock", body.stock, has_options, &mut errors);
+    validate::price("price_cents", price, &mut errors);
     let currency = validate::currency(&body.currency, &state.config.currency, &mut errors);
-    validate::stock(body.stock, &mut errors);
+    validate::stock(stock, &mut errors);
     let image_url = body
         .image_url
         .as_deref()
         .map(|v| validate::image_url(v, &mut errors));
+    let new_variants = match (&body.variants, has_options) {
+        (Some(raw), true) => variants::new_variants(&options, raw, &mut errors),
+        (None, true) => {
+            errors.push(FieldError::new(
+                "variants",
+                "a product with options needs its variants",
+            ));
+            Vec::new()
+        }
+        (Some(_), false) => {
+            errors.push(FieldError::new(
+                "variants",
+                "variants need options; a product without options is its own one variant",
+            ));
+            Vec::new()
+        }
+        (None, false) => Vec::new(),
+    };
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
     let id = Uuid::now_v7();
     let mut tx = state.db.begin().await?;
     sqlx::query(
-        "INSERT INTO products (id, sku, name, description, price_cents, currency, stock, image_url)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO products (id, sku, name, description, price_cents, currency, stock, image_url,
+                               options)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(id)
     .bind(&sku)
     .bind(&name)
     .bind(&description)
-    .bind(body.price_cents)
+    .bind(price)
     .bind(&currency)
-    .bind(body.stock)
+    .bind(stock)
     .bind(&image_url)
+    .bind(sqlx::types::Json(&options))
     .execute(&mut *tx)
     .await
-    .map_err(sku_taken)?;
+    .map_err(variants::conflict)?;
+    if has_options {
+        for v in &new_variants {
+            variants::insert(&mut tx, id, Uuid::now_v7(), v).await?;
+        }
+    } else {
+        variants::insert_default(&mut tx, id, &sku, price, stock).await?;
+    }
     if let Some(ids) = &body.category_ids {
         set_categories(&mut tx, id, ids).await?;
     }
@@ -311,6 +374,9 @@ struct ProductUpdate {
     /// `null` removes the picture.
     #[serde(default, deserialize_with = "double_option")]
     image_url: Option<Option<String>>,
+    /// Refused: options are fixed when the product is created.
+    #[serde(default)]
+    options: Option<serde_json::Value>,
 }
 
 async fn update(
@@ -340,34 +406,64 @@ async fn update(
     let image_url = body
         .image_url
         .map(|v| v.map(|url| validate::image_url(&url, &mut errors)));
+    if body.options.is_some() {
+        errors.push(FieldError::new(
+            "options",
+            "options are set when the product is created; add variants with \
+             POST /products/{id}/variants",
+        ));
+    }
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
     let mut tx = state.db.begin().await?;
-    let found: Option<Uuid> = sqlx::query_scalar(
+    let options = variants::lock_product(&mut tx, id).await?;
+    if !options.is_empty() {
+        for (field, given) in [("price_cents", price.is_some()), ("stock", stock.is_some())] {
+            if given {
+                errors.push(FieldError::new(
+                    field,
+                    "this product has options: set it on each variant",
+                ));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::validation(errors));
+        }
+    }
+    sqlx::query(
         "UPDATE products SET
             sku = COALESCE($2, sku), name = COALESCE($3, name),
-            description = COALESCE($4, description), price_cents = COALESCE($5, price_cents),
-            currency = COALESCE($6, currency), stock = COALESCE($7, stock),
-            active = COALESCE($8, active),
-            image_url = CASE WHEN $9 THEN $10 ELSE image_url END, updated_at = now()
-         WHERE id = $1 RETURNING id",
+            description = COALESCE($4, description), currency = COALESCE($5, currency),
+            active = COALESCE($6, active),
+            image_url = CASE WHEN $7 THEN $8 ELSE image_url END, updated_at = now()
+         WHERE id = $1",
     )
     .bind(id)
-    .bind(sku)
+    .bind(&sku)
     .bind(name)
     .bind(description)
-    .bind(price)
     .bind(currency)
-    .bind(stock)
     .bind(active)
     .bind(image_url.is_some())
     .bind(image_url.flatten())
-    .fetch_optional(&mut *tx)
+    .execute(&mut *tx)
     .await
-    .map_err(sku_taken)?;
-    if found.is_none() {
-        return Err(ApiError::not_found("no such product"));
+    .map_err(variants::conflict)?;
+    if options.is_empty() {
+        // The product's one variant carries its SKU, price and stock (its id is the product's).
+        sqlx::query(
+            "UPDATE variants SET sku = COALESCE($2, sku), price_cents = COALESCE($3, price_cents),
+                stock = COALESCE($4, stock), updated_at = now()
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(&sku)
+        .bind(price)
+        .bind(stock)
+        .execute(&mut *tx)
+        .await
+        .map_err(variants::conflict)?;
     }
     if let Some(ids) = body.category_ids {
         set_categories(&mut tx, id, &ids.unwrap_or_default()).await?;
@@ -418,25 +514,25 @@ async fn set_stock(
         return Err(ApiError::validation(errors));
     }
     let mut tx = state.db.begin().await?;
-    let found: Option<Uuid> = sqlx::query_scalar(
-        "UPDATE products SET stock = $2, updated_at = now() WHERE id = $1 RETURNING id",
-    )
-    .bind(id)
-    .bind(body.stock)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if found.is_none() {
-        return Err(ApiError::not_found("no such product"));
+    if !variants::lock_product(&mut tx, id).await?.is_empty() {
+        return Err(ApiError::invalid_field(
+            "stock",
+            "this product has options: set the stock of each variant",
+        ));
     }
+    sqlx::query("UPDATE products SET updated_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE variants SET stock = $2, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(body.stock)
+        .execute(&mut *tx)
+        .await?;
     let product = load(&mut tx, id).await?;
     tx.commit().await?;
     state.cache.forget_product(id);
     Ok(Json(product))
-}
-
-#[derive(Deserialize)]
-struct BatchQuery {
-    ids: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, sqlx::FromRow)]
@@ -449,6 +545,8 @@ pub struct CatalogEntry {
     pub stock: i64,
     pub active: bool,
     pub category_ids: Vec<Uuid>,
+    /// Sold by variant: a cart line needs a `variant_id`.
+    pub has_options: bool,
 }
 
 #[derive(Serialize)]
@@ -461,26 +559,14 @@ struct Batch {
 async fn internal_batch(
     State(state): State<AppState>,
     _service: ServiceCaller,
-    Query(query): Query<BatchQuery>,
+    Query(query): Query<variants::BatchQuery>,
 ) -> ApiResult<Json<Batch>> {
-    let mut ids = Vec::new();
-    for raw in query.ids.as_deref().unwrap_or("").split(',') {
-        let raw = raw.trim();
-        if raw.is_empty() {
-            continue;
-        }
-        ids.push(
-            raw.parse::<Uuid>()
-                .map_err(|_| ApiError::invalid_field("ids", "must be comma-separated ids"))?,
-        );
-    }
-    if ids.len() as i64 > MAX_LIMIT {
-        return Err(ApiError::invalid_field("ids", "at most 100 ids"));
-    }
+    let ids = variants::parse_ids(query.ids.as_deref())?;
     let items = sqlx::query_as(
         "SELECT p.id, p.sku, p.name, p.price_cents, p.currency, p.stock, p.active,
                 ARRAY(SELECT pc.category_id FROM product_categories pc WHERE pc.product_id = p.id
-                      ORDER BY pc.category_id) AS category_ids
+                      ORDER BY pc.category_id) AS category_ids,
+                jsonb_array_length(p.options) > 0 AS has_options
          FROM products p WHERE p.id = ANY($1) ORDER BY p.id",
     )
     .bind(&ids)

@@ -7,6 +7,7 @@ mod categories;
 pub mod listing;
 pub mod reservations;
 mod validate;
+pub mod variants;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -111,6 +112,7 @@ pub async fn app(config: Config) -> anyhow::Result<Router> {
         .merge(catalog::router())
         .merge(categories::router())
         .merge(reservations::router())
+        .merge(variants::router())
         .route(
             "/openapi.json",
             axum::routing::get(|| async {

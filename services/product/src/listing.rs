@@ -59,7 +59,7 @@ macro_rules! product_columns {
         "p.id, p.sku, p.name, p.description, p.price_cents, p.currency, \
          ARRAY(SELECT pc.category_id FROM product_categories pc WHERE pc.product_id = p.id \
                ORDER BY pc.category_id) AS category_ids, \
-         p.stock, p.active, p.image_url, p.created_at, p.updated_at"
+         p.stock, p.active, p.options, p.image_url, p.created_at, p.updated_at"
     };
 }
 

@@ -1,8 +1,10 @@
 //! Stock reservations for the order service (internal; never routed by the gateway).
 //!
-//! Stock is only ever changed in the database, inside one transaction per operation, with the
-//! affected product rows locked in a fixed order (by id) so concurrent reservations serialise
-//! per product and never deadlock. The `stock >= 0` CHECK constraint is the last line of defence.
+//! Stock is per variant (a product without options is its own one variant, same id). It is only
+//! ever changed in the database, inside one transaction per operation, locking the affected
+//! product rows and then their variant rows, each in id order, so concurrent reservations
+//! serialise per product and never deadlock (a trigger updates the product's stock after each
+//! variant change; see `variants`). The `stock >= 0` CHECK constraint is the last line of defence.
 //!
 //! Lifecycle: `reserved` -> `committed` (stock leaves for good) or `released` (stock returns,
 //! once). A `reserved` reservation past `expires_at` is released by the sweeper; until the
@@ -23,6 +25,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::AppState;
+use crate::variants::OptionValues;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -87,6 +90,8 @@ pub struct Reservation {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, sqlx::FromRow)]
 pub struct ReservationLine {
     pub product_id: Uuid,
+    pub variant_id: Uuid,
+    pub option_values: sqlx::types::Json<OptionValues>,
     pub sku: String,
     pub name: String,
     pub quantity: i64,
@@ -100,16 +105,21 @@ struct ReserveBody {
     items: Vec<ItemBody>,
 }
 
+/// One line: a `variant_id`, or (a product without options, or an older caller) a
+/// `product_id`, which is then the variant's id.
 #[derive(Deserialize)]
 struct ItemBody {
-    product_id: Uuid,
+    #[serde(default)]
+    product_id: Option<Uuid>,
+    #[serde(default)]
+    variant_id: Option<Uuid>,
     quantity: i64,
 }
 
 pub const MAX_LINE_QUANTITY: i64 = 100;
 pub const MAX_LINES: usize = 100;
 
-/// Validates the lines and sums those of the same product, ordered by product id.
+/// Validates the lines and sums those of the same variant, ordered by variant id.
 fn summed(items: &[ItemBody]) -> Result<BTreeMap<Uuid, i64>, ApiError> {
     let mut errors = Vec::new();
     if items.is_empty() {
@@ -129,7 +139,13 @@ fn summed(items: &[ItemBody]) -> Result<BTreeMap<Uuid, i64>, ApiError> {
                 format!("must be from 1 to {MAX_LINE_QUANTITY}"),
             ));
         }
-        *lines.entry(item.product_id).or_insert(0) += item.quantity;
+        match item.variant_id.or(item.product_id) {
+            Some(id) => *lines.entry(id).or_insert(0) += item.quantity,
+            None => errors.push(FieldError::new(
+                format!("items[{i}].variant_id"),
+                "is required",
+            )),
+        }
     }
     if errors.is_empty() {
         Ok(lines)
@@ -148,8 +164,9 @@ async fn load(conn: &mut PgConnection, order_id: Uuid) -> ApiResult<Option<Reser
         return Ok(None);
     };
     let lines = sqlx::query_as(
-        "SELECT product_id, sku, name, quantity, unit_price_cents, currency
-         FROM reservation_lines WHERE order_id = $1 ORDER BY product_id",
+        "SELECT product_id, variant_id, option_values, sku, name, quantity, unit_price_cents,
+                currency
+         FROM reservation_lines WHERE order_id = $1 ORDER BY variant_id",
     )
     .bind(order_id)
     .fetch_all(&mut *conn)
@@ -181,6 +198,8 @@ fn not_found() -> ApiError {
 #[derive(sqlx::FromRow)]
 struct Locked {
     id: Uuid,
+    product_id: Uuid,
+    option_values: sqlx::types::Json<OptionValues>,
     sku: String,
     name: String,
     price_cents: i64,
@@ -215,7 +234,7 @@ async fn reserve(
             && existing
                 .lines
                 .iter()
-                .all(|l| wanted.get(&l.product_id) == Some(&l.quantity));
+                .all(|l| wanted.get(&l.variant_id) == Some(&l.quantity));
         if !same {
             return Err(ApiError::conflict(
                 "idempotency_key_reused",
@@ -226,9 +245,12 @@ async fn reserve(
     };
 
     let ids: Vec<Uuid> = wanted.keys().copied().collect();
+    lock_products_of(&mut tx, &ids).await?;
     let rows: Vec<Locked> = sqlx::query_as(
-        "SELECT id, sku, name, price_cents, currency, stock, active FROM products
-         WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        "SELECT v.id, v.product_id, v.option_values, v.sku, p.name, v.price_cents, p.currency,
+                v.stock, p.active AND v.active AS active
+         FROM variants v JOIN products p ON p.id = v.product_id
+         WHERE v.id = ANY($1) ORDER BY v.id FOR UPDATE OF v",
     )
     .bind(&ids)
     .fetch_all(&mut *tx)
@@ -236,14 +258,16 @@ async fn reserve(
     let mut unavailable = Vec::new();
     let mut short = Vec::new();
     let mut lines = Vec::with_capacity(wanted.len());
-    for (&product_id, &quantity) in &wanted {
-        match rows.iter().find(|r| r.id == product_id) {
+    for (&variant_id, &quantity) in &wanted {
+        match rows.iter().find(|r| r.id == variant_id) {
             Some(p) if p.active => {
                 if p.stock < quantity {
                     short.push(format!("{} ({}: {} left)", p.id, p.sku, p.stock));
                 }
                 lines.push(ReservationLine {
-                    product_id,
+                    product_id: p.product_id,
+                    variant_id,
+                    option_values: p.option_values.clone(),
                     sku: p.sku.clone(),
                     name: p.name.clone(),
                     quantity,
@@ -251,7 +275,7 @@ async fn reserve(
                     currency: p.currency.clone(),
                 });
             }
-            _ => unavailable.push(product_id),
+            _ => unavailable.push(variant_id),
         }
     }
     if !unavailable.is_empty() {
@@ -260,7 +284,7 @@ async fn reserve(
             "product_unavailable",
             format!("not for sale: {}", list.join(", ")),
         )
-        .with_extra("product_ids", serde_json::json!(unavailable)));
+        .with_extra("variant_ids", serde_json::json!(unavailable)));
     }
     if !short.is_empty() {
         return Err(ApiError::conflict(
@@ -268,22 +292,22 @@ async fn reserve(
             format!("not enough stock for {}", short.join(", ")),
         )
         .with_extra(
-            "product_ids",
+            "variant_ids",
             serde_json::json!(
                 lines
                     .iter()
                     .filter(|l| rows
                         .iter()
-                        .any(|r| r.id == l.product_id && r.stock < l.quantity))
-                    .map(|l| l.product_id)
+                        .any(|r| r.id == l.variant_id && r.stock < l.quantity))
+                    .map(|l| l.variant_id)
                     .collect::<Vec<_>>()
             ),
         ));
     }
     let quantities: Vec<i64> = lines.iter().map(|l| l.quantity).collect();
     sqlx::query(
-        "UPDATE products p SET stock = p.stock - x.q
-         FROM unnest($1::uuid[], $2::bigint[]) AS x(id, q) WHERE p.id = x.id",
+        "UPDATE variants v SET stock = v.stock - x.q
+         FROM unnest($1::uuid[], $2::bigint[]) AS x(id, q) WHERE v.id = x.id",
     )
     .bind(&ids)
     .bind(&quantities)
@@ -291,12 +315,20 @@ async fn reserve(
     .await?;
     sqlx::query(
         "INSERT INTO reservation_lines
-            (order_id, product_id, sku, name, quantity, unit_price_cents, currency)
-         SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::bigint[],
-                                  $6::bigint[], $7::text[])",
+            (order_id, variant_id, product_id, option_values, sku, name, quantity,
+             unit_price_cents, currency)
+         SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::jsonb[], $5::text[], $6::text[],
+                                  $7::bigint[], $8::bigint[], $9::text[])",
     )
     .bind(order_id)
     .bind(&ids)
+    .bind(lines.iter().map(|l| l.product_id).collect::<Vec<_>>())
+    .bind(
+        lines
+            .iter()
+            .map(|l| l.option_values.clone())
+            .collect::<Vec<_>>(),
+    )
     .bind(lines.iter().map(|l| l.sku.clone()).collect::<Vec<_>>())
     .bind(lines.iter().map(|l| l.name.clone()).collect::<Vec<_>>())
     .bind(&quantities)
@@ -307,7 +339,9 @@ async fn reserve(
     tx.commit().await?;
     // This replica's next catalog read shows the new stock at once (the others hear of it
     // through the notification).
-    state.cache.forget_products(ids.iter().copied());
+    state
+        .cache
+        .forget_products(lines.iter().map(|l| l.product_id));
     tracing::info!(%order_id, caller, lines = lines.len(), "stock reserved");
     Ok((
         StatusCode::CREATED,
@@ -444,22 +478,41 @@ async fn return_stock_as(
     .bind(status)
     .execute(&mut *conn)
     .await?;
+    let variants: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT DISTINCT variant_id FROM reservation_lines WHERE order_id = ANY($1)",
+    )
+    .bind(order_ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    lock_products_of(conn, &variants).await?;
+    sqlx::query("SELECT id FROM variants WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+        .bind(&variants)
+        .execute(&mut *conn)
+        .await?;
     sqlx::query(
-        "SELECT id FROM products WHERE id IN
-            (SELECT product_id FROM reservation_lines WHERE order_id = ANY($1))
-         ORDER BY id FOR UPDATE",
+        "UPDATE variants v SET stock = v.stock + s.q
+         FROM (SELECT variant_id, sum(quantity)::bigint AS q FROM reservation_lines
+               WHERE order_id = ANY($1) GROUP BY variant_id) s
+         WHERE v.id = s.variant_id",
     )
     .bind(order_ids)
     .execute(&mut *conn)
     .await?;
+    Ok(())
+}
+
+/// Locks the products of these variants in id order: every stock writer takes the product
+/// rows before the variant rows (the variant trigger updates the product).
+async fn lock_products_of(
+    conn: &mut PgConnection,
+    variant_ids: &[Uuid],
+) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE products p SET stock = p.stock + s.q
-         FROM (SELECT product_id, sum(quantity)::bigint AS q FROM reservation_lines
-               WHERE order_id = ANY($1) GROUP BY product_id) s
-         WHERE p.id = s.product_id",
+        "SELECT id FROM products WHERE id IN (SELECT product_id FROM variants WHERE id = ANY($1))
+         ORDER BY id FOR UPDATE",
     )
-    .bind(order_ids)
-    .execute(&mut *conn)
+    .bind(variant_ids)
+    .execute(conn)
     .await?;
     Ok(())
 }
@@ -520,15 +573,18 @@ mod tests {
         let b = Uuid::now_v7();
         let items = vec![
             ItemBody {
-                product_id: b,
+                product_id: Some(b),
+                variant_id: None,
                 quantity: 2,
             },
             ItemBody {
-                product_id: a,
+                product_id: Some(Uuid::now_v7()),
+                variant_id: Some(a),
                 quantity: 1,
             },
             ItemBody {
-                product_id: b,
+                product_id: None,
+                variant_id: Some(b),
                 quantity: 3,
             },
         ];
@@ -536,14 +592,23 @@ mod tests {
         assert_eq!(lines.into_iter().collect::<Vec<_>>(), vec![(a, 1), (b, 5)]);
         assert_eq!(summed(&[]).unwrap_err().status, 422);
         let e = summed(&[ItemBody {
-            product_id: a,
+            product_id: Some(a),
+            variant_id: None,
             quantity: 0,
         }])
         .unwrap_err();
         assert_eq!(e.errors[0].field, "items[0].quantity");
+        let e = summed(&[ItemBody {
+            product_id: None,
+            variant_id: None,
+            quantity: 1,
+        }])
+        .unwrap_err();
+        assert_eq!(e.errors[0].field, "items[0].variant_id");
         assert!(
             summed(&[ItemBody {
-                product_id: a,
+                product_id: Some(a),
+                variant_id: None,
                 quantity: 101
             }])
             .is_err()

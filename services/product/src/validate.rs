@@ -47,9 +47,14 @@ pub fn text(
 }
 
 pub fn sku(value: &str, errors: &mut Vec<FieldError>) -> String {
-    let value = text("sku", value, 1, 64, errors);
+    sku_in("sku", value, errors)
+}
+
+/// A SKU in a field of another name (`variants[2].sku`).
+pub fn sku_in(field: &str, value: &str, errors: &mut Vec<FieldError>) -> String {
+    let value = text(field, value, 1, 64, errors);
     if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        errors.push(FieldError::new("sku", "must not contain spaces"));
+        errors.push(FieldError::new(field, "must not contain spaces"));
     }
     value
 }
@@ -81,9 +86,13 @@ pub fn price(field: &str, value: i64, errors: &mut Vec<FieldError>) {
 }
 
 pub fn stock(value: i64, errors: &mut Vec<FieldError>) {
+    stock_in("stock", value, errors)
+}
+
+pub fn stock_in(field: &str, value: i64, errors: &mut Vec<FieldError>) {
     if !(0..=MAX_STOCK).contains(&value) {
         errors.push(FieldError::new(
-            "stock",
+            field,
             format!("must be an integer from 0 to {MAX_STOCK}"),
         ));
     }
