@@ -2,7 +2,8 @@
 # The `souk` binary: every service runs from this one image (`souk serve <service>`,
 # `souk migrate <service>`). Build from the repository root:
 #   docker build -t souk:dev .
-FROM rust:1.95-slim-bookworm AS build
+# The toolchain rust-toolchain.toml pins (rustup adds its clippy and rustfmt if missing).
+FROM rust:1.95.0-slim-bookworm AS build
 WORKDIR /src
 ENV CARGO_TERM_COLOR=never SQLX_OFFLINE=true
 COPY . .

@@ -2,6 +2,11 @@
 //! 127.0.0.1:5432, else a private cluster under `.souk/postgres` made with the system's
 //! `initdb` and `pg_ctl`.
 
+#![allow(
+    clippy::print_stdout,
+    reason = "`souk up` tells its user which database it uses"
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;

@@ -2,6 +2,11 @@
 //! Python packages installed into a private virtual environment when missing), else none, in
 //! which case checkout answers 503 and the rest of the shop runs.
 
+#![allow(
+    clippy::print_stdout,
+    reason = "`souk up` tells its user where payments go"
+)]
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 

@@ -1,5 +1,11 @@
 //! `souk`: run the platform locally, run one service, migrate, or make an admin.
 
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command line talks to its user"
+)]
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,6 +1,11 @@
 //! The test harness: the whole platform in-process on free ports, against fresh databases
 //! that are dropped when the test ends.
 
+#![allow(
+    clippy::print_stderr,
+    reason = "test support: the test's output is where a failing test's causes show"
+)]
+
 use std::net::SocketAddr;
 
 use souk_common::testing::test_server_url;

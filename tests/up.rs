@@ -2,6 +2,11 @@
 //! `STRIPE_WEBHOOK_SECRET`): here an emulator started by the test, as Stripe itself would be.
 //! `souk up` starts no emulator of its own, and a checkout pays through the one it was given.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test that fails at an unwrap is doing its job"
+)]
+
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 

@@ -51,6 +51,10 @@ struct RunArgs {
 
 // One thread is plenty for an I/O-bound controller, and it is the runtime the tests use.
 #[tokio::main(flavor = "current_thread")]
+#[allow(
+    clippy::print_stdout,
+    reason = "`souk-operator crd` prints the CRD to apply"
+)]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {

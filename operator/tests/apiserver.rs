@@ -1,5 +1,10 @@
 //! Controller tests against a real API server; see `common` for how they run.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test that fails at an unwrap is doing its job"
+)]
+
 mod common;
 
 use std::time::Duration;

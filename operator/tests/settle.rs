@@ -3,6 +3,11 @@
 //! requeue interval. Its own test binary, so the process-wide reconcile counter is this
 //! test's alone.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test that fails at an unwrap is doing its job"
+)]
+
 mod common;
 
 use std::collections::BTreeMap;

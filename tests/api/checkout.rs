@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{App, Session};
+use crate::helpers::{App, Resp, Session, eventually, fast_recovery};
 
 const ADDRESS: &str = r#"{"name": "Ann Smith", "line1": "1 Main St", "city": "Springfield", "postal_code": "12345", "country": "US"}"#;
 
@@ -24,9 +24,22 @@ pub(crate) async fn product(app: &App, admin: &Session, price_cents: i64, stock:
 pub(crate) async fn stock(app: &App, product_id: &str) -> i64 {
     app.get(&format!("/api/v1/products/{product_id}"), None)
         .await
-        .body["stock"]
+        .expect(200, None)["stock"]
         .as_i64()
         .unwrap()
+}
+
+/// Waits for the product's stock to read `expected`: stock given back in the background (by a
+/// saga's last step after the order shows its final status, or by an expired reservation)
+/// shows a moment later.
+pub(crate) async fn stock_becomes(app: &App, product_id: &str, expected: i64) {
+    eventually(
+        &format!("the stock reads {expected}"),
+        Duration::from_secs(10),
+        async || stock(app, product_id).await,
+        |now| *now == expected,
+    )
+    .await;
 }
 
 /// A customer with a saved address and `quantity` of the product in the cart.
@@ -49,12 +62,7 @@ pub(crate) async fn shopper_with_cart(app: &App, product_id: &str, quantity: i64
     me
 }
 
-pub(crate) async fn checkout(
-    app: &App,
-    who: &Session,
-    key: &str,
-    payment_method: &str,
-) -> crate::helpers::Resp {
+pub(crate) async fn checkout(app: &App, who: &Session, key: &str, payment_method: &str) -> Resp {
     let req = app
         .http
         .post(app.url("/api/v1/checkout"))
@@ -64,15 +72,72 @@ pub(crate) async fn checkout(
     app.send(req).await
 }
 
+/// The shopper's (or an admin's) cancel of an order.
+pub(crate) async fn cancel(app: &App, who: &Session, order_id: &str) -> Resp {
+    let path = format!("/api/v1/orders/{order_id}/cancel");
+    app.post(&path, Some(&who.token), json!({})).await
+}
+
+/// Waits until the SMTP sink holds at least `count` messages; returns them all.
 pub(crate) async fn wait_for_mail(app: &App, count: usize) -> Vec<String> {
-    for _ in 0..100 {
-        let mail = app.mail();
-        if mail.len() >= count {
-            return mail;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    app.mail()
+    let what = format!("{count} message(s) at the SMTP sink");
+    eventually(
+        &what,
+        Duration::from_secs(10),
+        async || app.mail(),
+        |mail| mail.len() >= count,
+    )
+    .await
+}
+
+/// Waits until recovery has finished every order's saga (none is left half-way).
+pub(crate) async fn wait_until_settled(app: &App) {
+    let orders = app.db("order").await;
+    let unfinished = async || -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM orders WHERE saga_state <> 'done'")
+            .fetch_one(&orders)
+            .await
+            .unwrap()
+    };
+    eventually(
+        "no order left unfinished",
+        Duration::from_secs(30),
+        unfinished,
+        |count| *count == 0,
+    )
+    .await;
+}
+
+/// Checks every shopper out at once (one key, a Visa card each) and asserts that `paid` of them
+/// got 201 and every other a 409 with `refused_code`; returns the answers in shoppers' order.
+pub(crate) async fn race_to_checkout(
+    app: &App,
+    shoppers: &[Session],
+    key: &str,
+    paid: usize,
+    refused_code: &str,
+) -> Vec<Resp> {
+    let results = futures::future::join_all(
+        shoppers
+            .iter()
+            .map(|s| checkout(app, s, key, "pm_card_visa")),
+    )
+    .await;
+    let created = results.iter().filter(|r| r.status == 201).count();
+    let refused = results
+        .iter()
+        .filter(|r| r.status == 409 && r.body["code"] == refused_code)
+        .count();
+    assert_eq!(
+        (created, refused),
+        (paid, shoppers.len() - paid),
+        "statuses: {:?}",
+        results
+            .iter()
+            .map(|r| (r.status.as_u16(), r.body["code"].clone()))
+            .collect::<Vec<_>>()
+    );
+    results
 }
 
 #[tokio::test]
@@ -254,26 +319,7 @@ async fn fifty_shoppers_for_five_teapots() {
     for _ in 0..50 {
         shoppers.push(shopper_with_cart(&app, &teapot, 1).await);
     }
-    let results = futures::future::join_all(
-        shoppers
-            .iter()
-            .map(|s| checkout(&app, s, "race", "pm_card_visa")),
-    )
-    .await;
-    let paid = results.iter().filter(|r| r.status == 201).count();
-    let refused = results
-        .iter()
-        .filter(|r| r.status == 409 && r.body["code"] == "insufficient_stock")
-        .count();
-    assert_eq!(
-        (paid, refused),
-        (5, 45),
-        "statuses: {:?}",
-        results
-            .iter()
-            .map(|r| r.status.as_u16())
-            .collect::<Vec<_>>()
-    );
+    race_to_checkout(&app, &shoppers, "race", 5, "insufficient_stock").await;
     assert_eq!(stock(&app, &teapot).await, 0);
     let payments: i64 = sqlx::query_scalar("SELECT count(*) FROM payments")
         .fetch_one(&app.db("payment").await)
@@ -286,8 +332,7 @@ async fn fifty_shoppers_for_five_teapots() {
 async fn a_crash_after_the_charge_is_recovered_to_paid_with_one_charge() {
     let app = App::spawn_shop_with(|c| {
         c.order.fault = Some(souk_order::FaultPoint::AfterCharge);
-        c.order.lease = Duration::from_secs(1);
-        c.order.recovery_interval = Duration::from_millis(200);
+        fast_recovery(c);
     })
     .await;
     let admin = app.admin().await;
@@ -299,21 +344,21 @@ async fn a_crash_after_the_charge_is_recovered_to_paid_with_one_charge() {
         "the injected crash fails the request: {:?}",
         res.body
     );
-    let mut status = Value::Null;
-    for _ in 0..100 {
+    let status_and_cart = async || {
         let orders = app.get("/api/v1/orders", Some(&me.token)).await;
-        status = orders.body["items"][0]["status"].clone();
-        if status == "paid"
-            && app.get("/api/v1/cart", Some(&me.token)).await.body["items"]
-                .as_array()
-                .unwrap()
-                .is_empty()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(status, "paid");
+        let cart = app.get("/api/v1/cart", Some(&me.token)).await;
+        (
+            orders.body["items"][0]["status"].clone(),
+            cart.body["items"].clone(),
+        )
+    };
+    eventually(
+        "the order recovered to paid and the cart emptied",
+        Duration::from_secs(10),
+        status_and_cart,
+        |(status, cart)| status == "paid" && cart.as_array().is_some_and(Vec::is_empty),
+    )
+    .await;
     assert_eq!(stock(&app, &teapot).await, 1);
     let payments: i64 = sqlx::query_scalar("SELECT count(*) FROM payments")
         .fetch_one(&app.db("payment").await)
@@ -339,31 +384,17 @@ async fn cancelling_a_paid_order_refunds_it_and_returns_the_stock() {
     assert_eq!(stock(&app, &teapot).await, 1);
     let id = order["id"].as_str().unwrap();
     let stranger = app.customer().await;
-    app.post(
-        &format!("/api/v1/orders/{id}/cancel"),
-        Some(&stranger.token),
-        json!({}),
-    )
-    .await
-    .expect(404, Some("not_found"));
-    let res = app
-        .post(
-            &format!("/api/v1/orders/{id}/cancel"),
-            Some(&me.token),
-            json!({}),
-        )
-        .await;
+    cancel(&app, &stranger, id)
+        .await
+        .expect(404, Some("not_found"));
+    let res = cancel(&app, &me, id).await;
     let body = res.expect(200, None);
     assert_eq!(body["status"], "cancelled");
     assert_eq!(body["payment"]["status"], "refunded");
     assert_eq!(stock(&app, &teapot).await, 4);
-    app.post(
-        &format!("/api/v1/orders/{id}/cancel"),
-        Some(&me.token),
-        json!({}),
-    )
-    .await
-    .expect(409, Some("illegal_transition"));
+    cancel(&app, &me, id)
+        .await
+        .expect(409, Some("illegal_transition"));
 }
 
 #[tokio::test]

@@ -2,12 +2,10 @@
 //! no order left unfinished, stock = initial - paid, exactly one successful charge per paid
 //! order and none (or a refund) for every other.
 
-use std::time::{Duration, Instant};
-
 use souk_order::FaultPoint;
 
-use crate::checkout::{checkout, product, shopper_with_cart, stock};
-use crate::helpers::App;
+use crate::checkout::{checkout, product, shopper_with_cart, stock, wait_until_settled};
+use crate::helpers::{App, fast_recovery};
 
 const INITIAL: i64 = 5;
 const BOUGHT: i64 = 2;
@@ -17,8 +15,7 @@ const BOUGHT: i64 = 2;
 async fn crash_and_recover(point: FaultPoint) -> Option<String> {
     let app = App::spawn_shop_with(|c| {
         c.order.fault = Some(point);
-        c.order.lease = Duration::from_secs(1);
-        c.order.recovery_interval = Duration::from_millis(200);
+        fast_recovery(c);
     })
     .await;
     let admin = app.admin().await;
@@ -33,22 +30,7 @@ async fn crash_and_recover(point: FaultPoint) -> Option<String> {
     );
     let orders = app.db("order").await;
     let payments = app.db("payment").await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let unfinished: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM orders WHERE saga_state <> 'done'")
-                .fetch_one(&orders)
-                .await
-                .unwrap();
-        if unfinished == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{point:?}: an order stays unfinished"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_settled(&app).await;
     let status: Option<String> = sqlx::query_scalar("SELECT status FROM orders")
         .fetch_optional(&orders)
         .await

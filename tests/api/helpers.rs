@@ -1,12 +1,57 @@
 //! Shared test helpers: a running platform, an HTTP client, and shortcuts for common calls.
 
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test module uses its own part of these")]
+
+use std::fmt::Debug;
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use souk::platform::PlatformConfig;
 use souk::testing::{ADMIN_EMAIL, ADMIN_PASSWORD, TestPlatform};
+
+/// How often `eventually` reads again: often enough not to slow a test down, seldom enough not
+/// to load the services it is waiting for.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Reads with `read` until `done` holds for what it returns, and returns that. Panics once
+/// `within` has passed, naming `what` was awaited and the last value read, so a timeout shows
+/// how far things got.
+pub async fn eventually<T: Debug>(
+    what: &str,
+    within: Duration,
+    mut read: impl AsyncFnMut() -> T,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        let last = read().await;
+        if done(&last) {
+            return last;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {within:?}; last read: {last:?}"
+        );
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// Order recovery within about a second: a crashed checkout's lease runs out after 1 s and the
+/// recovery loop looks every 200 ms (60 s and 10 s by default).
+pub fn fast_recovery(config: &mut PlatformConfig) {
+    config.order.lease = Duration::from_secs(1);
+    config.order.recovery_interval = Duration::from_millis(200);
+}
+
+/// A 3-D Secure payment window of 2 s (20 min by default), Stripe asked every second, and
+/// fast recovery: an order waiting for the shopper expires while the test waits.
+pub fn short_payment_window(config: &mut PlatformConfig) {
+    config.order.payment_window = Duration::from_secs(2);
+    config.order.payment_poll = Duration::from_secs(1);
+    fast_recovery(config);
+}
 
 pub struct App {
     pub platform: TestPlatform,

@@ -1,6 +1,11 @@
 //! Black-box tests across services: each test starts the whole platform in-process on free
 //! ports against its own fresh databases, and talks to it over HTTP through the gateway.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test that fails at an unwrap is doing its job"
+)]
+
 mod browser;
 mod cart;
 mod catalog;

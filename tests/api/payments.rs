@@ -2,7 +2,7 @@
 //! the gateway, and order confirmation e-mails. Tests that pay run against the Stripe emulator
 //! and an SMTP sink (`App::spawn_shop`, Python with tests/support/requirements.txt).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use reqwest::Method;
@@ -12,7 +12,7 @@ use souk::platform::{LOCAL_STRIPE_SECRET_KEY, LOCAL_STRIPE_WEBHOOK_SECRET};
 use souk_common::{Caller, Role};
 use uuid::Uuid;
 
-use crate::helpers::App;
+use crate::helpers::{App, eventually};
 
 const WEBHOOK: &str = "/api/v1/payments/webhook";
 
@@ -50,17 +50,17 @@ async fn charge(app: &App, body: Value) -> crate::helpers::Resp {
         .await
 }
 
-/// Waits until `check` is true (webhooks arrive about 1 s after the action).
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// Webhooks and queued mail arrive about 1 s after the action; the rest is room for a loaded
+/// machine.
+const ARRIVES_WITHIN: Duration = Duration::from_secs(15);
+
+/// How many events of `event_type` the payment service has processed.
+async fn processed(db: &sqlx::PgPool, event_type: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM processed_events WHERE event_type = $1")
+        .bind(event_type)
+        .fetch_one(db)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -282,15 +282,12 @@ async fn charge_replays_conflicts_declines_and_refunds() {
         "{refund_ids:?}"
     );
     // The emulator's webhooks (succeeded, failed, refunded) arrive and change nothing final.
-    eventually("the emulator's charge.refunded webhook", || async {
-        sqlx::query_scalar::<_, i64>(
-            "SELECT count(*) FROM processed_events WHERE event_type = 'refunded'",
-        )
-        .fetch_one(&db)
-        .await
-        .unwrap()
-            >= 1
-    })
+    eventually(
+        "the emulator's charge.refunded webhook",
+        ARRIVES_WITHIN,
+        async || processed(&db, "refunded").await,
+        |count| *count >= 1,
+    )
     .await;
     let status: String = sqlx::query_scalar("SELECT status FROM payments WHERE order_id = $1")
         .bind(order)
@@ -328,15 +325,9 @@ async fn signed_webhook_event_is_processed_once() {
     // The emulator's own delivery reaches the payment service through the gateway, verified.
     eventually(
         "the emulator's payment_intent.succeeded webhook",
-        || async {
-            sqlx::query_scalar::<_, i64>(
-                "SELECT count(*) FROM processed_events WHERE event_type = 'payment_succeeded'",
-            )
-            .fetch_one(&db)
-            .await
-            .unwrap()
-                == 1
-        },
+        ARRIVES_WITHIN,
+        async || processed(&db, "payment_succeeded").await,
+        |count| *count == 1,
     )
     .await;
 
@@ -430,9 +421,12 @@ async fn order_confirmation_is_sent_once_with_lines_and_total() {
         .await;
     second.expect(200, None);
 
-    eventually("the confirmation at the SMTP sink", || async {
-        !app.platform.mail().is_empty()
-    })
+    eventually(
+        "the confirmation at the SMTP sink",
+        ARRIVES_WITHIN,
+        async || app.platform.mail(),
+        |mail| !mail.is_empty(),
+    )
     .await;
     // Queued again after it was sent: still nothing new. (The sink can hold the message a
     // moment before the outbox records it as sent, so ask until it says so.)

@@ -7,8 +7,11 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use crate::checkout::{checkout, product, shopper_with_cart, stock, wait_for_mail};
-use crate::helpers::{App, Session};
+use crate::checkout::{
+    cancel, checkout, product, race_to_checkout, shopper_with_cart, stock, wait_for_mail,
+    wait_until_settled,
+};
+use crate::helpers::{App, Resp, Session, fast_recovery, short_payment_window};
 
 async fn busy_shop() -> App {
     App::spawn_shop_with(|c| {
@@ -56,7 +59,7 @@ async fn reload(app: &App, admin: &Session, promotion: &Value) -> Value {
         .clone()
 }
 
-async fn apply(app: &App, who: &Session, code: &str) -> crate::helpers::Resp {
+async fn apply(app: &App, who: &Session, code: &str) -> Resp {
     app.put(
         "/api/v1/cart/promotion",
         Some(&who.token),
@@ -79,23 +82,6 @@ async fn charged(app: &App, order: &str) -> i64 {
         .fetch_one(&app.db("payment").await)
         .await
         .unwrap()
-}
-
-async fn wait_until_settled(app: &App) {
-    let orders = app.db("order").await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let unfinished: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM orders WHERE saga_state <> 'done'")
-                .fetch_one(&orders)
-                .await
-                .unwrap();
-        if unfinished == 0 {
-            return;
-        }
-        assert!(Instant::now() < deadline, "an order stays unfinished");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test]
@@ -430,13 +416,7 @@ async fn thirty_three_percent_of_three_lines_is_rounded_once_and_shared_exactly(
     let cart = app.get("/api/v1/cart", Some(&me.token)).await;
     assert_eq!(cart.body["promotion"], Value::Null);
     // Cancelling refunds what was charged: the lines' totals after their shares.
-    let cancelled = app
-        .post(
-            &format!("/api/v1/orders/{id}/cancel"),
-            Some(&me.token),
-            json!({}),
-        )
-        .await;
+    let cancelled = cancel(&app, &me, id).await;
     let cancelled = cancelled.expect(200, None);
     assert_eq!(cancelled["payment"]["amount_refunded_cents"], 1_989);
     assert_eq!(reload(&app, &admin, &promo).await["redemptions"], 0);
@@ -501,31 +481,13 @@ async fn forty_shoppers_one_single_use_code_one_redemption() {
         shoppers.push(s);
     }
     let started = Instant::now();
-    let results = futures::future::join_all(
-        shoppers
-            .iter()
-            .map(|s| checkout(&app, s, "one-code", "pm_card_visa")),
-    )
-    .await;
+    let results = race_to_checkout(&app, &shoppers, "one-code", 1, "promotion_unavailable").await;
+    assert!(started.elapsed() < Duration::from_secs(30));
     let paid: Vec<&Value> = results
         .iter()
         .filter(|r| r.status == 201)
         .map(|r| &r.body)
         .collect();
-    let refused = results
-        .iter()
-        .filter(|r| r.status == 409 && r.body["code"] == "promotion_unavailable")
-        .count();
-    assert_eq!(
-        (paid.len(), refused),
-        (1, SHOPPERS - 1),
-        "statuses: {:?}",
-        results
-            .iter()
-            .map(|r| (r.status.as_u16(), r.body["code"].clone()))
-            .collect::<Vec<_>>()
-    );
-    assert!(started.elapsed() < Duration::from_secs(30));
     assert_eq!(paid[0]["discount_cents"], 200);
     assert_eq!(paid[0]["total_cents"], 800);
     // Nothing reserved or charged for the refused: stock and payments count the one order.
@@ -572,18 +534,7 @@ async fn usage_limit_holds_under_concurrency() {
         apply(&app, &s, "first3").await.expect(200, None);
         shoppers.push(s);
     }
-    let results = futures::future::join_all(
-        shoppers
-            .iter()
-            .map(|s| checkout(&app, s, "limited", "pm_card_visa")),
-    )
-    .await;
-    let paid = results.iter().filter(|r| r.status == 201).count();
-    let refused = results
-        .iter()
-        .filter(|r| r.status == 409 && r.body["code"] == "promotion_unavailable")
-        .count();
-    assert_eq!((paid, refused), (3, 9));
+    race_to_checkout(&app, &shoppers, "limited", 3, "promotion_unavailable").await;
     assert_eq!(stock(&app, &teapot).await, 97);
     assert_eq!(charges(&app).await, 3);
     assert_eq!(reload(&app, &admin, &promo).await["redemptions"], 3);
@@ -715,13 +666,7 @@ async fn a_free_order_is_paid_without_a_charge() {
     );
     // Cancelling it needs no refund: stock and redemption come back.
     let id = order["id"].as_str().unwrap();
-    let cancelled = app
-        .post(
-            &format!("/api/v1/orders/{id}/cancel"),
-            Some(&me.token),
-            json!({}),
-        )
-        .await;
+    let cancelled = cancel(&app, &me, id).await;
     let cancelled = cancelled.expect(200, None);
     assert_eq!(cancelled["status"], "cancelled");
     assert_eq!(cancelled["payment"]["amount_refunded_cents"], 0);
@@ -781,13 +726,7 @@ async fn cancelling_a_paid_order_gives_its_single_use_code_back() {
         res.expect(422, Some("promotion_not_applicable"))["reason"],
         "exhausted"
     );
-    let cancelled = app
-        .post(
-            &format!("/api/v1/orders/{id}/cancel"),
-            Some(&me.token),
-            json!({}),
-        )
-        .await;
+    let cancelled = cancel(&app, &me, &id).await;
     assert_eq!(
         cancelled.expect(200, None)["payment"]["amount_refunded_cents"],
         900
@@ -804,8 +743,7 @@ async fn cancelling_a_paid_order_gives_its_single_use_code_back() {
 async fn a_crash_after_redemption_and_before_payment_gives_it_back() {
     let app = App::spawn_shop_with(|c| {
         c.order.fault = Some(souk_order::FaultPoint::AfterReservation);
-        c.order.lease = Duration::from_secs(1);
-        c.order.recovery_interval = Duration::from_millis(200);
+        fast_recovery(c);
     })
     .await;
     let admin = app.admin().await;
@@ -840,13 +778,7 @@ async fn a_crash_after_redemption_and_before_payment_gives_it_back() {
 
 #[tokio::test]
 async fn a_three_d_secure_payment_that_expires_gives_the_redemption_back() {
-    let app = App::spawn_shop_with(|c| {
-        c.order.payment_window = Duration::from_secs(2);
-        c.order.payment_poll = Duration::from_secs(1);
-        c.order.lease = Duration::from_secs(1);
-        c.order.recovery_interval = Duration::from_millis(200);
-    })
-    .await;
+    let app = App::spawn_shop_with(short_payment_window).await;
     let admin = app.admin().await;
     let teapot = product(&app, &admin, 2_000, 5).await;
     let promo = promotion(

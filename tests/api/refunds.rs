@@ -1,13 +1,13 @@
 //! Refunds by amount: a partial refund made in the Stripe dashboard shows on the order, and a
 //! later cancel refunds only what is left.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use souk::platform::LOCAL_STRIPE_SECRET_KEY;
 
 use crate::checkout::{checkout, product, shopper_with_cart, stock};
-use crate::helpers::App;
+use crate::helpers::{App, eventually};
 
 #[tokio::test]
 async fn a_dashboard_partial_refund_then_cancel_refunds_only_the_rest() {
@@ -33,23 +33,18 @@ async fn a_dashboard_partial_refund_then_cancel_refunds_only_the_rest() {
         .unwrap();
     assert!(res.status().is_success(), "{}", res.text().await.unwrap());
     let path = format!("/api/v1/orders/{}", order["id"].as_str().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let now = app.get(&path, Some(&me.token)).await.body;
-        if now["payment"]["amount_refunded_cents"] == 1_000 {
-            assert_eq!(
-                now["status"], "paid",
-                "a partial refund leaves the order paid"
-            );
-            assert_eq!(now["payment"]["status"], "succeeded");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "partial refund never shown: {now}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let now = eventually(
+        "the partial refund shows on the order",
+        Duration::from_secs(15),
+        async || app.get(&path, Some(&me.token)).await.body,
+        |now| now["payment"]["amount_refunded_cents"] == 1_000,
+    )
+    .await;
+    assert_eq!(
+        now["status"], "paid",
+        "a partial refund leaves the order paid"
+    );
+    assert_eq!(now["payment"]["status"], "succeeded");
 
     let res = app
         .post(&format!("{path}/cancel"), Some(&me.token), json!({}))

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use souk_common::caller::{Caller, Role};
 
 use crate::catalog::create_product;
+use crate::checkout::{stock, stock_becomes};
 use crate::helpers::{App, Resp};
 
 /// A request to `service` directly, as `caller` (`None`: no identity at all).
@@ -37,14 +38,6 @@ async fn reserve(app: &App, order_id: uuid::Uuid, items: Value) -> Resp {
         order(),
     )
     .await
-}
-
-async fn stock(app: &App, id: &str) -> i64 {
-    app.get(&format!("/api/v1/products/{id}"), None)
-        .await
-        .expect(200, None)["stock"]
-        .as_i64()
-        .unwrap()
 }
 
 #[tokio::test]
@@ -349,14 +342,8 @@ async fn abandoned_reservations_expire() {
     .expect(200, None);
     assert_eq!(stock(&app, &id).await, 0);
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while stock(&app, &id).await != 3 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the abandoned reservation never expired"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // The abandoned reservation expires and its stock comes back.
+    stock_becomes(&app, &id, 3).await;
     let res = direct(
         &app,
         "product",

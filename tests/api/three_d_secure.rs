@@ -2,13 +2,15 @@
 //! client needs, the stock is held for the payment window, and the order settles by webhook,
 //! by asking Stripe, by the shopper's cancel or by the window's end.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use souk::platform::LOCAL_STRIPE_SECRET_KEY;
 
-use crate::checkout::{checkout, product, shopper_with_cart, stock, wait_for_mail};
-use crate::helpers::{App, Session};
+use crate::checkout::{
+    cancel, checkout, product, shopper_with_cart, stock, stock_becomes, wait_for_mail,
+};
+use crate::helpers::{App, Session, eventually, fast_recovery, short_payment_window};
 
 const THREE_DS: &str = "pm_card_threeDSecure2Required";
 
@@ -50,35 +52,13 @@ async fn intent_status(app: &App, order: &Value) -> String {
 /// Waits for the order to reach `status`; returns it.
 async fn order_becomes(app: &App, who: &Session, order: &Value, status: &str) -> Value {
     let path = format!("/api/v1/orders/{}", order["id"].as_str().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let now = app.get(&path, Some(&who.token)).await.body;
-        if now["status"] == status {
-            return now;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "order never became {status}: {now}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Waits for the product's stock to read `expected`: an order settled in the background shows
-/// its final status a moment before the saga's last step gives its stock back.
-async fn stock_becomes(app: &App, product_id: &str, expected: i64) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let now = stock(app, product_id).await;
-        if now == expected {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "stock stayed {now}, expected {expected}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        &format!("the order becomes {status}"),
+        Duration::from_secs(20),
+        async || app.get(&path, Some(&who.token)).await.body,
+        |now| now["status"] == status,
+    )
+    .await
 }
 
 /// Stripe's webhooks stop reaching the shop (signed with a secret it does not know).
@@ -198,14 +178,7 @@ async fn the_cart_cannot_change_while_a_checkout_holds_it() {
     );
     // Once the order is cancelled the cart is the shopper's again.
     let id = order["id"].as_str().unwrap();
-    let cancel = app
-        .post(
-            &format!("/api/v1/orders/{id}/cancel"),
-            token,
-            serde_json::json!({}),
-        )
-        .await;
-    cancel.expect(200, None);
+    cancel(&app, &me, id).await.expect(200, None);
     let added = app.post("/api/v1/cart/items", token, add).await;
     assert_eq!(added.expect(200, None)["items"][0]["quantity"], 3);
 }
@@ -215,13 +188,7 @@ async fn the_shoppers_cancel_cancels_the_payment_intent_first() {
     let app = App::spawn_shop().await;
     let (me, teapot, order) = waiting_order(&app).await;
     let id = order["id"].as_str().unwrap();
-    let res = app
-        .post(
-            &format!("/api/v1/orders/{id}/cancel"),
-            Some(&me.token),
-            serde_json::json!({}),
-        )
-        .await;
+    let res = cancel(&app, &me, id).await;
     let cancelled = res.expect(200, None);
     assert_eq!(cancelled["status"], "cancelled");
     assert_eq!(cancelled["payment"]["status"], "canceled");
@@ -236,13 +203,7 @@ async fn the_shoppers_cancel_cancels_the_payment_intent_first() {
 
 #[tokio::test]
 async fn the_payment_window_ends_by_cancelling_at_stripe_then_releasing() {
-    let app = App::spawn_shop_with(|c| {
-        c.order.payment_window = Duration::from_secs(2);
-        c.order.payment_poll = Duration::from_secs(1);
-        c.order.lease = Duration::from_secs(1);
-        c.order.recovery_interval = Duration::from_millis(200);
-    })
-    .await;
+    let app = App::spawn_shop_with(short_payment_window).await;
     let (me, teapot, order) = waiting_order(&app).await;
     let expired = order_becomes(&app, &me, &order, "cancelled").await;
     assert_eq!(expired["payment"]["status"], "canceled");
@@ -266,13 +227,7 @@ async fn a_success_that_arrives_after_the_cancel_is_refunded() {
     lose_webhooks(&app).await;
     authenticate(&app, &order, true).await;
     let id = order["id"].as_str().unwrap();
-    let res = app
-        .post(
-            &format!("/api/v1/orders/{id}/cancel"),
-            Some(&me.token),
-            serde_json::json!({}),
-        )
-        .await;
+    let res = cancel(&app, &me, id).await;
     let cancelled = res.expect(200, None);
     assert_eq!(cancelled["status"], "cancelled");
     assert_eq!(cancelled["payment"]["status"], "refunded");
@@ -295,8 +250,7 @@ async fn a_success_that_arrives_after_the_cancel_is_refunded() {
 async fn a_lost_webhook_is_settled_by_asking_stripe() {
     let app = App::spawn_shop_with(|c| {
         c.order.payment_poll = Duration::from_secs(1);
-        c.order.lease = Duration::from_secs(1);
-        c.order.recovery_interval = Duration::from_millis(200);
+        fast_recovery(c);
     })
     .await;
     let (me, teapot, order) = waiting_order(&app).await;

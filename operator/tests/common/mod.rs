@@ -4,8 +4,10 @@
 //!
 //! These tests need `KUBECONFIG` and are `#[ignore]`d for a plain `cargo test`; CI runs them
 //! with `--include-ignored` after starting the control plane. Without `KUBECONFIG` they fail.
-// Each test binary uses a different part of these helpers.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of these helpers"
+)]
 
 use std::collections::BTreeMap;
 use std::future::Future;

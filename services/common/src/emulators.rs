@@ -63,6 +63,10 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 /// Echoes a child's output into ours (prefixed) and keeps a copy for error messages.
+#[allow(
+    clippy::print_stderr,
+    reason = "a child's output shows among the tests' or souk up's"
+)]
 fn collect(stream: impl Read + Send + 'static, prefix: &'static str) -> Arc<Mutex<String>> {
     let text = Arc::new(Mutex::new(String::new()));
     let copy = text.clone();

@@ -124,7 +124,10 @@ mod tests {
     use super::*;
 
     #[derive(serde::Deserialize, Debug)]
-    #[allow(dead_code)]
+    #[allow(
+        dead_code,
+        reason = "read by serde only: the tests check what is refused"
+    )]
     struct Body {
         quantity: i64,
         name: String,

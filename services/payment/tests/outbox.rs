@@ -1,6 +1,11 @@
 //! The e-mail outbox records each message as sent as soon as the SMTP server accepts it, so a
 //! crash while a later message is in flight re-sends that one message only.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test that fails at an unwrap is doing its job"
+)]
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 

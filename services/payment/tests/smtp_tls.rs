@@ -1,6 +1,11 @@
 //! SMTP over TLS (`SOUK_SMTP_URL` `smtp://...?tls=starttls` and `smtps://`): against an aiosmtpd
 //! sink with a certificate from a CA made for the test, trusted through `SOUK_SMTP_CA_FILE`.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test that fails at an unwrap is doing its job"
+)]
+
 use lettre::message::Message;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use souk_common::emulators::{SinkTls, SmtpSink};

@@ -5,6 +5,11 @@
 //! Needs `python3` with tests/support/requirements.txt installed; without it these tests fail
 //! (they never skip) and say what to install.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test that fails at an unwrap is doing its job"
+)]
+
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -16,6 +16,12 @@
 //!
 //! Data seeding makes is reused by later runs (existing SKUs and e-mails are looked up).
 
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command line talks to its user"
+)]
+
 mod report;
 mod scenarios;
 mod seed;
