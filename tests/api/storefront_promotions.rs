@@ -222,6 +222,10 @@ async fn the_back_office_makes_a_promotion_and_single_use_codes_that_work_in_a_c
     browser
         .text_contains("#promotion-form-error", "correct the fields")
         .await;
+    browser
+        .until("document.activeElement && document.activeElement.id === 'f-value'")
+        .await;
+    browser.screenshot("back-office-new-promotion").await;
     assert!(promotions(&app, &admin).await.is_empty());
 
     // $5.00 off the kettle, at most 100 orders.

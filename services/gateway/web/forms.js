@@ -18,7 +18,10 @@ export function actionForm(id, children, submitLabel, onSubmit) {
       status.textContent = (await onSubmit(new FormData(form), form)) || 'Saved.';
       showFieldErrors(form, null);
     } catch (err) {
-      alert.textContent = showFieldErrors(form, err.problem) ? 'Please correct the fields marked above.' : describe(err);
+      const marked = showFieldErrors(form, err.problem);
+      alert.textContent = marked ? 'Please correct the fields marked above.' : describe(err);
+      // The first field to correct may be far above the button: take the keyboard there.
+      if (marked) form.querySelector('[aria-invalid]')?.focus();
     } finally {
       button.disabled = false;
     }
