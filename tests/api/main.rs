@@ -25,6 +25,7 @@ mod refunds;
 mod reservations;
 mod resilience;
 mod storefront;
+mod storefront_promotions;
 mod three_d_secure;
 mod users;
 mod variants;

@@ -10,7 +10,7 @@ use souk::testing::{ADMIN_EMAIL, ADMIN_PASSWORD};
 use crate::browser::Browser;
 use crate::helpers::{App, Session};
 
-const PASSWORD: &str = "correct-horse-1";
+pub(crate) const PASSWORD: &str = "correct-horse-1";
 
 /// A small catalog: Kitchen > Tea, with three products.
 async fn catalog(app: &App, admin: &Session) -> Vec<String> {
@@ -53,7 +53,7 @@ async fn catalog(app: &App, admin: &Session) -> Vec<String> {
     ids
 }
 
-async fn register(browser: &Browser, email: &str) {
+pub(crate) async fn register(browser: &Browser, email: &str) {
     browser.click("#nav-register").await;
     browser.heading("Create an account").await;
     browser.fill("#f-name", "Ann Shopper").await;
@@ -63,7 +63,7 @@ async fn register(browser: &Browser, email: &str) {
     browser.find("#sign-out").await;
 }
 
-async fn sign_in(browser: &Browser, email: &str, password: &str) {
+pub(crate) async fn sign_in(browser: &Browser, email: &str, password: &str) {
     browser.open("#/signin").await;
     browser.heading("Sign in").await;
     browser.fill("#f-email", email).await;
@@ -74,6 +74,15 @@ async fn sign_in(browser: &Browser, email: &str, password: &str) {
 
 /// From the product page: quantity into the cart, then on to checkout with the address.
 async fn to_checkout(browser: &Browser, product_id: &str, quantity: &str) {
+    to_cart(browser, product_id, quantity).await;
+    browser.screenshot("cart").await;
+    browser.click("#checkout-link").await;
+    browser.heading("Checkout").await;
+    ship_to(browser).await;
+}
+
+/// From the product page: quantity into the cart, then to the cart page.
+pub(crate) async fn to_cart(browser: &Browser, product_id: &str, quantity: &str) {
     browser.open(&format!("#/product/{product_id}")).await;
     browser.fill("#qty", quantity).await;
     browser.click("#add-to-cart").await;
@@ -81,9 +90,10 @@ async fn to_checkout(browser: &Browser, product_id: &str, quantity: &str) {
     browser.click("#go-to-cart").await;
     browser.heading("Your cart").await;
     browser.find("#cart-subtotal").await;
-    browser.screenshot("cart").await;
-    browser.click("#checkout-link").await;
-    browser.heading("Checkout").await;
+}
+
+/// The checkout page's address fields.
+pub(crate) async fn ship_to(browser: &Browser) {
     for (field, value) in [
         ("name", "Ann Shopper"),
         ("line1", "1 Main St"),
@@ -95,14 +105,14 @@ async fn to_checkout(browser: &Browser, product_id: &str, quantity: &str) {
     }
 }
 
-async fn card(browser: &Browser, number: &str) {
+pub(crate) async fn card(browser: &Browser, number: &str) {
     browser.fill("[data-field=number]", number).await;
     browser.fill("[data-field=expiry]", "12/34").await;
     browser.fill("[data-field=cvc]", "123").await;
     browser.fill("[data-field=postal]", "12345").await;
 }
 
-async fn orders_of(app: &App, admin: &Session) -> Vec<Value> {
+pub(crate) async fn orders_of(app: &App, admin: &Session) -> Vec<Value> {
     let res = app
         .get("/api/v1/admin/orders?limit=100", Some(&admin.token))
         .await;

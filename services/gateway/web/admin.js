@@ -1,12 +1,14 @@
 // The back office. Only admins see it; the API enforces every rule on its own (these pages are
 // no security boundary), so a refused call is shown as the API words it.
 
-import { h, replace, money, parseCents, centsText, field, showFieldErrors, date } from './dom.js';
+import { h, replace, money, parseCents, centsText, field, date } from './dom.js';
+import { actionForm } from './forms.js';
 import { api, user, reloadProfile, describe } from './api.js';
 import { categories, categoryOptions, forgetCategories, tree } from './shop.js';
 import { orderDetail, statusBadge, STATUS_WORDS } from './orders.js';
+import { promotionsList, promotionNew, promotionPage } from './promotions.js';
 
-const SECTIONS = [['products', 'Products'], ['categories', 'Categories'], ['orders', 'Orders'], ['users', 'Users']];
+const SECTIONS = [['products', 'Products'], ['categories', 'Categories'], ['orders', 'Orders'], ['promotions', 'Promotions'], ['users', 'Users']];
 
 export async function adminPage(view, params, section = 'orders', id) {
   // The role may have changed since sign-in: ask the API, not the stored profile.
@@ -16,35 +18,18 @@ export async function adminPage(view, params, section = 'orders', id) {
       'The back office is for administrators only. Your account is a customer account.'));
     return;
   }
-  const pages = { products: id ? productEdit : productsList, categories: categoriesPage, orders: id ? adminOrder : ordersList, users: usersPage };
+  const pages = {
+    products: id ? productEdit : productsList,
+    categories: categoriesPage,
+    orders: id ? adminOrder : ordersList,
+    promotions: !id ? promotionsList : id === 'new' ? promotionNew : promotionPage,
+    users: usersPage,
+  };
   const page = pages[section];
   if (!page) { view.append(h('h1', {}, 'Back office'), h('p', {}, 'No such section.')); return; }
   view.append(h('nav', { class: 'admin-nav', 'aria-label': 'Back office' },
     SECTIONS.map(([key, label]) => h('a', { href: `#/admin/${key}`, 'aria-current': key === section ? 'page' : null, id: `nav-admin-${key}` }, label))));
   await page(view, params, id);
-}
-
-// A form that PATCHes/POSTs and shows the API's answer in words.
-function actionForm(id, children, submitLabel, onSubmit) {
-  const alert = h('p', { class: 'error', role: 'alert', id: `${id}-error` });
-  const status = h('p', { role: 'status', class: 'ok', id: `${id}-status` });
-  const button = h('button', { type: 'submit', id: `${id}-submit` }, submitLabel);
-  const form = h('form', { class: 'stack panel', id, novalidate: true }, children, alert, status, button);
-  form.addEventListener('submit', async (e) => {
-    e.preventDefault();
-    button.disabled = true;
-    alert.textContent = '';
-    status.textContent = '';
-    try {
-      status.textContent = (await onSubmit(new FormData(form), form)) || 'Saved.';
-      showFieldErrors(form, null);
-    } catch (err) {
-      alert.textContent = showFieldErrors(form, err.problem) ? 'Please correct the fields marked above.' : describe(err);
-    } finally {
-      button.disabled = false;
-    }
-  });
-  return form;
 }
 
 async function productsList(view, params) {

@@ -156,7 +156,29 @@ const WORDS = {
   invalid_credentials: 'The e-mail address or password is wrong.',
   idempotency_key_reused: 'This payment attempt was already made with other details. Try again.',
   not_found: 'Not found.',
+  promotion_not_found: 'No promotion has this code. Check the spelling and try again.',
+  code_taken: 'This code is already in use (codes are compared ignoring case). Choose another.',
 };
+
+// Why a known promotion code does not apply (the `reason` of a 422 promotion_not_applicable,
+// a 409 promotion_unavailable, or a cart's stored code that stopped applying).
+const REASONS = {
+  expired: 'this code has expired',
+  not_started: 'this code is not valid yet',
+  exhausted: 'this code has been used up',
+  min_subtotal: 'your cart does not reach the minimum amount for this code',
+  no_eligible_items: 'none of the items in your cart are part of this promotion',
+  customer_limit: 'you have already used this code as often as it allows',
+  not_found: 'this code is no longer offered',
+};
+
+export function promotionReason(reason) {
+  return REASONS[reason] || 'this code cannot be used for this cart';
+}
+
+function capitalised(text) {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
 
 // An error in words for the shopper.
 export function describe(e) {
@@ -169,6 +191,10 @@ export function describe(e) {
     return `Your card was declined${reason}. No money was taken; try another card.`;
   }
   if (WORDS[e.code]) return WORDS[e.code];
+  if (e.code === 'promotion_not_applicable') return `${capitalised(promotionReason(e.problem.reason))}.`;
+  if (e.code === 'promotion_unavailable') {
+    return `Your promotion code can no longer be used: ${promotionReason(e.problem.reason)}. Nothing was charged; remove the code from your cart or try another.`;
+  }
   if (e.status === 401) return 'Please sign in again.';
   if (e.status === 403) return 'You are not allowed to do that.';
   if (e.status === 429) return `Too many attempts. Try again in ${e.problem.retry_after || 'a few'} seconds.`;

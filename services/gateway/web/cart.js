@@ -1,8 +1,8 @@
 // The cart and checkout. The card is typed into Stripe's card element and becomes a
 // PaymentMethod in the browser; only its id reaches Souk.
 
-import { h, money, showFieldErrors } from './dom.js';
-import { api, reloadProfile, describe, ApiError } from './api.js';
+import { h, money, showFieldErrors, promotionValue } from './dom.js';
+import { api, reloadProfile, describe, promotionReason, ApiError } from './api.js';
 import { addressFields, addressFrom } from './account.js';
 import { go, flash } from './app.js';
 
@@ -19,13 +19,17 @@ function renderCart(view, cart) {
     body.replaceChildren();
     draw(next);
   };
-  const act = async (button, call) => {
+  // `where` shows a refusal next to the control that asked (the promotion code's own box);
+  // `focus` names what keyboard focus moves to once the cart is redrawn without the button.
+  const act = async (button, call, { where = status, focus } = {}) => {
     button.disabled = true;
     status.textContent = '';
+    where.textContent = '';
     try {
       redraw(await call());
+      if (focus) body.querySelector(focus)?.focus();
     } catch (e) {
-      status.textContent = describe(e);
+      where.textContent = describe(e);
       button.disabled = false;
     }
   };
@@ -53,12 +57,56 @@ function renderCart(view, cart) {
           h('td', { class: 'num' }, money(line.line_total_cents, c.currency)),
           h('td', {}, remove));
       })),
-      h('tfoot', {}, h('tr', {}, h('th', { scope: 'row', colspan: 3 }, 'Subtotal'),
-        h('td', { class: 'num', id: 'cart-subtotal' }, money(c.subtotal_cents, c.currency)), h('td', {}))))),
+      h('tfoot', {}, totalRows(c)))),
+    promotionBox(c, act),
     h('p', {}, h('a', { href: '#/checkout', class: 'button', id: 'checkout-link' }, 'Check out')));
   };
   draw(cart);
   view.append(status, body);
+}
+
+// Subtotal, the promotion's discount when it takes something off, and the total, as table
+// rows (the cart's table has an actions column after the amounts).
+function totalRows(c) {
+  const row = (label, id, text) => h('tr', {}, h('th', { scope: 'row', colspan: 3 }, label),
+    h('td', { class: 'num', id: `cart-${id}` }, text), h('td', {}));
+  return [
+    row('Subtotal', 'subtotal', money(c.subtotal_cents, c.currency)),
+    c.discount_cents > 0 ? row(`Discount (${c.promotion.code})`, 'discount', `−${money(c.discount_cents, c.currency)}`) : null,
+    row('Total', 'total', money(c.total_cents, c.currency)),
+  ];
+}
+
+// The promotion code: a field to apply one, or the applied one with a button to remove it.
+// `act` runs the call, redraws the cart with its answer, and shows a refusal in words.
+function promotionBox(c, act) {
+  const error = h('p', { class: 'error', role: 'alert', id: 'promo-error' });
+  if (c.promotion) {
+    const p = c.promotion;
+    const remove = h('button', { type: 'button', class: 'secondary', id: 'promo-remove' }, 'Remove code');
+    remove.addEventListener('click', () => act(remove, () => api('DELETE', '/cart/promotion'), { where: error, focus: '#promo-code' }));
+    let state = null;
+    if (p.applicable === false) state = h('p', { class: 'stale', id: 'promo-state' }, `It does not apply now: ${promotionReason(p.reason)}.`);
+    else if (p.applicable === null) state = h('p', { class: 'stale', id: 'promo-state' }, 'Its discount cannot be worked out right now; checkout will apply it if it still can.');
+    return h('section', { class: 'panel promo', 'aria-labelledby': 'promo-h' },
+      h('h2', { id: 'promo-h' }, 'Promotion code'),
+      h('p', { class: 'row' }, h('strong', { id: 'promo-applied' }, p.code), p.kind ? ` ${promotionValue(p, c.currency)}` : null, remove),
+      state, error);
+  }
+  const input = h('input', {
+    name: 'code', id: 'promo-code', maxlength: 64, autocomplete: 'off', autocapitalize: 'characters',
+    spellcheck: 'false', 'aria-describedby': 'promo-error',
+  });
+  const apply = h('button', { type: 'submit', class: 'secondary', id: 'promo-apply' }, 'Apply');
+  const form = h('form', { class: 'panel promo', id: 'promo-form', novalidate: true },
+    h('label', { for: 'promo-code' }, 'Promotion code'), h('div', { class: 'row' }, input, apply), error);
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const code = input.value.trim();
+    if (!code) { error.textContent = 'Type a code first.'; input.focus(); return; }
+    act(apply, () => api('PUT', '/cart/promotion', { body: { code } }), { where: error, focus: '#promo-remove' });
+  });
+  return form;
 }
 
 // Stripe.js, loaded once from the configured URL (Stripe's own, or the emulator's stand-in).
@@ -99,7 +147,15 @@ export async function checkoutPage(view) {
   const summary = h('section', { class: 'panel', 'aria-labelledby': 'summary-h' },
     h('h2', { id: 'summary-h' }, 'Order summary'),
     h('ul', {}, cart.items.map((l) => h('li', {}, `${l.quantity} × ${l.name} — ${money(l.line_total_cents, cart.currency)}`))),
-    h('p', { class: 'price' }, 'Total ', h('span', { id: 'checkout-total' }, money(cart.subtotal_cents, cart.currency))),
+    cart.discount_cents > 0 ? [
+      h('p', {}, 'Subtotal ', h('span', { id: 'checkout-subtotal' }, money(cart.subtotal_cents, cart.currency))),
+      h('p', {}, `Discount (${cart.promotion.code}) `, h('span', { id: 'checkout-discount' }, `−${money(cart.discount_cents, cart.currency)}`)),
+    ] : null,
+    cart.promotion && cart.promotion.applicable === false
+      ? h('p', { class: 'stale', id: 'checkout-promo-state' }, `Your code ${cart.promotion.code} does not apply: ${promotionReason(cart.promotion.reason)}. `,
+        h('a', { href: '#/cart' }, 'Remove it in your cart'), ' to place the order.')
+      : null,
+    h('p', { class: 'price' }, 'Total ', h('span', { id: 'checkout-total' }, money(cart.total_cents, cart.currency))),
     cart.prices_stale ? h('p', { class: 'stale' }, 'Prices may change: the final price is the one when your order is placed.') : null);
 
   const elements = stripe.elements();
@@ -107,7 +163,7 @@ export async function checkoutPage(view) {
   const cardBox = h('div', { id: 'card-element', class: 'card-element' });
   const alert = h('p', { class: 'error', role: 'alert', id: 'checkout-error' });
   const progress = h('p', { role: 'status', id: 'checkout-status' });
-  const pay = h('button', { type: 'submit', id: 'pay' }, `Pay ${money(cart.subtotal_cents, cart.currency)}`);
+  const pay = h('button', { type: 'submit', id: 'pay' }, `Pay ${money(cart.total_cents, cart.currency)}`);
   const form = h('form', { class: 'stack panel', id: 'checkout-form', novalidate: true },
     h('h2', {}, 'Ship to'), addressFields(me.shipping_address),
     h('h2', { id: 'card-h' }, 'Card'), cardBox, alert, progress, pay);

@@ -45,6 +45,13 @@ export function parseCents(text) {
   return Number(m[1]) * 100 + Number((m[2] || '').padEnd(2, '0'));
 }
 
+// A promotion's discount in words: "20% off" or "$5.00 off".
+export function promotionValue(p, currency) {
+  if (p.kind === 'percent') return `${p.value}% off`;
+  if (p.kind === 'amount') return `${money(p.value, currency)} off`;
+  return '';
+}
+
 export function centsText(cents) {
   return `${Math.floor(cents / 100)}.${String(cents % 100).padStart(2, '0')}`;
 }

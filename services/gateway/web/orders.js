@@ -38,15 +38,26 @@ export async function ordersPage(view, params) {
 export function orderDetail(o) {
   const a = o.shipping_address || {};
   const p = o.payment || {};
+  // A discounted order shows each line's share, so what a partial refund gives back is visible.
+  const discounted = o.discount_cents > 0 || Boolean(o.promotion_code);
+  const amounts = discounted ? 4 : 3;
+  const foot = (label, id, text) => h('tr', {}, h('th', { scope: 'row', colspan: amounts }, label), h('td', { class: 'num', id }, text));
   return [
     h('p', {}, 'Status: ', statusBadge(o.status), ` · placed ${date(o.created_at)}`),
     h('div', { class: 'table-wrap' }, h('table', { id: 'order-items' },
       h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Item'), h('th', { scope: 'col', class: 'num' }, 'Qty'),
-        h('th', { scope: 'col', class: 'num' }, 'Price'), h('th', { scope: 'col', class: 'num' }, 'Total'))),
+        h('th', { scope: 'col', class: 'num' }, 'Price'), discounted ? h('th', { scope: 'col', class: 'num' }, 'Discount') : null,
+        h('th', { scope: 'col', class: 'num' }, 'Total'))),
       h('tbody', {}, o.items.map((l) => h('tr', {}, h('td', {}, l.name, h('small', {}, ` (${l.sku})`)),
         h('td', { class: 'num' }, l.quantity), h('td', { class: 'num' }, money(l.unit_price_cents, o.currency)),
+        discounted ? h('td', { class: 'num line-discount' }, l.discount_cents ? `−${money(l.discount_cents, o.currency)}` : '—') : null,
         h('td', { class: 'num' }, money(l.line_total_cents, o.currency))))),
-      h('tfoot', {}, h('tr', {}, h('th', { scope: 'row', colspan: 3 }, 'Total'), h('td', { class: 'num', id: 'order-total' }, money(o.total_cents, o.currency)))))),
+      h('tfoot', {},
+        discounted ? [
+          foot('Subtotal', 'order-subtotal', money(o.subtotal_cents, o.currency)),
+          foot(['Discount (code ', h('span', { id: 'order-promotion-code' }, o.promotion_code || ''), ')'], 'order-discount', `−${money(o.discount_cents, o.currency)}`),
+        ] : null,
+        foot('Total', 'order-total', money(o.total_cents, o.currency))))),
     h('div', { class: 'two' },
       h('section', { class: 'panel' }, h('h2', {}, 'Shipping to'),
         h('address', {}, [a.name, a.line1, a.line2, [a.postal_code, a.city].filter(Boolean).join(' '), a.state, a.country]
