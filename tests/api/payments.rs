@@ -430,12 +430,17 @@ async fn order_confirmation_is_sent_once_with_lines_and_total() {
     .await;
     // Queued again after it was sent: still nothing new. (The sink can hold the message a
     // moment before the outbox records it as sent, so ask until it says so.)
-    eventually("the outbox to record the confirmation as sent", || async {
-        let again = app
-            .as_order_service("payment", Method::POST, path, Some(body.clone()))
-            .await;
-        again.expect(200, None)["status"] == "sent"
-    })
+    eventually(
+        "the outbox to record the confirmation as sent",
+        ARRIVES_WITHIN,
+        async || {
+            let again = app
+                .as_order_service("payment", Method::POST, path, Some(body.clone()))
+                .await;
+            again.expect(200, None)["status"].clone()
+        },
+        |status| status == "sent",
+    )
     .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let mail = app.platform.mail();

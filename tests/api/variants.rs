@@ -612,3 +612,51 @@ async fn the_migrations_carry_existing_products_and_lines_over() {
         souk_common::db::drop_database(&url).await.unwrap();
     }
 }
+
+/// In the storefront: a select per option; price, stock and SKU follow the choice; the cart line
+/// is the chosen variant, named with its options; a sold-out size cannot be added.
+#[tokio::test]
+async fn the_storefront_sells_the_chosen_size() {
+    use crate::browser::Browser;
+    let app = App::spawn_shop().await;
+    let admin = app.admin().await;
+    let tee = shirt(&app, &admin, 0).await;
+    let id = tee["id"].as_str().unwrap().to_owned();
+    let browser = Browser::start(app.platform.gateway()).await;
+    let email = format!("ann-{}@example.com", uuid::Uuid::new_v4().simple());
+    browser.open("").await;
+    crate::storefront::register(&browser, &email).await;
+
+    browser.open(&format!("#/product/{id}")).await;
+    browser.heading("T-shirt").await;
+    let size = browser.find("#option-0").await;
+    size.select_by_value("L").await.unwrap();
+    browser.text_contains("#product-price", "$18.00").await;
+    browser.text_contains("#product-sku", "-L").await;
+    // M is sold out: it cannot be added.
+    size.select_by_value("M").await.unwrap();
+    browser
+        .text_contains("#product-stock", "Out of stock")
+        .await;
+    browser
+        .until("document.querySelector('#add-to-cart').disabled")
+        .await;
+    // XL is an option value no variant sells.
+    size.select_by_value("XL").await.unwrap();
+    browser
+        .text_contains("#product-stock", "Not available in this combination")
+        .await;
+    size.select_by_value("L").await.unwrap();
+    browser.fill("#qty", "2").await;
+    browser.click("#add-to-cart").await;
+    browser
+        .text_contains("#add-status", "Your cart has 2")
+        .await;
+    browser.click("#go-to-cart").await;
+    browser.heading("Your cart").await;
+    let row = format!("tr[data-variant='{}']", variant_id(&tee, "L"));
+    browser.text_contains(&row, "T-shirt, size L").await;
+    browser.screenshot("variant-cart").await;
+    browser.assert_clean_console(&[]).await;
+    browser.quit().await;
+}

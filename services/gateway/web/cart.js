@@ -1,7 +1,7 @@
 // The cart and checkout. The card is typed into Stripe's card element and becomes a
 // PaymentMethod in the browser; only its id reaches Souk.
 
-import { h, money, showFieldErrors, promotionValue } from './dom.js';
+import { h, money, showFieldErrors, promotionValue, optionText } from './dom.js';
 import { api, reloadProfile, describe, promotionReason, ApiError } from './api.js';
 import { addressFields, addressFrom } from './account.js';
 import { go, flash } from './app.js';
@@ -44,13 +44,13 @@ function renderCart(view, cart) {
       h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Product'), h('th', { scope: 'col', class: 'num' }, 'Price'),
         h('th', { scope: 'col' }, 'Quantity'), h('th', { scope: 'col', class: 'num' }, 'Total'), h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Actions')))),
       h('tbody', {}, c.items.map((line) => {
-        const qty = h('input', { type: 'number', min: 0, max: 100, value: line.quantity, id: `qty-${line.product_id}`, class: 'qty', inputmode: 'numeric' });
+        const qty = h('input', { type: 'number', min: 0, max: 100, value: line.quantity, id: `qty-${line.variant_id}`, class: 'qty', inputmode: 'numeric' });
         const update = h('button', { type: 'button', class: 'secondary update' }, 'Update');
-        update.addEventListener('click', () => act(update, () => api('PATCH', `/cart/items/${line.product_id}`, { body: { quantity: Number(qty.value) } })));
+        update.addEventListener('click', () => act(update, () => api('PATCH', `/cart/items/${line.variant_id}`, { body: { quantity: Number(qty.value) } })));
         const remove = h('button', { type: 'button', class: 'secondary remove' }, 'Remove');
-        remove.addEventListener('click', () => act(remove, () => api('DELETE', `/cart/items/${line.product_id}`)));
-        return h('tr', { 'data-product': line.product_id },
-          h('td', {}, h('a', { href: `#/product/${line.product_id}` }, line.name),
+        remove.addEventListener('click', () => act(remove, () => api('DELETE', `/cart/items/${line.variant_id}`)));
+        return h('tr', { 'data-product': line.product_id, 'data-variant': line.variant_id },
+          h('td', {}, h('a', { href: `#/product/${line.product_id}` }, line.name), optionText(line.option_values),
             line.available === false ? h('span', { class: 'stale' }, ' — no longer available') : null),
           h('td', { class: 'num' }, money(line.unit_price_cents, c.currency), line.price_stale ? h('span', { class: 'stale', title: 'last known price' }, ' *') : null),
           h('td', {}, h('label', { for: qty.id, class: 'visually-hidden' }, `Quantity of ${line.name}`), qty, ' ', update),
@@ -146,7 +146,7 @@ export async function checkoutPage(view) {
   }
   const summary = h('section', { class: 'panel', 'aria-labelledby': 'summary-h' },
     h('h2', { id: 'summary-h' }, 'Order summary'),
-    h('ul', {}, cart.items.map((l) => h('li', {}, `${l.quantity} × ${l.name} — ${money(l.line_total_cents, cart.currency)}`))),
+    h('ul', {}, cart.items.map((l) => h('li', {}, `${l.quantity} × ${l.name}${optionText(l.option_values)} — ${money(l.line_total_cents, cart.currency)}`))),
     cart.discount_cents > 0 ? [
       h('p', {}, 'Subtotal ', h('span', { id: 'checkout-subtotal' }, money(cart.subtotal_cents, cart.currency))),
       h('p', {}, `Discount (${cart.promotion.code}) `, h('span', { id: 'checkout-discount' }, `−${money(cart.discount_cents, cart.currency)}`)),

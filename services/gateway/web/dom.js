@@ -38,6 +38,12 @@ export function money(cents, currency = 'usd') {
     .format(cents / 100);
 }
 
+// A variant's options in words: ", size M, colour red"; "" for a product without options.
+export function optionText(values) {
+  const pairs = Object.entries(values || {});
+  return pairs.length ? `, ${pairs.map(([k, v]) => `${k} ${v}`).join(', ')}` : '';
+}
+
 // "12.5" -> 1250 cents, exactly (no float arithmetic on money); null when not a price.
 export function parseCents(text) {
   const m = /^\s*(\d{1,9})(?:[.,](\d{0,2}))?\s*$/.exec(text || '');

@@ -1,6 +1,6 @@
 // Order history, detail, and cancelling where the API allows it.
 
-import { h, replace, money, date } from './dom.js';
+import { h, replace, money, date, optionText } from './dom.js';
 import { api, describe } from './api.js';
 
 export const STATUS_WORDS = {
@@ -48,7 +48,7 @@ export function orderDetail(o) {
       h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Item'), h('th', { scope: 'col', class: 'num' }, 'Qty'),
         h('th', { scope: 'col', class: 'num' }, 'Price'), discounted ? h('th', { scope: 'col', class: 'num' }, 'Discount') : null,
         h('th', { scope: 'col', class: 'num' }, 'Total'))),
-      h('tbody', {}, o.items.map((l) => h('tr', {}, h('td', {}, l.name, h('small', {}, ` (${l.sku})`)),
+      h('tbody', {}, o.items.map((l) => h('tr', {}, h('td', {}, l.name, optionText(l.option_values), h('small', {}, ` (${l.sku})`)),
         h('td', { class: 'num' }, l.quantity), h('td', { class: 'num' }, money(l.unit_price_cents, o.currency)),
         discounted ? h('td', { class: 'num line-discount' }, l.discount_cents ? `−${money(l.discount_cents, o.currency)}` : '—') : null,
         h('td', { class: 'num' }, money(l.line_total_cents, o.currency))))),
