@@ -7,6 +7,7 @@
     reason = "`souk up` tells its user where payments go"
 )]
 
+use souk_contract::env;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -26,10 +27,10 @@ pub struct Payments {
 /// (or an emulator) run elsewhere. Stripe itself needs both secrets; an emulator at
 /// `STRIPE_API_BASE` defaults to the local ones.
 pub fn from_env() -> anyhow::Result<Option<StripeSettings>> {
-    let key = settings::optional("STRIPE_SECRET_KEY")?;
-    let webhook = settings::optional("STRIPE_WEBHOOK_SECRET")?;
-    let base = match settings::optional("STRIPE_API_BASE")? {
-        Some(_) => Some(settings::base_url("STRIPE_API_BASE")? + "/"),
+    let key = settings::optional(env::STRIPE_SECRET_KEY)?;
+    let webhook = settings::optional(env::STRIPE_WEBHOOK_SECRET)?;
+    let base = match settings::optional(env::STRIPE_API_BASE)? {
+        Some(_) => Some(settings::base_url(env::STRIPE_API_BASE)? + "/"),
         None => None,
     };
     if key.is_none() && webhook.is_none() && base.is_none() {

@@ -6,6 +6,7 @@
     reason = "a command line talks to its user"
 )]
 
+use souk_contract::env;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,7 +59,7 @@ enum AdminCommand {
         #[arg(long)]
         email: String,
         /// Falls back to SOUK_ADMIN_PASSWORD so the password need not appear in shell history.
-        #[arg(long, env = "SOUK_ADMIN_PASSWORD", hide_env_values = true)]
+        #[arg(long, env = env::ADMIN_PASSWORD, hide_env_values = true)]
         password: String,
         #[arg(long, default_value = "Admin")]
         name: String,
@@ -149,7 +150,7 @@ async fn migrate(service: &str) -> anyhow::Result<()> {
         println!("{service}: no database, nothing to migrate");
         return Ok(());
     };
-    let url = settings::required("DATABASE_URL")?;
+    let url = settings::required(env::DATABASE_URL)?;
     // A Job may start before its PostgreSQL accepts connections: wait for it, with backoff.
     db::retrying("creating the database", db::DATABASE_PATIENCE, || {
         db::create_if_missing(&url)
@@ -177,7 +178,7 @@ async fn probe(url: &str, timeout_secs: u64) -> anyhow::Result<()> {
 }
 
 async fn admin_create(email: &str, password: &str, name: &str) -> anyhow::Result<()> {
-    let url = settings::required("DATABASE_URL")?;
+    let url = settings::required(env::DATABASE_URL)?;
     let pool = db::connect(&url, 1).await?;
     match souk_user::ensure_admin(&pool, email, password, name).await? {
         souk_user::AdminSeeding::Created(id) => println!("admin {email} ({id}) created"),
@@ -193,7 +194,7 @@ async fn admin_create(email: &str, password: &str, name: &str) -> anyhow::Result
 }
 
 async fn admin_promote(email: &str) -> anyhow::Result<()> {
-    let url = settings::required("DATABASE_URL")?;
+    let url = settings::required(env::DATABASE_URL)?;
     let pool = db::connect(&url, 1).await?;
     let id = souk_user::promote_admin(&pool, email).await?;
     println!("{email} ({id}) is now an admin");
@@ -211,7 +212,7 @@ fn state_dir() -> anyhow::Result<PathBuf> {
 
 /// The local signing key, made once so tokens survive a restart of `souk up`.
 fn local_jwt_key(dir: &std::path::Path) -> anyhow::Result<String> {
-    if let Some(pem) = settings::optional("SOUK_JWT_PRIVATE_KEY")? {
+    if let Some(pem) = settings::optional(env::JWT_PRIVATE_KEY)? {
         return Ok(pem);
     }
     let path = dir.join("jwt-ed25519.pem");
@@ -237,10 +238,10 @@ async fn up(demo: bool) -> anyhow::Result<()> {
         SocketAddr::from(([127, 0, 0, 1], 8080)),
     )?;
     let gateway_ops_addr: SocketAddr =
-        settings::parsed("SOUK_OPS_ADDR", SocketAddr::from(([127, 0, 0, 1], 9090)))?;
+        settings::parsed(env::OPS_ADDR, SocketAddr::from(([127, 0, 0, 1], 9090)))?;
     let admin = match (
-        settings::optional("SOUK_ADMIN_EMAIL")?,
-        settings::optional("SOUK_ADMIN_PASSWORD")?,
+        settings::optional(env::ADMIN_EMAIL)?,
+        settings::optional(env::ADMIN_PASSWORD)?,
     ) {
         (Some(email), Some(password)) => Some(souk_user::AdminSeed { email, password }),
         _ if demo => Some(souk_user::AdminSeed {
@@ -263,7 +264,7 @@ async fn up(demo: bool) -> anyhow::Result<()> {
         jwt_private_key_pem: local_jwt_key(&dir)?,
         admin,
         stripe: payments.stripe.clone(),
-        smtp_url: settings::optional("SOUK_SMTP_URL")?,
+        smtp_url: settings::optional(env::SMTP_URL)?,
         smtp_ca_file: settings::optional("SOUK_SMTP_CA_FILE")?.map(PathBuf::from),
         mail_dir: settings::optional("SOUK_MAIL_DIR")?
             .map(PathBuf::from)

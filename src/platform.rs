@@ -1,6 +1,7 @@
 //! Starts all six services in one process, each on its own port, talking to each other over
 //! HTTP exactly as in production.
 
+use souk_contract::env;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
@@ -82,7 +83,7 @@ impl StripeSettings {
         let Some(base) = &self.api_base else {
             return souk_gateway::stripe_js_from_env();
         };
-        let publishable_key = settings::optional("SOUK_STRIPE_PUBLISHABLE_KEY")?
+        let publishable_key = settings::optional(env::STRIPE_PUBLISHABLE_KEY)?
             .unwrap_or_else(|| LOCAL_STRIPE_PUBLISHABLE_KEY.to_owned());
         Ok(Some(souk_gateway::StripeJs {
             url: format!("{}/js.stripe.com/v3/", base.trim_end_matches('/')),

@@ -70,7 +70,7 @@ pub fn urls(
     passwords: &BTreeMap<String, String>,
 ) -> BTreeMap<String, String> {
     let host = host(shop, backend);
-    Svc::WITH_DB
+    Svc::BACKENDS
         .iter()
         .map(|svc| {
             let db = names::db_name(*svc);
@@ -312,7 +312,7 @@ pub fn claim_templates_as_stored(body: &mut serde_json::Value) {
 /// `kubernetes.io/basic-auth` Secret per role, the form CloudNativePG reads passwords in.
 pub fn cnpg_role_secrets(shop: &Shop, passwords: &BTreeMap<String, String>) -> Vec<Secret> {
     let name = shop_name(shop);
-    Svc::WITH_DB
+    Svc::BACKENDS
         .iter()
         .map(|svc| {
             let mut s = secrets::secret(
@@ -349,7 +349,7 @@ pub fn cnpg_role_secrets(shop: &Shop, passwords: &BTreeMap<String, String>) -> V
 pub fn cnpg_cluster(shop: &Shop) -> Value {
     let name = shop_name(shop);
     let m = managed(shop);
-    let roles: Vec<Value> = Svc::WITH_DB[1..]
+    let roles: Vec<Value> = Svc::BACKENDS[1..]
         .iter()
         .map(|svc| {
             json!({
@@ -383,7 +383,7 @@ pub fn cnpg_cluster(shop: &Shop) -> Value {
 
 pub fn cnpg_databases(shop: &Shop) -> Vec<Value> {
     let name = shop_name(shop);
-    Svc::WITH_DB[1..]
+    Svc::BACKENDS[1..]
         .iter()
         .map(|svc| {
             json!({

@@ -15,73 +15,8 @@ pub const HTTP_PORT: i32 = 8080;
 pub const OPS_PORT: i32 = 9090;
 pub const PG_PORT: i32 = 5432;
 
-/// A Souk service (all run by the same `souk` binary).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Svc {
-    User,
-    Product,
-    Cart,
-    Order,
-    Payment,
-    Gateway,
-}
-
-impl Svc {
-    pub const ALL: [Svc; 6] = [
-        Svc::User,
-        Svc::Product,
-        Svc::Cart,
-        Svc::Order,
-        Svc::Payment,
-        Svc::Gateway,
-    ];
-    /// Services with a database of their own (all but the gateway).
-    pub const WITH_DB: [Svc; 5] = [Svc::User, Svc::Product, Svc::Cart, Svc::Order, Svc::Payment];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Svc::User => "user",
-            Svc::Product => "product",
-            Svc::Cart => "cart",
-            Svc::Order => "order",
-            Svc::Payment => "payment",
-            Svc::Gateway => "gateway",
-        }
-    }
-
-    pub fn from_name(s: &str) -> Option<Svc> {
-        Svc::ALL.into_iter().find(|v| v.name() == s)
-    }
-
-    pub fn has_db(self) -> bool {
-        self != Svc::Gateway
-    }
-
-    /// Services that call this one: the only pods its NetworkPolicy admits.
-    /// The gateway is called from outside (the Ingress controller).
-    pub fn callers(self) -> &'static [Svc] {
-        match self {
-            Svc::User => &[Svc::Gateway, Svc::Order],
-            Svc::Product => &[Svc::Gateway, Svc::Cart, Svc::Order],
-            Svc::Cart => &[Svc::Gateway, Svc::Order],
-            Svc::Order => &[Svc::Gateway, Svc::Cart, Svc::Payment],
-            Svc::Payment => &[Svc::Gateway, Svc::Order],
-            Svc::Gateway => &[],
-        }
-    }
-
-    /// Environment variable holding this service's base URL.
-    pub fn url_env(self) -> Option<&'static str> {
-        match self {
-            Svc::User => Some("SOUK_USER_URL"),
-            Svc::Product => Some("SOUK_PRODUCT_URL"),
-            Svc::Cart => Some("SOUK_CART_URL"),
-            Svc::Order => Some("SOUK_ORDER_URL"),
-            Svc::Payment => Some("SOUK_PAYMENT_URL"),
-            Svc::Gateway => None,
-        }
-    }
-}
+/// A Souk service (all run by the same `souk` binary): the contract's one list.
+pub use souk_contract::Service as Svc;
 
 /// `<shop>-<service>`: Deployment, Service, HPA, PDB and NetworkPolicy of one service.
 pub fn svc_object(shop: &str, svc: Svc) -> String {

@@ -162,7 +162,7 @@ pub fn network_policies(shop: &Shop, statefulset_db: bool) -> Vec<NetworkPolicy>
         ));
     }
     if statefulset_db {
-        let mut clients: Vec<String> = Svc::WITH_DB.iter().map(|s| s.name().to_string()).collect();
+        let mut clients: Vec<String> = Svc::BACKENDS.iter().map(|s| s.name().to_string()).collect();
         clients.push("migrate".into());
         out.push(policy(
             shop,

@@ -1,6 +1,7 @@
 //! Pure builders of each service's workload objects: Deployment, migration Job, Service, HPA,
 //! PodDisruptionBudget. Nothing here talks to the API server.
 
+use souk_contract::env;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{
@@ -98,13 +99,13 @@ fn env_ref(name: &str, r: &SecretKeyRef) -> EnvVar {
 pub fn service_env(shop: &Shop, svc: Svc) -> Vec<EnvVar> {
     let name = shop_name(shop);
     let mut e = vec![
-        env("SOUK_LISTEN_ADDR", format!("0.0.0.0:{HTTP_PORT}")),
-        env("SOUK_OPS_ADDR", format!("0.0.0.0:{OPS_PORT}")),
+        env(env::LISTEN_ADDR, format!("0.0.0.0:{HTTP_PORT}")),
+        env(env::OPS_ADDR, format!("0.0.0.0:{OPS_PORT}")),
         env("RUST_LOG", shop.spec.log_level.clone()),
         // One JSON object per line for the cluster's log collector, whatever the terminal.
-        env("SOUK_LOG_FORMAT", "json"),
+        env(env::LOG_FORMAT, "json"),
         env_secret(
-            "SOUK_INTERNAL_SECRET",
+            env::INTERNAL_SECRET,
             &names::internal_secret(&name),
             secrets::INTERNAL_KEY,
         ),
@@ -119,7 +120,7 @@ pub fn service_env(shop: &Shop, svc: Svc) -> Vec<EnvVar> {
     }
     if svc.has_db() {
         e.push(env_secret(
-            "DATABASE_URL",
+            env::DATABASE_URL,
             &database_urls_secret(shop),
             svc.name(),
         ));
@@ -127,43 +128,43 @@ pub fn service_env(shop: &Shop, svc: Svc) -> Vec<EnvVar> {
     match svc {
         Svc::User => {
             e.push(env_secret(
-                "SOUK_JWT_PRIVATE_KEY",
+                env::JWT_PRIVATE_KEY,
                 &names::jwt_secret(&name),
                 secrets::JWT_PRIVATE_KEY,
             ));
             if let Some(admin) = &shop.spec.admin {
-                e.push(env_ref("SOUK_ADMIN_EMAIL", &admin.email));
-                e.push(env_ref("SOUK_ADMIN_PASSWORD", &admin.password));
+                e.push(env_ref(env::ADMIN_EMAIL, &admin.email));
+                e.push(env_ref(env::ADMIN_PASSWORD, &admin.password));
             }
         }
         Svc::Payment => {
             let s = &shop.spec.stripe;
-            e.push(env_ref("STRIPE_SECRET_KEY", &s.secret_key));
-            e.push(env_ref("STRIPE_WEBHOOK_SECRET", &s.webhook_secret));
+            e.push(env_ref(env::STRIPE_SECRET_KEY, &s.secret_key));
+            e.push(env_ref(env::STRIPE_WEBHOOK_SECRET, &s.webhook_secret));
             if let Some(base) = &s.api_base {
-                e.push(env("STRIPE_API_BASE", base.clone()));
+                e.push(env(env::STRIPE_API_BASE, base.clone()));
             }
-            e.push(env_ref("SOUK_SMTP_URL", &shop.spec.smtp.url));
-            e.push(env("SOUK_MAIL_FROM", shop.spec.smtp.from.clone()));
+            e.push(env_ref(env::SMTP_URL, &shop.spec.smtp.url));
+            e.push(env(env::MAIL_FROM, shop.spec.smtp.from.clone()));
         }
         Svc::Gateway => {
             let s = &shop.spec.stripe;
             if let Some(key) = &s.publishable_key {
-                e.push(env("SOUK_STRIPE_PUBLISHABLE_KEY", key.clone()));
+                e.push(env(env::STRIPE_PUBLISHABLE_KEY, key.clone()));
             }
             if let Some(url) = &s.js_url {
-                e.push(env("SOUK_STRIPE_JS_URL", url.clone()));
+                e.push(env(env::STRIPE_JS_URL, url.clone()));
             }
             if let Some(ingress) = &shop.spec.ingress {
                 e.push(env(
-                    "SOUK_TRUSTED_PROXIES",
+                    env::TRUSTED_PROXIES,
                     trusted_proxies(ingress).join(","),
                 ));
                 // The ingress controller reads clients' requests itself (with its own
                 // timeouts) and keeps idle connections to the gateway for up to 60 s
                 // (ingress-nginx's default); the gateway's idle limit must outlast that, or a
                 // request races the close and gets 502.
-                e.push(env("SOUK_HEADER_READ_TIMEOUT_MS", "75000"));
+                e.push(env(env::HEADER_READ_TIMEOUT_MS, "75000"));
             }
         }
         _ => {}
@@ -343,8 +344,8 @@ pub fn migration_job(shop: &Shop, svc: Svc, version: &str) -> Job {
         args: Some(vec!["migrate".into(), svc.name().into()]),
         env: Some(vec![
             env("RUST_LOG", shop.spec.log_level.clone()),
-            env("SOUK_LOG_FORMAT", "json"),
-            env_secret("DATABASE_URL", &database_urls_secret(shop), svc.name()),
+            env(env::LOG_FORMAT, "json"),
+            env_secret(env::DATABASE_URL, &database_urls_secret(shop), svc.name()),
         ]),
         resources: Some(default_resources()),
         security_context: Some(container_security()),

@@ -190,7 +190,7 @@ async fn missing_secret_keys(client: &Client, ns: &str, shop: &Shop) -> Result<V
     if let Some(ext) = &shop.spec.database.external
         && DbBackend::choose(shop, false) == DbBackend::External
     {
-        for svc in Svc::WITH_DB {
+        for svc in Svc::BACKENDS {
             refs.push(SecretKeyRef {
                 name: ext.secret_name.clone(),
                 key: svc.name().into(),
@@ -343,7 +343,7 @@ async fn apply(shop: Arc<Shop>, ctx: &Context) -> Result<Action, Error> {
 
     let target = shop.spec.version.clone();
     let mut backends = BTreeMap::new();
-    for svc in Svc::WITH_DB {
+    for svc in Svc::BACKENDS {
         let current = deployments.get(&svc).and_then(rollout::deployed_version);
         let job_state = rollout::job_state(jobs.get(&names::migration_job(&name, svc, &target)));
         backends.insert(svc, (current, job_state));

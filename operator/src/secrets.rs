@@ -98,7 +98,7 @@ pub fn jwt_data(existing: &BTreeMap<String, String>) -> BTreeMap<String, String>
 /// PostgreSQL passwords of the managed database: the superuser and one role per service.
 pub fn db_password_data(existing: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     let mut keys = vec![PG_SUPERUSER_KEY];
-    keys.extend(Svc::WITH_DB.iter().map(|s| s.name()));
+    keys.extend(Svc::BACKENDS.iter().map(|s| s.name()));
     keep_or_generate(existing, &keys, |_| random_hex(24))
 }
 

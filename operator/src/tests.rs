@@ -646,7 +646,7 @@ fn no_service_rolls_before_every_migration_succeeded() {
         message: "Job has reached the specified backoff limit".into(),
     };
     let backends = |product: JobState| -> BTreeMap<Svc, (Option<String>, JobState)> {
-        Svc::WITH_DB
+        Svc::BACKENDS
             .into_iter()
             .map(|s| {
                 let job = if s == Svc::Product {
@@ -672,7 +672,7 @@ fn no_service_rolls_before_every_migration_succeeded() {
     assert_eq!(plans[&Svc::User].stage, Stage::Migrated);
     assert_eq!(plans[&Svc::Product].stage, Stage::Migrating);
     assert_eq!(plans[&Svc::Gateway].stage, Stage::Migrated);
-    assert!(Svc::WITH_DB.iter().all(|s| plans[s].migration_job));
+    assert!(Svc::BACKENDS.iter().all(|s| plans[s].migration_job));
     assert!(!plans[&Svc::Gateway].migration_job);
 
     // Product's failed: the whole Shop keeps serving 1 (no mix of 1 and 2).
@@ -840,7 +840,7 @@ fn status_failed_migration_is_degraded_and_old_version_serves() {
         reason: "BackoffLimitExceeded".into(),
         message: "Job has reached the specified backoff limit".into(),
     };
-    let backends = Svc::WITH_DB
+    let backends = Svc::BACKENDS
         .into_iter()
         .map(|s| {
             let job = if s == Svc::Payment {

@@ -152,7 +152,7 @@ pub async fn user_secrets(client: &Client, ns: &str, with_db: bool) {
     .await;
     create_secret(client, ns, "smtp", &[("url", "smtp://u:p@mail:587")]).await;
     if with_db {
-        let urls: Vec<(&str, &str)> = Svc::WITH_DB
+        let urls: Vec<(&str, &str)> = Svc::BACKENDS
             .iter()
             .map(|s| (s.name(), "postgres://x:y@db:5432/x"))
             .collect();
@@ -335,7 +335,7 @@ pub async fn job_names(client: &Client, ns: &str) -> Vec<String> {
 }
 
 pub fn migration_jobs(shop: &str, version: &str) -> Vec<String> {
-    Svc::WITH_DB
+    Svc::BACKENDS
         .iter()
         .map(|s| names::migration_job(shop, *s, version))
         .collect()

@@ -13,6 +13,7 @@ use axum::extract::FromRef;
 use souk_common::client::{ServiceClient, http_client};
 use souk_common::settings::{self, ConfigError};
 use souk_common::{InternalAuth, db, ops, server};
+use souk_contract::env;
 use sqlx::PgPool;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/cart");
@@ -33,11 +34,11 @@ pub struct Config {
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
-            database_url: settings::required("DATABASE_URL")?,
+            database_url: settings::required(env::DATABASE_URL)?,
             internal_secret: settings::internal_secret()?,
             db_max_connections: settings::parsed("SOUK_DB_MAX_CONNECTIONS", 10)?,
-            product_url: settings::base_url("SOUK_PRODUCT_URL")?,
-            order_url: settings::base_url("SOUK_ORDER_URL")?,
+            product_url: settings::base_url(env::PRODUCT_URL)?,
+            order_url: settings::base_url(env::ORDER_URL)?,
             currency: settings::parsed("SOUK_CURRENCY", "usd".to_owned())?
                 .trim()
                 .to_ascii_lowercase(),

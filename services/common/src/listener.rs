@@ -1,6 +1,7 @@
 //! Accepting connections: HTTP/1.1 with limits on time, headers and numbers, so slow or many
 //! clients cannot hold a service. One public listener and one ops listener per service.
 
+use souk_contract::env;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,7 +73,7 @@ impl ConnectionLimits {
             return Err(ConfigError::new("SOUK_MAX_CONNECTIONS", "must be above 0"));
         }
         Ok(Self {
-            header_read_timeout: ms("SOUK_HEADER_READ_TIMEOUT_MS", d.header_read_timeout)?,
+            header_read_timeout: ms(env::HEADER_READ_TIMEOUT_MS, d.header_read_timeout)?,
             body_read_timeout: ms("SOUK_BODY_READ_TIMEOUT_MS", d.body_read_timeout)?,
             max_connections,
             max_header_bytes,

@@ -1,5 +1,6 @@
 //! Typed settings read once at start-up. A bad value names its variable and says what is wrong.
 
+use souk_contract::env;
 use std::str::FromStr;
 
 #[derive(Debug, thiserror::Error)]
@@ -66,10 +67,10 @@ pub fn base_url(var: &str) -> Result<String, ConfigError> {
 
 /// The internal secret that proves a request came from the gateway or a sibling service.
 pub fn internal_secret() -> Result<String, ConfigError> {
-    let secret = required("SOUK_INTERNAL_SECRET")?;
+    let secret = required(env::INTERNAL_SECRET)?;
     if secret.len() < 32 {
         return Err(ConfigError::new(
-            "SOUK_INTERNAL_SECRET",
+            env::INTERNAL_SECRET,
             "must be at least 32 characters",
         ));
     }
@@ -79,7 +80,7 @@ pub fn internal_secret() -> Result<String, ConfigError> {
 /// `SOUK_LISTEN_ADDR`, default `0.0.0.0:8080` (what a container wants).
 pub fn listen_addr() -> Result<std::net::SocketAddr, ConfigError> {
     parsed(
-        "SOUK_LISTEN_ADDR",
+        env::LISTEN_ADDR,
         std::net::SocketAddr::from(([0, 0, 0, 0], 8080)),
     )
 }
@@ -94,7 +95,7 @@ pub fn shutdown_drain() -> Result<std::time::Duration, ConfigError> {
 /// Prometheus and operators only (never routed from outside the cluster).
 pub fn ops_addr() -> Result<std::net::SocketAddr, ConfigError> {
     parsed(
-        "SOUK_OPS_ADDR",
+        env::OPS_ADDR,
         std::net::SocketAddr::from(([0, 0, 0, 0], 9090)),
     )
 }

@@ -1,5 +1,6 @@
 //! Tracing set-up and request ids.
 
+use souk_contract::env;
 use std::io::IsTerminal;
 
 use axum::http::{HeaderName, Request};
@@ -19,7 +20,7 @@ pub fn init_with_default(default_filter: &str) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let terminal = std::io::stdout().is_terminal();
-    let format = LogFormat::choose(std::env::var("SOUK_LOG_FORMAT").ok().as_deref(), terminal);
+    let format = LogFormat::choose(std::env::var(env::LOG_FORMAT).ok().as_deref(), terminal);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false);

@@ -10,6 +10,7 @@ use serde_json::json;
 use souk_common::InternalAuth;
 use souk_common::address::ShippingAddress;
 use souk_common::client::{CallError, ServiceClient, http_client};
+use souk_contract::catalog::{self, Batch, VariantEntry};
 use uuid::Uuid;
 
 use crate::Config;
@@ -80,7 +81,7 @@ impl RequestedItem {
     }
 }
 
-pub type OptionValues = std::collections::BTreeMap<String, String>;
+pub use souk_contract::catalog::OptionValues;
 
 #[derive(Debug, Deserialize)]
 pub struct CartView {
@@ -95,23 +96,6 @@ pub struct CartClaim {
     /// The promotion code the shopper applied to the cart, if any.
     #[serde(default)]
     pub promotion_code: Option<String>,
-}
-
-/// A variant's current price and its product's categories, for deciding what a promotion
-/// applies to.
-#[derive(Debug, Clone, Deserialize)]
-pub struct CatalogEntry {
-    /// The variant's id.
-    pub id: Uuid,
-    pub product_id: Uuid,
-    pub price_cents: i64,
-    #[serde(default)]
-    pub category_ids: Vec<Uuid>,
-}
-
-#[derive(Debug, Deserialize)]
-struct CatalogBatch {
-    items: Vec<CatalogEntry>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -176,11 +160,11 @@ impl Clients {
         .await
     }
 
-    /// Current prices and categories of these variants (unknown ones are absent).
-    pub async fn catalog(&self, variant_ids: &[Uuid]) -> Result<Vec<CatalogEntry>, CallError> {
-        let list: Vec<String> = variant_ids.iter().map(Uuid::to_string).collect();
-        let path = format!("/internal/variants?ids={}", list.join(","));
-        let batch: CatalogBatch =
+    /// Current prices and categories of these variants (unknown ones are absent), for deciding
+    /// what a promotion applies to.
+    pub async fn catalog(&self, variant_ids: &[Uuid]) -> Result<Vec<VariantEntry>, CallError> {
+        let path = catalog::lookup_path(catalog::VARIANTS, variant_ids);
+        let batch: Batch<VariantEntry> =
             with_retries(|| self.product.call::<(), _>(Method::GET, &path, None, None)).await?;
         Ok(batch.items)
     }

@@ -19,6 +19,7 @@ use axum::Router;
 use axum::extract::FromRef;
 use souk_common::settings::{self, ConfigError};
 use souk_common::{InternalAuth, db, ops, server};
+use souk_contract::env;
 use sqlx::PgPool;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/order");
@@ -71,13 +72,13 @@ pub struct Config {
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
-            database_url: settings::required("DATABASE_URL")?,
+            database_url: settings::required(env::DATABASE_URL)?,
             internal_secret: settings::internal_secret()?,
             db_max_connections: settings::parsed("SOUK_DB_MAX_CONNECTIONS", 10)?,
-            user_url: settings::base_url("SOUK_USER_URL")?,
-            product_url: settings::base_url("SOUK_PRODUCT_URL")?,
-            cart_url: settings::base_url("SOUK_CART_URL")?,
-            payment_url: settings::base_url("SOUK_PAYMENT_URL")?,
+            user_url: settings::base_url(env::USER_URL)?,
+            product_url: settings::base_url(env::PRODUCT_URL)?,
+            cart_url: settings::base_url(env::CART_URL)?,
+            payment_url: settings::base_url(env::PAYMENT_URL)?,
             recovery_interval: Duration::from_secs(settings::parsed(
                 "SOUK_RECOVERY_INTERVAL_SECS",
                 10,

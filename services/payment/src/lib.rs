@@ -15,6 +15,7 @@ use axum::extract::FromRef;
 use souk_common::client::{ServiceClient, http_client};
 use souk_common::settings::{self, ConfigError};
 use souk_common::{InternalAuth, db, ops, server};
+use souk_contract::env;
 use sqlx::PgPool;
 
 pub use payments::Payment;
@@ -53,15 +54,15 @@ pub struct Config {
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
-        let stripe_secret_key = settings::required("STRIPE_SECRET_KEY")?;
+        let stripe_secret_key = settings::required(env::STRIPE_SECRET_KEY)?;
         if !stripe_secret_key.starts_with("sk_") {
             return Err(ConfigError::new(
-                "STRIPE_SECRET_KEY",
+                env::STRIPE_SECRET_KEY,
                 "must be a secret key (sk_test_... or sk_live_...)",
             ));
         }
-        let stripe_api_base = match settings::optional("STRIPE_API_BASE")? {
-            Some(_) => Some(settings::base_url("STRIPE_API_BASE")? + "/"),
+        let stripe_api_base = match settings::optional(env::STRIPE_API_BASE)? {
+            Some(_) => Some(settings::base_url(env::STRIPE_API_BASE)? + "/"),
             None => None,
         };
         let smtp_ca_file = settings::optional("SOUK_SMTP_CA_FILE")?.map(PathBuf::from);
@@ -71,23 +72,23 @@ impl Config {
             ),
             None => None,
         };
-        let smtp_url = settings::optional("SOUK_SMTP_URL")?;
+        let smtp_url = settings::optional(env::SMTP_URL)?;
         if let Some(url) = &smtp_url {
             email::smtp_transport(url, smtp_ca_pem.as_deref())
-                .map_err(|e| ConfigError::new("SOUK_SMTP_URL", e))?;
+                .map_err(|e| ConfigError::new(env::SMTP_URL, e))?;
         }
-        let mail_from: String = settings::parsed("SOUK_MAIL_FROM", DEFAULT_MAIL_FROM.to_owned())?;
+        let mail_from: String = settings::parsed(env::MAIL_FROM, DEFAULT_MAIL_FROM.to_owned())?;
         mail_from
             .parse::<lettre::message::Mailbox>()
-            .map_err(|e| ConfigError::new("SOUK_MAIL_FROM", e.to_string()))?;
+            .map_err(|e| ConfigError::new(env::MAIL_FROM, e.to_string()))?;
         Ok(Self {
-            database_url: settings::required("DATABASE_URL")?,
+            database_url: settings::required(env::DATABASE_URL)?,
             internal_secret: settings::internal_secret()?,
             db_max_connections: settings::parsed("SOUK_DB_MAX_CONNECTIONS", 10)?,
             stripe_secret_key,
-            stripe_webhook_secret: settings::required("STRIPE_WEBHOOK_SECRET")?,
+            stripe_webhook_secret: settings::required(env::STRIPE_WEBHOOK_SECRET)?,
             stripe_api_base,
-            order_url: settings::base_url("SOUK_ORDER_URL")?,
+            order_url: settings::base_url(env::ORDER_URL)?,
             smtp_url,
             smtp_ca_file,
             mail_dir: settings::parsed("SOUK_MAIL_DIR", PathBuf::from(DEFAULT_MAIL_DIR))?,

@@ -13,6 +13,8 @@ use souk_common::{AdminUser, ApiError, ApiResult, FieldError, Json, Query, Servi
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use souk_contract::catalog::{self, Batch, ProductEntry};
+
 use crate::cache::Cached;
 use crate::listing::{self, Cursor, ListQuery, Sort};
 use crate::validate::{self, double_option, not_null};
@@ -27,7 +29,7 @@ pub fn router() -> Router<AppState> {
             get(show).patch(update).delete(archive),
         )
         .route("/api/v1/products/{id}/stock", put(set_stock))
-        .route("/internal/products", get(internal_batch))
+        .route(catalog::PRODUCTS, get(internal_batch))
 }
 
 #[derive(Debug, Serialize, sqlx::FromRow)]
@@ -535,32 +537,13 @@ async fn set_stock(
     Ok(Json(product))
 }
 
-#[derive(Serialize, Deserialize, sqlx::FromRow)]
-pub struct CatalogEntry {
-    pub id: Uuid,
-    pub sku: String,
-    pub name: String,
-    pub price_cents: i64,
-    pub currency: String,
-    pub stock: i64,
-    pub active: bool,
-    pub category_ids: Vec<Uuid>,
-    /// Sold by variant: a cart line needs a `variant_id`.
-    pub has_options: bool,
-}
-
-#[derive(Serialize)]
-struct Batch {
-    items: Vec<CatalogEntry>,
-}
-
-/// `GET /internal/products?ids=a,b,...`: what the cart needs (categories: for promotions), archived products included
-/// (`active: false`); unknown ids are simply absent. At most 100 ids.
+/// `GET /internal/products?ids=a,b,...` (`souk_contract::catalog::PRODUCTS`): archived
+/// products included (`active: false`); unknown ids are simply absent. At most 100 ids.
 async fn internal_batch(
     State(state): State<AppState>,
     _service: ServiceCaller,
     Query(query): Query<variants::BatchQuery>,
-) -> ApiResult<Json<Batch>> {
+) -> ApiResult<Json<Batch<ProductEntry>>> {
     let ids = variants::parse_ids(query.ids.as_deref())?;
     let items = sqlx::query_as(
         "SELECT p.id, p.sku, p.name, p.price_cents, p.currency, p.stock, p.active,

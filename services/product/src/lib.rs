@@ -9,6 +9,7 @@ pub mod reservations;
 mod validate;
 pub mod variants;
 
+use souk_contract::env;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,7 +60,7 @@ impl Config {
             ));
         }
         Ok(Self {
-            database_url: settings::required("DATABASE_URL")?,
+            database_url: settings::required(env::DATABASE_URL)?,
             internal_secret: settings::internal_secret()?,
             db_max_connections: settings::parsed("SOUK_DB_MAX_CONNECTIONS", 10)?,
             currency,

@@ -8,7 +8,7 @@
 //! Lock order: a writer locks the product row before any of its variants, because the trigger
 //! updates the product row after each variant change.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use souk_common::error::{parse_id, unique_violation};
 use souk_common::pagination::MAX_LIMIT;
 use souk_common::{AdminUser, ApiError, ApiResult, FieldError, Json, Query, ServiceCaller};
+use souk_contract::catalog::{self, Batch, VariantEntry};
 use sqlx::PgConnection;
 use sqlx::types::Json as Jsonb;
 use uuid::Uuid;
@@ -34,7 +35,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/products/{id}/variants", post(create))
         .route("/api/v1/products/{id}/variants/{variant_id}", patch(update))
-        .route("/internal/variants", get(internal_batch))
+        .route(catalog::VARIANTS, get(internal_batch))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -43,7 +44,7 @@ pub struct ProductOption {
     pub values: Vec<String>,
 }
 
-pub type OptionValues = BTreeMap<String, String>;
+pub use souk_contract::catalog::OptionValues;
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Variant {
@@ -450,34 +451,14 @@ pub struct BatchQuery {
     pub ids: Option<String>,
 }
 
-/// What the cart and the order service need of a variant. `active`: the product and the
-/// variant are both on sale.
-#[derive(Serialize, sqlx::FromRow)]
-struct VariantEntry {
-    id: Uuid,
-    product_id: Uuid,
-    sku: String,
-    name: String,
-    option_values: Jsonb<OptionValues>,
-    price_cents: i64,
-    currency: String,
-    stock: i64,
-    active: bool,
-    category_ids: Vec<Uuid>,
-}
-
-#[derive(Serialize)]
-struct Batch {
-    items: Vec<VariantEntry>,
-}
-
-/// `GET /internal/variants?ids=a,b,...`: variants by id (a product without options: its own
-/// id), archived ones included (`active: false`); unknown ids are simply absent.
+/// `GET /internal/variants?ids=a,b,...` (`souk_contract::catalog::VARIANTS`): variants by id (a
+/// product without options: its own id), archived ones included (`active: false`); unknown ids
+/// are simply absent.
 async fn internal_batch(
     State(state): State<AppState>,
     _service: ServiceCaller,
     Query(query): Query<BatchQuery>,
-) -> ApiResult<Json<Batch>> {
+) -> ApiResult<Json<Batch<VariantEntry>>> {
     let ids = parse_ids(query.ids.as_deref())?;
     let items = sqlx::query_as(
         "SELECT v.id, v.product_id, v.sku, p.name, v.option_values, v.price_cents, p.currency,

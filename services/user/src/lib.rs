@@ -8,6 +8,7 @@ mod throttle;
 pub use throttle::{Limits as LoginLimits, RegistrationLimits};
 pub mod tokens;
 
+use souk_contract::env;
 use std::sync::Arc;
 
 use axum::Router;
@@ -45,28 +46,28 @@ pub struct AdminSeed {
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         let admin = match (
-            settings::optional("SOUK_ADMIN_EMAIL")?,
-            settings::optional("SOUK_ADMIN_PASSWORD")?,
+            settings::optional(env::ADMIN_EMAIL)?,
+            settings::optional(env::ADMIN_PASSWORD)?,
         ) {
             (Some(email), Some(password)) => Some(AdminSeed { email, password }),
             (None, None) => None,
             (Some(_), None) => {
                 return Err(ConfigError::new(
-                    "SOUK_ADMIN_PASSWORD",
+                    env::ADMIN_PASSWORD,
                     "is required with SOUK_ADMIN_EMAIL",
                 ));
             }
             (None, Some(_)) => {
                 return Err(ConfigError::new(
-                    "SOUK_ADMIN_EMAIL",
+                    env::ADMIN_EMAIL,
                     "is required with SOUK_ADMIN_PASSWORD",
                 ));
             }
         };
         Ok(Self {
-            database_url: settings::required("DATABASE_URL")?,
+            database_url: settings::required(env::DATABASE_URL)?,
             internal_secret: settings::internal_secret()?,
-            jwt_private_key_pem: settings::required("SOUK_JWT_PRIVATE_KEY")?,
+            jwt_private_key_pem: settings::required(env::JWT_PRIVATE_KEY)?,
             access_ttl_secs: settings::parsed("SOUK_ACCESS_TOKEN_TTL_SECS", 900)?,
             refresh_ttl_days: settings::parsed("SOUK_REFRESH_TOKEN_TTL_DAYS", 30)?,
             admin,
