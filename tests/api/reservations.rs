@@ -39,10 +39,11 @@ async fn reserve(app: &App, order_id: uuid::Uuid, items: Value) -> Resp {
     .await
 }
 
+/// Read from the product service itself, like the reservations: the gateway may answer from
+/// its cache for up to its TTL, and these writes do not pass through it.
 async fn stock(app: &App, id: &str) -> i64 {
-    app.get(&format!("/api/v1/products/{id}"), None)
-        .await
-        .expect(200, None)["stock"]
+    let url = format!("{}/api/v1/products/{id}", app.platform.url("product"));
+    app.send(app.http.get(url)).await.expect(200, None)["stock"]
         .as_i64()
         .unwrap()
 }
