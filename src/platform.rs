@@ -201,6 +201,7 @@ fn local_config(
             rate_limit_per_sec: souk_common::settings::parsed("SOUK_RATE_LIMIT_PER_SEC", 50.0)?,
             rate_limit_burst: souk_common::settings::parsed("SOUK_RATE_LIMIT_BURST", 100.0)?,
             session_cache_ttl: std::time::Duration::from_secs(10),
+            catalog_cache_ttl: souk_gateway::catalog_cache_ttl_from_env()?,
             trusted_proxies: souk_gateway::trusted_proxies_from_env()?,
             stripe_js,
         },

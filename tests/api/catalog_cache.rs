@@ -1,7 +1,8 @@
 //! The catalog cache's freshness bound: a change made through the API (price, stock, archive,
 //! categories, and stock taken by a reservation) is visible on `GET /products/{id}` and in
 //! listings within one second, on every replica; a listener that reconnects drops what it
-//! cached. `X-Cache: hit` shows a read served from memory.
+//! cached. `X-Cache: hit` shows a read the product service served from memory; through the
+//! gateway, `X-Gateway-Cache: hit` one the gateway answered from its own short-lived cache.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -383,4 +384,205 @@ async fn a_reconnected_listener_drops_the_cache() {
         r.body["stock"] == 2
     })
     .await;
+}
+
+fn gateway_cache(res: &Resp) -> &str {
+    res.headers
+        .get("x-gateway-cache")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// Reads through the gateway until it answers from its own memory.
+async fn until_gateway_hit(app: &App, path: &str) -> Resp {
+    let start = Instant::now();
+    loop {
+        let res = app.get(path, None).await;
+        assert_eq!(res.status, 200, "{path}: {}", res.body);
+        if gateway_cache(&res) == "hit" {
+            return res;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{path}: never served from the gateway's cache"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A change the gateway does not see pass (made on the product service itself, as a write
+/// through another gateway replica is) still shows through it within the bound: its entries
+/// live at most their TTL.
+#[tokio::test]
+async fn a_change_made_past_the_gateway_shows_through_its_cache_within_a_second() {
+    let app = App::spawn().await;
+    let admin = app.admin().await;
+    let cat = create_category(&app, &admin.token, "Vases", "vases", None).await;
+    let p = create_product(&app, &admin.token, "VASE-1", 1500, 4, &[&cat]).await;
+    let id = p["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/products/{id}");
+    let listing = format!("/api/v1/products?category={cat}");
+    let admin_caller = Caller::User {
+        id: admin.id.parse().unwrap(),
+        role: Role::Admin,
+    };
+    let product_service = app.platform.url("product").to_owned();
+
+    for price in [1700, 1900] {
+        let warm = until_gateway_hit(&app, &path).await;
+        assert_ne!(warm.body["price_cents"], price);
+        until_gateway_hit(&app, &listing).await;
+        let body = json!({"price_cents": price});
+        app.send(app.signed_to(
+            &product_service,
+            "product",
+            Method::PATCH,
+            &path,
+            Some(&admin_caller),
+            Some(&body),
+        ))
+        .await
+        .expect(200, None);
+        within_bound(
+            "price through the gateway",
+            || app.get(&path, None),
+            |r| r.body["price_cents"] == price,
+        )
+        .await;
+        within_bound(
+            "price in the listing through the gateway",
+            || app.get(&listing, None),
+            |r| listed(r, &id).is_some_and(|p| p["price_cents"] == price),
+        )
+        .await;
+    }
+}
+
+/// A write through the gateway empties its cache: the writer reads it back at once.
+#[tokio::test]
+async fn a_write_through_the_gateway_is_read_back_at_once() {
+    let app = App::spawn().await;
+    let admin = app.admin().await;
+    let p = create_product(&app, &admin.token, "BOWL-1", 1200, 6, &[]).await;
+    let path = format!("/api/v1/products/{}", p["id"].as_str().unwrap());
+    until_gateway_hit(&app, &path).await;
+    until_gateway_hit(&app, "/api/v1/categories").await;
+
+    app.patch(&path, Some(&admin.token), json!({"price_cents": 1300}))
+        .await
+        .expect(200, None);
+    let read = app.get(&path, None).await;
+    assert_eq!(read.expect(200, None)["price_cents"], 1300);
+    assert_eq!(gateway_cache(&read), "miss");
+
+    create_category(&app, &admin.token, "Bowls", "bowls", None).await;
+    let categories = app.get("/api/v1/categories", None).await;
+    let names: Vec<&str> = categories.expect(200, None)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, ["Bowls"]);
+}
+
+/// `If-None-Match` is answered by the gateway from its entry: 304 with the `ETag`, and the
+/// request's own id, not the one of the request that filled the entry.
+#[tokio::test]
+async fn the_gateway_answers_304_from_its_cache() {
+    let app = App::spawn().await;
+    let admin = app.admin().await;
+    let p = create_product(&app, &admin.token, "JUG-1", 900, 2, &[]).await;
+    let path = format!("/api/v1/products/{}", p["id"].as_str().unwrap());
+    let warm = until_gateway_hit(&app, &path).await;
+    let etag = warm.headers["etag"].clone();
+    assert_eq!(warm.content_type(), "application/json");
+
+    let conditional = |tag: &str, request_id: &str| {
+        app.send(
+            app.http
+                .get(app.url(&path))
+                .header("if-none-match", tag)
+                .header("x-request-id", request_id),
+        )
+    };
+    let unchanged = conditional(etag.to_str().unwrap(), "conditional-1").await;
+    assert_eq!(unchanged.status, 304);
+    assert_eq!(gateway_cache(&unchanged), "hit");
+    assert_eq!(unchanged.headers["etag"], etag);
+    assert_eq!(unchanged.headers["x-request-id"], "conditional-1");
+
+    let other = conditional("\"another-version\"", "conditional-2").await;
+    assert_eq!(other.status, 200);
+    assert_eq!(other.body["sku"], "JUG-1");
+    assert_eq!(other.headers["x-request-id"], "conditional-2");
+}
+
+/// Errors are relayed, never stored; a different query is a different entry.
+#[tokio::test]
+async fn errors_are_not_cached_and_each_query_is_its_own_entry() {
+    let app = App::spawn().await;
+    let admin = app.admin().await;
+    let missing = format!("/api/v1/products/{}", uuid::Uuid::now_v7());
+    for _ in 0..3 {
+        let res = app.get(&missing, None).await;
+        res.expect(404, None);
+        assert_eq!(gateway_cache(&res), "", "an error is relayed as it is");
+    }
+    let bad = "/api/v1/products?sort=sideways";
+    for _ in 0..3 {
+        let res = app.get(bad, None).await;
+        res.expect(422, Some("validation_failed"));
+        assert_eq!(gateway_cache(&res), "");
+    }
+
+    create_product(&app, &admin.token, "CUP-1", 300, 1, &[]).await;
+    create_product(&app, &admin.token, "CUP-2", 700, 1, &[]).await;
+    let cheapest = until_gateway_hit(&app, "/api/v1/products?sort=price_asc").await;
+    assert_eq!(cheapest.body["items"][0]["sku"], "CUP-1");
+    let dearest = app.get("/api/v1/products?sort=price_desc", None).await;
+    assert_eq!(
+        gateway_cache(&dearest),
+        "miss",
+        "another query, another entry"
+    );
+    assert_eq!(dearest.expect(200, None)["items"][0]["sku"], "CUP-2");
+}
+
+/// A signed-in read goes to the product service: it is told who asks, so the gateway does not
+/// assume the answer is everyone's.
+#[tokio::test]
+async fn signed_in_reads_are_not_served_from_the_gateway_cache() {
+    let app = App::spawn().await;
+    let admin = app.admin().await;
+    let p = create_product(&app, &admin.token, "PLATE-1", 500, 3, &[]).await;
+    let path = format!("/api/v1/products/{}", p["id"].as_str().unwrap());
+    until_gateway_hit(&app, &path).await;
+    for _ in 0..3 {
+        let res = app.get(&path, Some(&admin.token)).await;
+        res.expect(200, None);
+        assert_eq!(gateway_cache(&res), "");
+    }
+}
+
+/// Reads answered from the gateway's memory still count against the client's rate limit.
+#[tokio::test]
+async fn cached_reads_are_rate_limited() {
+    let app = App::spawn_with(|c| {
+        c.gateway.rate_limit_per_sec = 0.001;
+        c.gateway.rate_limit_burst = 4.0;
+    })
+    .await;
+    let res = app.get("/api/v1/categories", None).await;
+    res.expect(200, None);
+    let mut hits = 0;
+    for _ in 0..3 {
+        let res = app.get("/api/v1/categories", None).await;
+        res.expect(200, None);
+        hits += usize::from(gateway_cache(&res) == "hit");
+    }
+    assert!(hits > 0, "some reads came from the gateway's memory");
+    app.get("/api/v1/categories", None)
+        .await
+        .expect(429, Some("rate_limited"));
 }

@@ -21,10 +21,15 @@ pub(crate) async fn product(app: &App, admin: &Session, price_cents: i64, stock:
     res.expect(201, None)["id"].as_str().unwrap().to_owned()
 }
 
+/// The product's stock as its owner reads it now. Straight from the product service: the
+/// gateway may answer a public read from its cache for up to its TTL (a bound tested in
+/// `catalog_cache`), and stock also changes in the background (sagas, expiries).
 pub(crate) async fn stock(app: &App, product_id: &str) -> i64 {
-    app.get(&format!("/api/v1/products/{product_id}"), None)
-        .await
-        .expect(200, None)["stock"]
+    let url = format!(
+        "{}/api/v1/products/{product_id}",
+        app.platform.url("product")
+    );
+    app.send(app.http.get(url)).await.expect(200, None)["stock"]
         .as_i64()
         .unwrap()
 }

@@ -1,6 +1,7 @@
 //! The gateway: the only public entry. Routes `/api/v1/...` to the owning service, verifies
 //! access tokens, vouches for the caller to services, limits rates, bounds time and size.
 
+mod catalog_cache;
 pub mod client_addr;
 pub mod demo_images;
 mod keys;
@@ -62,6 +63,9 @@ pub struct Config {
     pub rate_limit_per_sec: f64,
     pub rate_limit_burst: f64,
     pub session_cache_ttl: Duration,
+    /// How long an anonymous catalog read is answered from the gateway's memory; zero: never
+    /// (see `catalog_cache`).
+    pub catalog_cache_ttl: Duration,
     /// Networks of the proxies in front of the gateway (the ingress controller). A request
     /// from one of them gets its client address from `X-Forwarded-For`; see `client_addr`.
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -123,10 +127,31 @@ impl Config {
                 "SOUK_SESSION_CACHE_SECS",
                 10,
             )?),
+            catalog_cache_ttl: catalog_cache_ttl_from_env()?,
             trusted_proxies: trusted_proxies_from_env()?,
             stripe_js: stripe_js_from_env()?,
         })
     }
+}
+
+/// `SOUK_GATEWAY_CACHE_TTL_MS`: 0 turns the gateway's catalog cache off; at most 900, so a
+/// change is still visible within the catalog's 1 s bound. Also read by `souk up`.
+pub fn catalog_cache_ttl_from_env() -> Result<Duration, ConfigError> {
+    const VAR: &str = "SOUK_GATEWAY_CACHE_TTL_MS";
+    let ttl = Duration::from_millis(settings::parsed(
+        VAR,
+        catalog_cache::DEFAULT_TTL.as_millis() as u64,
+    )?);
+    if ttl > catalog_cache::MAX_TTL {
+        return Err(ConfigError::new(
+            VAR,
+            format!(
+                "must be at most {} (the catalog's freshness bound is 1 s)",
+                catalog_cache::MAX_TTL.as_millis()
+            ),
+        ));
+    }
+    Ok(ttl)
 }
 
 /// `SOUK_TRUSTED_PROXIES`: comma-separated networks (`10.0.0.0/8`) or addresses. Also read by
@@ -157,6 +182,7 @@ pub struct Shared {
     keys: Arc<keys::KeyStore>,
     sessions: Arc<sessions::Sessions>,
     limiter: Arc<ratelimit::RateLimiter>,
+    catalog_cache: catalog_cache::CatalogCache,
 }
 
 /// The whole public API, served at `/openapi.json`.
@@ -191,6 +217,7 @@ pub async fn app(config: Config) -> anyhow::Result<Router> {
             config.rate_limit_per_sec,
             config.rate_limit_burst,
         )),
+        catalog_cache: catalog_cache::CatalogCache::new(config.catalog_cache_ttl),
         config: Arc::new(config),
         internal,
         http,

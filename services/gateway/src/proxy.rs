@@ -1,21 +1,25 @@
 //! Forwarding a public request to the service that owns it.
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use souk_common::caller::{IDENTITY_HEADERS, ProofTarget};
 use souk_common::ops::RouteLabel;
 use souk_common::server::MAX_BODY_BYTES;
 use souk_common::{ApiError, Caller};
 
 use crate::AppState;
-use crate::routes::{self, Access, Timeout};
+use crate::catalog_cache::{self, Entry, Lookup};
+use crate::routes::{self, Access, Route, Service, Timeout};
 use crate::{client_addr, ratelimit};
 
 /// Connection-level headers that must not be forwarded (RFC 9110 §7.6.1).
@@ -45,7 +49,7 @@ async fn forward_inner(
     peer: Option<SocketAddr>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let (mut parts, body) = req.into_parts();
+    let (parts, body) = req.into_parts();
     let client = peer.map(|peer| {
         client_addr::client_addr(&parts.headers, peer.ip(), &state.config.trusted_proxies)
     });
@@ -81,6 +85,107 @@ async fn forward_inner(
         .await
         .map_err(|_| ApiError::payload_too_large())?;
 
+    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    if route.service == Service::Product
+        && state.catalog_cache.enabled()
+        && let Some(key) = catalog_cache::key(&parts.method, &parts.headers, path_and_query)
+    {
+        return cached_read(state, route, key, parts, body, &client_ip).await;
+    }
+    // Writes that may change the catalog (stock included: orders reserve and release it)
+    // empty this replica's cache once answered, so their client reads them back at once.
+    let changes_catalog = !parts.method.is_safe()
+        && matches!(
+            route.service,
+            Service::Product | Service::Order | Service::Payment
+        );
+    let res = upstream(state, route, parts, body, caller.as_ref(), &client_ip).await;
+    if changes_catalog {
+        // Also after an error: a write may have committed before its answer was lost.
+        state.catalog_cache.forget_all();
+    }
+    Ok(relay(route, res?))
+}
+
+/// An anonymous catalog read: from memory, or fetched once for every concurrent request of
+/// the same key (see `catalog_cache`).
+async fn cached_read(
+    state: &AppState,
+    route: Route,
+    key: String,
+    mut parts: Parts,
+    body: Bytes,
+    client_ip: &str,
+) -> Result<Response, ApiError> {
+    let cache = &state.catalog_cache;
+    let flight = match cache.lookup(&key, Instant::now()) {
+        Lookup::Hit(entry) => return Ok(labelled(route, entry.respond(&parts.headers, "hit"))),
+        Lookup::Wait(fetching) => match fetching.await {
+            Ok(Some(entry)) => return Ok(labelled(route, entry.respond(&parts.headers, "hit"))),
+            // The fetch gave nothing to share (an error, say): ask for this one alone.
+            _ => {
+                let res = upstream(state, route, parts, body, None, client_ip).await?;
+                return Ok(relay(route, res));
+            }
+        },
+        Lookup::Lead(flight) => flight,
+    };
+    // The stored answer serves every later request, so it is fetched unconditionally; the
+    // gateway answers this request's `If-None-Match` itself.
+    let mut conditional = HeaderMap::new();
+    for value in parts.headers.get_all(header::IF_NONE_MATCH) {
+        conditional.append(header::IF_NONE_MATCH, value.clone());
+    }
+    parts.headers.remove(header::IF_NONE_MATCH);
+    parts.headers.remove(header::IF_MODIFIED_SINCE);
+    let sent_at = Instant::now();
+    let res = upstream(state, route, parts, body, None, client_ip).await?;
+    let small = res
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        .is_some_and(|len| len <= catalog_cache::MAX_BODY_BYTES);
+    if res.status() != StatusCode::OK || !small {
+        flight.finish(None, Instant::now());
+        return Ok(relay(route, res));
+    }
+    let (mut head, incoming) = res.into_parts();
+    strip_hop_by_hop(&mut head.headers);
+    let read = tokio::time::timeout(state.config.request_timeout, incoming.collect()).await;
+    let Ok(Ok(collected)) = read else {
+        tracing::warn!(service = "product", "upstream body not read");
+        return Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "bad_gateway",
+            "the product service failed to answer",
+        ));
+    };
+    let bytes = collected.to_bytes();
+    let entry = Entry::storable(
+        head.status,
+        &head.headers,
+        bytes.clone(),
+        sent_at,
+        cache.ttl(),
+    );
+    match flight.finish(entry, Instant::now()) {
+        Some(entry) => Ok(labelled(route, entry.respond(&conditional, "miss"))),
+        None => Ok(labelled(
+            route,
+            Response::from_parts(head, Body::from(bytes)),
+        )),
+    }
+}
+
+/// Sends the request to the service that owns it (again once if the connection was refused).
+async fn upstream(
+    state: &AppState,
+    route: Route,
+    mut parts: Parts,
+    body: Bytes,
+    caller: Option<&Caller>,
+    client_ip: &str,
+) -> Result<hyper::Response<Incoming>, ApiError> {
     let headers = &mut parts.headers;
     for name in HOP_BY_HOP
         .iter()
@@ -91,7 +196,7 @@ async fn forward_inner(
     for name in IDENTITY_HEADERS {
         headers.remove(name);
     }
-    if let Ok(ip) = HeaderValue::from_str(&client_ip) {
+    if let Ok(ip) = HeaderValue::from_str(client_ip) {
         headers.insert("x-forwarded-for", ip);
     }
     let base = state.config.upstreams.base(route.service);
@@ -102,7 +207,7 @@ async fn forward_inner(
         .unwrap_or("/");
     parts.uri = Uri::try_from(format!("{base}{path_and_query}"))
         .map_err(|_| ApiError::bad_request("invalid request target"))?;
-    if let Some(caller) = &caller {
+    if let Some(caller) = caller {
         let target = ProofTarget {
             service: route.service.name(),
             method: &parts.method,
@@ -139,39 +244,51 @@ async fn forward_inner(
         *again.version_mut() = axum::http::Version::HTTP_11;
         sent = tokio::time::timeout_at(deadline, state.http.request(again)).await;
     }
-    let res = match sent {
+    match sent {
         Err(_) => {
             tracing::warn!(service, "upstream timed out");
-            return Err(ApiError::new(
+            Err(ApiError::new(
                 StatusCode::GATEWAY_TIMEOUT,
                 "upstream_timeout",
                 format!("the {service} service did not answer in time"),
-            ));
+            ))
         }
         Ok(Err(e)) if e.is_connect() => {
             tracing::warn!(service, error = %e, "upstream unreachable");
-            return Err(ApiError::unavailable(format!(
+            Err(ApiError::unavailable(format!(
                 "the {service} service is unavailable, try again shortly"
-            )));
+            )))
         }
         Ok(Err(e)) => {
             tracing::warn!(service, error = %e, "upstream failed");
-            return Err(ApiError::new(
+            Err(ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 "bad_gateway",
                 format!("the {service} service failed to answer"),
-            ));
+            ))
         }
-        Ok(Ok(res)) => res,
-    };
-    let (mut parts, body) = res.into_parts();
-    for name in &HOP_BY_HOP {
-        parts.headers.remove(name);
+        Ok(Ok(res)) => Ok(res),
     }
-    parts
-        .extensions
+}
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// The upstream answer as the client's, streamed.
+fn relay(route: Route, res: hyper::Response<Incoming>) -> Response {
+    let (mut parts, body) = res.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    labelled(route, Response::from_parts(parts, Body::new(body)))
+}
+
+/// Marks the answer with the route label of the service it came from, for the metrics.
+fn labelled(route: Route, mut res: Response) -> Response {
+    res.extensions_mut()
         .insert(RouteLabel(route.service.metrics_route()));
-    Ok(Response::from_parts(parts, Body::new(body)))
+    res
 }
 
 /// The verified caller: `None` without a token, 401 with a bad one.
