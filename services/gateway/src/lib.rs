@@ -13,6 +13,7 @@ pub mod routes;
 mod sessions;
 mod web;
 
+use souk_contract::env;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -85,16 +86,16 @@ pub const STRIPE_JS_URL: &str = "https://js.stripe.com/v3/";
 
 /// `SOUK_STRIPE_PUBLISHABLE_KEY` (`pk_…`) and `SOUK_STRIPE_JS_URL` (default Stripe's own).
 pub fn stripe_js_from_env() -> Result<Option<StripeJs>, ConfigError> {
-    const KEY: &str = "SOUK_STRIPE_PUBLISHABLE_KEY";
+    const KEY: &str = env::STRIPE_PUBLISHABLE_KEY;
     let Some(publishable_key) = settings::optional(KEY)? else {
         return Ok(None);
     };
     if !publishable_key.starts_with("pk_") {
         return Err(ConfigError::new(KEY, "must be a publishable key (pk_...)"));
     }
-    let url = match settings::optional("SOUK_STRIPE_JS_URL")? {
+    let url = match settings::optional(env::STRIPE_JS_URL)? {
         None => STRIPE_JS_URL.to_owned(),
-        Some(_) => settings::base_url("SOUK_STRIPE_JS_URL")? + "/",
+        Some(_) => settings::base_url(env::STRIPE_JS_URL)? + "/",
     };
     Ok(Some(StripeJs {
         url,
@@ -107,11 +108,11 @@ impl Config {
         Ok(Self {
             internal_secret: settings::internal_secret()?,
             upstreams: Upstreams {
-                user: settings::base_url("SOUK_USER_URL")?,
-                product: settings::base_url("SOUK_PRODUCT_URL")?,
-                cart: settings::base_url("SOUK_CART_URL")?,
-                order: settings::base_url("SOUK_ORDER_URL")?,
-                payment: settings::base_url("SOUK_PAYMENT_URL")?,
+                user: settings::base_url(env::USER_URL)?,
+                product: settings::base_url(env::PRODUCT_URL)?,
+                cart: settings::base_url(env::CART_URL)?,
+                order: settings::base_url(env::ORDER_URL)?,
+                payment: settings::base_url(env::PAYMENT_URL)?,
             },
             request_timeout: Duration::from_millis(settings::parsed(
                 "SOUK_UPSTREAM_TIMEOUT_MS",
@@ -157,7 +158,7 @@ pub fn catalog_cache_ttl_from_env() -> Result<Duration, ConfigError> {
 /// `SOUK_TRUSTED_PROXIES`: comma-separated networks (`10.0.0.0/8`) or addresses. Also read by
 /// `souk up`, so both runners trust the same proxies.
 pub fn trusted_proxies_from_env() -> Result<Vec<ipnet::IpNet>, ConfigError> {
-    const VAR: &str = "SOUK_TRUSTED_PROXIES";
+    const VAR: &str = env::TRUSTED_PROXIES;
     if settings::optional("SOUK_TRUST_FORWARDED_FOR")?.is_some() {
         return Err(ConfigError::new(
             "SOUK_TRUST_FORWARDED_FOR",
