@@ -114,23 +114,27 @@ struct Hashers {
 }
 
 static HASHERS: LazyLock<Arc<Hashers>> = LazyLock::new(|| {
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
-    let hashers = Arc::new(Hashers {
-        queues: Mutex::new(Queues::default()),
-        work: Condvar::new(),
-        max_new_passwords: threads - 1,
-    });
-    for i in 0..threads {
-        let hashers = hashers.clone();
-        std::thread::Builder::new()
-            .name(format!("argon2-{i}"))
-            .spawn(move || hashers.run())
-            .expect("starting a hashing thread");
-    }
-    hashers
+    Hashers::start(std::thread::available_parallelism().map_or(2, |n| n.get().max(2)))
 });
 
 impl Hashers {
+    /// `threads` (at least 2) hashing threads, all but one allowed to hash new passwords.
+    fn start(threads: usize) -> Arc<Hashers> {
+        let hashers = Arc::new(Hashers {
+            queues: Mutex::new(Queues::default()),
+            work: Condvar::new(),
+            max_new_passwords: threads.max(2) - 1,
+        });
+        for i in 0..threads.max(2) {
+            let hashers = hashers.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || hashers.run())
+                .expect("starting a hashing thread");
+        }
+        hashers
+    }
+
     fn run(&self) {
         loop {
             let (job, kind) = {
@@ -244,28 +248,45 @@ mod tests {
         assert!(!verify_blocking("pw-12345679", &cheap));
     }
 
-    #[tokio::test]
-    async fn sign_ins_are_checked_while_registrations_queue() {
-        let hashed = hash("a-password-1".into()).await.unwrap();
-        let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let flood: Vec<_> = (0..12)
-            .map(|_| {
-                let done = done.clone();
-                tokio::spawn(async move {
-                    hash("flooding-password".into()).await.unwrap();
-                    done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                })
-            })
-            .collect();
-        tokio::task::yield_now().await;
-        assert!(verify("a-password-1".into(), Some(hashed)).await);
-        let registered = done.load(std::sync::atomic::Ordering::SeqCst);
-        assert!(
-            registered < 6,
-            "the sign-in waited behind {registered} of 12 registrations"
-        );
-        for task in flood {
-            task.await.unwrap();
+    /// New passwords that hold their threads (until the gate opens) never take the last one:
+    /// a sign-in still runs. Deterministic: the held jobs cannot finish before it does.
+    #[test]
+    fn a_sign_in_runs_while_new_passwords_hold_every_other_thread() {
+        let hashers = Hashers::start(2);
+        let gate = Arc::new((Mutex::new(false), Condvar::new()));
+        let (started, starts) = std::sync::mpsc::channel();
+        for _ in 0..6 {
+            let gate = gate.clone();
+            let started = started.clone();
+            let held: Job = Box::new(move || {
+                started.send(()).unwrap();
+                let (open, opened) = &*gate;
+                let mut open = open.lock().unwrap();
+                while !*open {
+                    open = opened.wait(open).unwrap();
+                }
+            });
+            hashers.push(Kind::NewPassword, held).unwrap();
         }
+        // One thread takes a new password; give the other time to take one too, if it could.
+        starts
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(
+            starts.try_recv().is_err(),
+            "every hashing thread took a new password"
+        );
+        let (signed_in, sign_in_done) = std::sync::mpsc::channel();
+        let sign_in: Job = Box::new(move || signed_in.send(()).unwrap());
+        hashers.push(Kind::SignIn, sign_in).unwrap();
+        let waited = sign_in_done.recv_timeout(std::time::Duration::from_secs(10));
+        let (open, opened) = &*gate;
+        *open.lock().unwrap() = true;
+        opened.notify_all();
+        assert!(
+            waited.is_ok(),
+            "the sign-in waited behind new passwords holding every thread"
+        );
     }
 }
