@@ -47,8 +47,8 @@ pub(crate) async fn stock_becomes(app: &App, product_id: &str, expected: i64) {
     .await;
 }
 
-/// A customer with a saved address and `quantity` of the product in the cart.
-pub(crate) async fn shopper_with_cart(app: &App, product_id: &str, quantity: i64) -> Session {
+/// A customer with a saved address.
+pub(crate) async fn shopper_with_address(app: &App) -> Session {
     let me = app.customer().await;
     app.patch(
         "/api/v1/users/me",
@@ -57,6 +57,12 @@ pub(crate) async fn shopper_with_cart(app: &App, product_id: &str, quantity: i64
     )
     .await
     .expect(200, None);
+    me
+}
+
+/// A customer with a saved address and `quantity` of the product in the cart.
+pub(crate) async fn shopper_with_cart(app: &App, product_id: &str, quantity: i64) -> Session {
+    let me = shopper_with_address(app).await;
     app.post(
         "/api/v1/cart/items",
         Some(&me.token),

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, Connection};
 
-use crate::checkout::{address, checkout};
+use crate::checkout::{checkout, shopper_with_address as shopper};
 use crate::helpers::{App, Session};
 
 /// A T-shirt in S, M and L (L is the dearest), stock 5 each unless `stock_m` says otherwise.
@@ -57,18 +57,6 @@ async fn variant_stock(app: &App, product: &str, variant: &str) -> i64 {
         .unwrap()["stock"]
         .as_i64()
         .unwrap()
-}
-
-async fn shopper(app: &App) -> Session {
-    let me = app.customer().await;
-    app.patch(
-        "/api/v1/users/me",
-        Some(&me.token),
-        json!({"shipping_address": address()}),
-    )
-    .await
-    .expect(200, None);
-    me
 }
 
 #[tokio::test]
