@@ -11,6 +11,7 @@ use souk_common::InternalAuth;
 use souk_common::address::ShippingAddress;
 use souk_common::client::{CallError, ServiceClient, http_client};
 use souk_contract::catalog::{self, Batch, VariantEntry};
+use souk_contract::reservations::{self, ExtendRequest, ReserveItem, ReserveRequest};
 use uuid::Uuid;
 
 use crate::Config;
@@ -98,26 +99,7 @@ pub struct CartClaim {
     pub promotion_code: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct ReservedLine {
-    pub product_id: Uuid,
-    /// Absent from product services older than variants: then the product's id.
-    #[serde(default)]
-    pub variant_id: Option<Uuid>,
-    #[serde(default)]
-    pub option_values: OptionValues,
-    pub sku: String,
-    pub name: String,
-    pub quantity: i32,
-    pub unit_price_cents: i64,
-    pub currency: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct Reservation {
-    pub status: String,
-    pub lines: Vec<ReservedLine>,
-}
+pub use souk_contract::reservations::{Reservation, ReservationLine as ReservedLine};
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Payment {
@@ -174,10 +156,20 @@ impl Clients {
         order_id: Uuid,
         items: &[RequestedItem],
     ) -> Result<Reservation, CallError> {
-        let body = json!({"order_id": order_id, "items": items});
+        let body = ReserveRequest {
+            order_id,
+            items: items
+                .iter()
+                .map(|i| ReserveItem {
+                    product_id: Some(i.product_id),
+                    variant_id: i.variant_id,
+                    quantity: i64::from(i.quantity),
+                })
+                .collect(),
+        };
         with_retries(|| {
             self.product
-                .call(Method::POST, "/internal/reservations", Some(&body), None)
+                .call(Method::POST, reservations::RESERVE, Some(&body), None)
         })
         .await
     }
@@ -187,7 +179,7 @@ impl Clients {
         order_id: Uuid,
         step: &str,
     ) -> Result<Reservation, CallError> {
-        let path = format!("/internal/reservations/{order_id}/{step}");
+        let path = reservations::step(order_id, step);
         with_retries(|| self.product.call::<(), _>(Method::POST, &path, None, None)).await
     }
 
@@ -238,8 +230,8 @@ impl Clients {
         order_id: Uuid,
         seconds: u64,
     ) -> Result<Reservation, CallError> {
-        let path = format!("/internal/reservations/{order_id}/extend");
-        let body = json!({ "seconds": seconds });
+        let path = reservations::step(order_id, "extend");
+        let body = ExtendRequest { seconds };
         with_retries(|| self.product.call(Method::POST, &path, Some(&body), None)).await
     }
 

@@ -290,10 +290,7 @@ async fn save_lines(state: &AppState, id: Uuid, lines: &[ReservedLine]) -> Resul
         .first()
         .map(|l| l.currency.clone())
         .unwrap_or_else(|| "usd".to_owned());
-    let subtotal: i64 = lines
-        .iter()
-        .map(|l| l.unit_price_cents * i64::from(l.quantity))
-        .sum();
+    let subtotal: i64 = lines.iter().map(|l| l.unit_price_cents * l.quantity).sum();
     let mut tx = state.db.begin().await.map_err(db_failed)?;
     // The redeemed promotion's discount, on the reserved prices, shared among its lines.
     let redemption: Option<(String, i64, Vec<Uuid>)> = sqlx::query_as(
@@ -313,7 +310,7 @@ async fn save_lines(state: &AppState, id: Uuid, lines: &[ReservedLine]) -> Resul
             let totals: Vec<(i64, bool)> = lines
                 .iter()
                 .map(|l| {
-                    let total = l.unit_price_cents * i64::from(l.quantity);
+                    let total = l.unit_price_cents * l.quantity;
                     (total, eligible.contains(&l.product_id))
                 })
                 .collect();
@@ -333,7 +330,7 @@ async fn save_lines(state: &AppState, id: Uuid, lines: &[ReservedLine]) -> Resul
         .bind(&line.name)
         .bind(line.quantity)
         .bind(line.unit_price_cents)
-        .bind(line.unit_price_cents * i64::from(line.quantity))
+        .bind(line.unit_price_cents * line.quantity)
         .bind(share)
         .bind(line.variant_id.unwrap_or(line.product_id))
         .bind(sqlx::types::Json(&line.option_values))

@@ -18,29 +18,26 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use souk_common::error::parse_id;
 use souk_common::{ApiError, ApiResult, FieldError, Json, ServiceCaller};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
+
+use souk_contract::reservations::{
+    self as contract, ExtendRequest, Reservation, ReservationLine, ReserveItem, ReserveRequest,
+};
 
 use crate::AppState;
 use crate::variants::OptionValues;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/internal/reservations", post(reserve))
+        .route(contract::RESERVE, post(reserve))
         .route("/internal/reservations/{order_id}", get(show))
         .route("/internal/reservations/{order_id}/commit", post(commit))
         .route("/internal/reservations/{order_id}/release", post(release))
         .route("/internal/reservations/{order_id}/restock", post(restock))
         .route("/internal/reservations/{order_id}/extend", post(extend))
-}
-
-#[derive(Deserialize)]
-struct ExtendBody {
-    /// Hold until this many seconds from now (1 s to 7 days).
-    seconds: u64,
 }
 
 /// Keeps a reservation's stock held longer: an order waiting for the shopper to finish a
@@ -49,7 +46,7 @@ async fn extend(
     State(state): State<AppState>,
     _service: ServiceCaller,
     Path(order_id): Path<String>,
-    Json(body): Json<ExtendBody>,
+    Json(body): Json<ExtendRequest>,
 ) -> ApiResult<Json<Reservation>> {
     let order_id = parse_id(&order_id, "reservation")?;
     if !(1..=7 * 24 * 3600).contains(&body.seconds) {
@@ -79,48 +76,11 @@ async fn extend(
     Ok(Json(reservation))
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Reservation {
-    pub order_id: Uuid,
-    pub status: String,
-    pub expires_at: DateTime<Utc>,
-    pub lines: Vec<ReservationLine>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, sqlx::FromRow)]
-pub struct ReservationLine {
-    pub product_id: Uuid,
-    pub variant_id: Uuid,
-    pub option_values: sqlx::types::Json<OptionValues>,
-    pub sku: String,
-    pub name: String,
-    pub quantity: i64,
-    pub unit_price_cents: i64,
-    pub currency: String,
-}
-
-#[derive(Deserialize)]
-struct ReserveBody {
-    order_id: Uuid,
-    items: Vec<ItemBody>,
-}
-
-/// One line: a `variant_id`, or (a product without options, or an older caller) a
-/// `product_id`, which is then the variant's id.
-#[derive(Deserialize)]
-struct ItemBody {
-    #[serde(default)]
-    product_id: Option<Uuid>,
-    #[serde(default)]
-    variant_id: Option<Uuid>,
-    quantity: i64,
-}
-
 pub const MAX_LINE_QUANTITY: i64 = 100;
 pub const MAX_LINES: usize = 100;
 
 /// Validates the lines and sums those of the same variant, ordered by variant id.
-fn summed(items: &[ItemBody]) -> Result<BTreeMap<Uuid, i64>, ApiError> {
+fn summed(items: &[ReserveItem]) -> Result<BTreeMap<Uuid, i64>, ApiError> {
     let mut errors = Vec::new();
     if items.is_empty() {
         errors.push(FieldError::new("items", "must not be empty"));
@@ -139,7 +99,7 @@ fn summed(items: &[ItemBody]) -> Result<BTreeMap<Uuid, i64>, ApiError> {
                 format!("must be from 1 to {MAX_LINE_QUANTITY}"),
             ));
         }
-        match item.variant_id.or(item.product_id) {
+        match item.variant() {
             Some(id) => *lines.entry(id).or_insert(0) += item.quantity,
             None => errors.push(FieldError::new(
                 format!("items[{i}].variant_id"),
@@ -212,7 +172,7 @@ struct Locked {
 async fn reserve(
     State(state): State<AppState>,
     ServiceCaller(caller): ServiceCaller,
-    Json(body): Json<ReserveBody>,
+    Json(body): Json<ReserveRequest>,
 ) -> ApiResult<(StatusCode, Json<Reservation>)> {
     let wanted = summed(&body.items)?;
     let order_id = body.order_id;
@@ -234,7 +194,7 @@ async fn reserve(
             && existing
                 .lines
                 .iter()
-                .all(|l| wanted.get(&l.variant_id) == Some(&l.quantity));
+                .all(|l| wanted.get(&l.variant()) == Some(&l.quantity));
         if !same {
             return Err(ApiError::conflict(
                 "idempotency_key_reused",
@@ -266,8 +226,8 @@ async fn reserve(
                 }
                 lines.push(ReservationLine {
                     product_id: p.product_id,
-                    variant_id,
-                    option_values: p.option_values.clone(),
+                    variant_id: Some(variant_id),
+                    option_values: p.option_values.0.clone(),
                     sku: p.sku.clone(),
                     name: p.name.clone(),
                     quantity,
@@ -298,8 +258,8 @@ async fn reserve(
                     .iter()
                     .filter(|l| rows
                         .iter()
-                        .any(|r| r.id == l.variant_id && r.stock < l.quantity))
-                    .map(|l| l.variant_id)
+                        .any(|r| r.id == l.variant() && r.stock < l.quantity))
+                    .map(ReservationLine::variant)
                     .collect::<Vec<_>>()
             ),
         ));
@@ -326,7 +286,7 @@ async fn reserve(
     .bind(
         lines
             .iter()
-            .map(|l| l.option_values.clone())
+            .map(|l| sqlx::types::Json(l.option_values.clone()))
             .collect::<Vec<_>>(),
     )
     .bind(lines.iter().map(|l| l.sku.clone()).collect::<Vec<_>>())
@@ -572,17 +532,17 @@ mod tests {
         let a = Uuid::now_v7();
         let b = Uuid::now_v7();
         let items = vec![
-            ItemBody {
+            ReserveItem {
                 product_id: Some(b),
                 variant_id: None,
                 quantity: 2,
             },
-            ItemBody {
+            ReserveItem {
                 product_id: Some(Uuid::now_v7()),
                 variant_id: Some(a),
                 quantity: 1,
             },
-            ItemBody {
+            ReserveItem {
                 product_id: None,
                 variant_id: Some(b),
                 quantity: 3,
@@ -591,14 +551,14 @@ mod tests {
         let lines = summed(&items).unwrap();
         assert_eq!(lines.into_iter().collect::<Vec<_>>(), vec![(a, 1), (b, 5)]);
         assert_eq!(summed(&[]).unwrap_err().status, 422);
-        let e = summed(&[ItemBody {
+        let e = summed(&[ReserveItem {
             product_id: Some(a),
             variant_id: None,
             quantity: 0,
         }])
         .unwrap_err();
         assert_eq!(e.errors[0].field, "items[0].quantity");
-        let e = summed(&[ItemBody {
+        let e = summed(&[ReserveItem {
             product_id: None,
             variant_id: None,
             quantity: 1,
@@ -606,7 +566,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.errors[0].field, "items[0].variant_id");
         assert!(
-            summed(&[ItemBody {
+            summed(&[ReserveItem {
                 product_id: Some(a),
                 variant_id: None,
                 quantity: 101
