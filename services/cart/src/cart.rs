@@ -478,29 +478,12 @@ async fn internal_show(
     render(&state, user_id).await.map(Json)
 }
 
-#[derive(Deserialize)]
-struct Ordered {
-    order_id: Uuid,
-    items: Vec<OrderedItem>,
-}
-
-/// A bought line: its `variant_id` (older callers: `product_id`, the same id for a product
-/// without options).
-#[derive(Deserialize)]
-struct OrderedItem {
-    #[serde(default)]
-    product_id: Option<Uuid>,
-    #[serde(default)]
-    variant_id: Option<Uuid>,
-    quantity: i64,
-}
-
 /// The order service bought these lines: subtract them from the cart, once per order id.
 async fn ordered(
     State(state): State<AppState>,
     _service: ServiceCaller,
     Path(user_id): Path<String>,
-    Json(body): Json<Ordered>,
+    Json(body): Json<souk_contract::carts::Ordered>,
 ) -> ApiResult<StatusCode> {
     let user_id = parse_id(&user_id, "cart")?;
     let mut sums: HashMap<Uuid, i64> = HashMap::new();
@@ -511,13 +494,7 @@ async fn ordered(
                 "must be at least 1",
             ));
         }
-        let Some(id) = item.variant_id.or(item.product_id) else {
-            return Err(ApiError::invalid_field(
-                &format!("items[{i}].variant_id"),
-                "is required",
-            ));
-        };
-        *sums.entry(id).or_insert(0) += item.quantity;
+        *sums.entry(item.variant()).or_insert(0) += i64::from(item.quantity);
     }
     let (ids, quantities): (Vec<Uuid>, Vec<i64>) = sums.into_iter().unzip();
     let mut tx = state.db.begin().await?;

@@ -10,9 +10,9 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, post};
-use serde::{Deserialize, Serialize};
 use souk_common::error::parse_id;
 use souk_common::{ApiError, ApiResult, Json, ServiceCaller};
+use souk_contract::carts::{CartItem, Claim, ClaimRequest};
 use uuid::Uuid;
 
 use crate::AppState;
@@ -26,34 +26,14 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-#[derive(Deserialize)]
-struct ClaimBody {
-    order_id: Uuid,
-}
-
-#[derive(Serialize, sqlx::FromRow)]
-struct ClaimedLine {
-    product_id: Uuid,
-    variant_id: Uuid,
-    quantity: i32,
-}
-
-#[derive(Serialize)]
-struct Claimed {
-    order_id: Uuid,
-    items: Vec<ClaimedLine>,
-    /// The cart's promotion code, which the order redeems (or refuses) before reserving.
-    promotion_code: Option<String>,
-}
-
 /// Claims the cart for `order_id` and answers its lines, or answers the other order that holds
 /// it (with no lines). Idempotent per order id; an empty cart is 409 `cart_empty`.
 async fn claim(
     State(state): State<AppState>,
     _service: ServiceCaller,
     Path(user_id): Path<String>,
-    Json(body): Json<ClaimBody>,
-) -> ApiResult<Json<Claimed>> {
+    Json(body): Json<ClaimRequest>,
+) -> ApiResult<Json<Claim>> {
     let user_id = parse_id(&user_id, "cart")?;
     let mut tx = state.db.begin().await?;
     // Edits of the cart wait for this claim's outcome, and it for theirs (see `edit`).
@@ -75,13 +55,13 @@ async fn claim(
     if holder != body.order_id {
         // Held by another checkout: the order service decides (it knows whether that order
         // is still running, or died and left a stale claim to release).
-        return Ok(Json(Claimed {
+        return Ok(Json(Claim {
             order_id: holder,
             items: Vec::new(),
             promotion_code: None,
         }));
     }
-    let items: Vec<ClaimedLine> = sqlx::query_as(
+    let items: Vec<CartItem> = sqlx::query_as(
         "SELECT product_id, variant_id, quantity FROM cart_items WHERE user_id = $1
          ORDER BY created_at, variant_id",
     )
@@ -103,7 +83,7 @@ async fn claim(
             .fetch_optional(&mut *tx)
             .await?;
     tx.commit().await?;
-    Ok(Json(Claimed {
+    Ok(Json(Claim {
         order_id: holder,
         items,
         promotion_code,

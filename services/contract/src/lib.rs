@@ -4,6 +4,7 @@
 //! service cannot ask another in a shape it does not answer. Nothing here runs: serde, uuid
 //! and chrono only.
 
+pub mod carts;
 pub mod catalog;
 pub mod env;
 pub mod reservations;

@@ -5,11 +5,12 @@ use std::future::Future;
 use std::time::Duration;
 
 use axum::http::Method;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 use souk_common::InternalAuth;
 use souk_common::address::ShippingAddress;
 use souk_common::client::{CallError, ServiceClient, http_client};
+use souk_contract::carts::{self, ClaimRequest, Ordered};
 use souk_contract::catalog::{self, Batch, VariantEntry};
 use souk_contract::reservations::{self, ExtendRequest, ReserveItem, ReserveRequest};
 use uuid::Uuid;
@@ -66,37 +67,13 @@ pub struct UserView {
     pub shipping_address: Option<ShippingAddress>,
 }
 
-/// A cart line to buy. `variant_id` is absent in orders stored before variants (the product
-/// was then its own one variant).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RequestedItem {
-    pub product_id: Uuid,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant_id: Option<Uuid>,
-    pub quantity: i32,
-}
-
-impl RequestedItem {
-    pub fn variant(&self) -> Uuid {
-        self.variant_id.unwrap_or(self.product_id)
-    }
-}
-
+/// A cart line to buy, as the cart claims it and the order stores it (`requested_items`).
+pub use souk_contract::carts::{CartItem as RequestedItem, Claim as CartClaim};
 pub use souk_contract::catalog::OptionValues;
 
 #[derive(Debug, Deserialize)]
 pub struct CartView {
     pub items: Vec<RequestedItem>,
-}
-
-/// The cart's claim: `order_id` holds it; `items` are its lines when that is the caller.
-#[derive(Debug, Deserialize)]
-pub struct CartClaim {
-    pub order_id: Uuid,
-    pub items: Vec<RequestedItem>,
-    /// The promotion code the shopper applied to the cart, if any.
-    #[serde(default)]
-    pub promotion_code: Option<String>,
 }
 
 pub use souk_contract::reservations::{Reservation, ReservationLine as ReservedLine};
@@ -121,20 +98,20 @@ impl Clients {
     }
 
     pub async fn cart(&self, user_id: Uuid) -> Result<CartView, CallError> {
-        let path = format!("/internal/carts/{user_id}");
+        let path = carts::cart(user_id);
         with_retries(|| self.cart.call::<(), _>(Method::GET, &path, None, None)).await
     }
 
     /// Claims the shopper's cart for this order (one checkout per cart at a time).
     pub async fn claim_cart(&self, user_id: Uuid, order_id: Uuid) -> Result<CartClaim, CallError> {
-        let path = format!("/internal/carts/{user_id}/claims");
-        let body = json!({ "order_id": order_id });
+        let path = carts::claims(user_id);
+        let body = ClaimRequest { order_id };
         with_retries(|| self.cart.call(Method::POST, &path, Some(&body), None)).await
     }
 
     /// Gives the cart back if this order still holds it.
     pub async fn release_cart(&self, user_id: Uuid, order_id: Uuid) -> Result<(), CallError> {
-        let path = format!("/internal/carts/{user_id}/claims/{order_id}");
+        let path = carts::claim(user_id, order_id);
         with_retries(|| {
             self.cart
                 .call_empty::<()>(Method::DELETE, &path, None, None)
@@ -246,8 +223,11 @@ impl Clients {
         order_id: Uuid,
         items: &[RequestedItem],
     ) -> Result<(), CallError> {
-        let path = format!("/internal/carts/{user_id}/ordered");
-        let body = json!({"order_id": order_id, "items": items});
+        let path = carts::ordered(user_id);
+        let body = Ordered {
+            order_id,
+            items: items.to_vec(),
+        };
         with_retries(|| self.cart.call_empty(Method::POST, &path, Some(&body), None)).await
     }
 
