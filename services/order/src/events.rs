@@ -72,24 +72,13 @@ async fn payment_event(
         payment,
     };
     let moved: Option<SagaState> = match (event.kind.as_str(), event.amount_refunded_cents) {
-        ("payment_succeeded", None) => apply(&mut tx, id, current, current.on_payment_succeeded()).await?,
-        ("payment_failed", None) => apply(&mut tx, id, current, current.on_payment_failed()).await?,
-        // By amount: a partial refund (the Stripe dashboard) is shown, not taken for all.
-        ("refunded", amount) => sqlx::query_scalar(
-            "UPDATE orders SET
-               amount_refunded_cents = greatest(amount_refunded_cents, COALESCE($2, total_cents)),
-               payment_status = CASE WHEN greatest(amount_refunded_cents, COALESCE($2, total_cents)) >= total_cents
-                                     THEN $4 ELSE payment_status END,
-               updated_at = now()
-             WHERE id = $1 AND payment_status = ANY($3)
-             RETURNING saga_state",
-        )
-        .bind(id)
-        .bind(amount)
-        .bind([PaymentStatus::Succeeded, PaymentStatus::Refunded])
-        .bind(PaymentStatus::Refunded)
-        .fetch_optional(&mut *tx)
-        .await?,
+        ("payment_succeeded", None) => {
+            apply(&mut tx, id, current, current.on_payment_succeeded()).await?
+        }
+        ("payment_failed", None) => {
+            apply(&mut tx, id, current, current.on_payment_failed()).await?
+        }
+        ("refunded", amount) => record_refund(&mut tx, id, amount).await?,
         _ => None,
     };
     tx.commit().await?;
@@ -131,4 +120,29 @@ async fn apply(
     .execute(tx)
     .await?;
     Ok(Some(next.saga))
+}
+
+/// By amount: a partial refund (the Stripe dashboard) is shown, not taken for all. Neither the
+/// status nor the saga moves; a paid order stays paid, its payment shows what went back.
+async fn record_refund(
+    tx: &mut sqlx::PgConnection,
+    id: Uuid,
+    amount_refunded_cents: Option<i64>,
+) -> ApiResult<Option<SagaState>> {
+    Ok(sqlx::query_scalar(
+        "UPDATE orders SET
+           amount_refunded_cents = greatest(amount_refunded_cents, COALESCE($2, total_cents)),
+           payment_status = CASE
+             WHEN greatest(amount_refunded_cents, COALESCE($2, total_cents)) >= total_cents
+             THEN $4 ELSE payment_status END,
+           updated_at = now()
+         WHERE id = $1 AND payment_status = ANY($3)
+         RETURNING saga_state",
+    )
+    .bind(id)
+    .bind(amount_refunded_cents)
+    .bind([PaymentStatus::Succeeded, PaymentStatus::Refunded])
+    .bind(PaymentStatus::Refunded)
+    .fetch_optional(tx)
+    .await?)
 }

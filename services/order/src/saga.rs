@@ -68,8 +68,8 @@ fn db_failed(e: impl Into<ApiError>) -> Stop {
 }
 
 /// Refuses a move that the transition table (`state.rs`) does not allow, from the state the
-/// saga read: that is a bug, so the order stays where it is (and the error is logged by the
-/// caller) rather than reaching a combination nothing else expects.
+/// saga read: that is a bug, so the order stays where it is (the step ends as interrupted, an
+/// internal error) rather than reaching a combination nothing else expects.
 fn checked(
     row: &OrderRow,
     from: SagaState,
