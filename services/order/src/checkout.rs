@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::clients::RequestedItem;
 use crate::model::{self, Order};
 use crate::saga::{self, Driver, Stop};
+use crate::state::{OrderStatus, SagaState};
 use crate::{AppState, FaultPoint};
 
 pub fn router() -> Router<AppState> {
@@ -98,7 +99,7 @@ async fn checkout(
     let inserted: Option<Uuid> = sqlx::query_scalar(
         "INSERT INTO orders (id, user_id, status, saga_state, lease_until, idempotency_key, request_hash,
                              requested_items, payment_method, email, customer_name, shipping_address)
-         VALUES ($1, $2, 'pending', 'claiming', now() + make_interval(secs => $3), $4, $5, $6, $7, $8, $9, $10)
+         VALUES ($1, $2, $11, $12, now() + make_interval(secs => $3), $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT ON CONSTRAINT orders_idempotency_key DO NOTHING
          RETURNING id",
     )
@@ -112,6 +113,8 @@ async fn checkout(
     .bind(&profile.email)
     .bind(&profile.name)
     .bind(sqlx::types::Json(&address))
+    .bind(OrderStatus::Pending)
+    .bind(SagaState::Claiming)
     .fetch_optional(&state.db)
     .await?;
     let Some(id) = inserted else {
@@ -178,10 +181,7 @@ async fn replay(state: &AppState, id: Uuid) -> ApiResult<Response> {
                 "this checkout could not reserve stock",
             ));
         };
-        if matches!(
-            row.saga_state.as_str(),
-            "done" | "completing" | "releasing" | "awaiting_payment" | "cancelling" | "refunding"
-        ) {
+        if row.saga_state.has_outcome() {
             return respond(model::load(&state.db, id).await?);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -201,7 +201,7 @@ fn with_order(e: ApiError, order: Option<Order>) -> ApiError {
 
 /// 201 with the order; a declined card is 402 with the order in the problem's `order` member.
 fn respond(order: Order) -> ApiResult<Response> {
-    if order.status == "payment_failed" {
+    if order.status == OrderStatus::PaymentFailed {
         let e = ApiError::new(
             StatusCode::PAYMENT_REQUIRED,
             "payment_failed",

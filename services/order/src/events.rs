@@ -6,10 +6,12 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use serde::Deserialize;
 use souk_common::error::parse_id;
-use souk_common::{ApiResult, Json, ServiceCaller};
+use souk_common::{ApiError, ApiResult, Json, ServiceCaller};
+use uuid::Uuid;
 
 use crate::AppState;
 use crate::saga::{self, Driver};
+use crate::state::{EventOutcome, OrderState, OrderStatus, PaymentStatus, SagaState};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/internal/orders/{id}/payment-events", post(payment_event))
@@ -49,60 +51,98 @@ async fn payment_event(
     // Only the order's own PaymentIntent may move it (an order whose charge answer is not
     // saved yet has none: the payment service matched it by the order id in Stripe's metadata).
     // Only an order waiting on the provider is settled here; a checkout request in flight, or
-    // the recovery loop, reads the same state from the payment service itself. A success for
-    // an order that stopped waiting (cancelled, expired, failed) is refunded: at once when the
-    // order is finished, else when its release ends (`late_success`).
-    let moved: Option<String> = match event.kind.as_str() {
-        "payment_succeeded" => sqlx::query_scalar(
-            "UPDATE orders SET
-               saga_state = CASE
-                 WHEN saga_state = 'awaiting_payment' THEN 'completing'
-                 WHEN saga_state = 'done' AND status IN ('cancelled', 'payment_failed')
-                      AND payment_status <> 'refunded' THEN 'refunding'
-                 ELSE saga_state END,
-               status = CASE WHEN saga_state = 'awaiting_payment' THEN 'paid' ELSE status END,
-               payment_status = CASE WHEN saga_state IN ('awaiting_payment', 'done')
-                                     THEN 'succeeded' ELSE payment_status END,
-               late_success = late_success OR saga_state IN ('releasing', 'cancelling'),
-               updated_at = now()
-             WHERE id = $1 AND ($2::text IS NULL OR payment_intent_id IS NULL OR payment_intent_id = $2)
-               AND NOT (saga_state = 'done' AND status IN ('paid', 'shipped', 'delivered'))
-               AND $3::bigint IS NULL
-             RETURNING saga_state",
-        ),
-        "payment_failed" => sqlx::query_scalar(
-            "UPDATE orders SET saga_state = 'releasing', status = 'payment_failed', payment_status = 'failed', updated_at = now()
-             WHERE id = $1 AND saga_state = 'awaiting_payment' AND $3::bigint IS NULL
-               AND ($2::text IS NULL OR payment_intent_id IS NULL OR payment_intent_id = $2)
-             RETURNING saga_state",
-        ),
-        // By amount: a partial refund (the Stripe dashboard) is shown, not taken for all.
-        "refunded" => sqlx::query_scalar(
-            "UPDATE orders SET
-               amount_refunded_cents = greatest(amount_refunded_cents, COALESCE($3, total_cents)),
-               payment_status = CASE WHEN greatest(amount_refunded_cents, COALESCE($3, total_cents)) >= total_cents
-                                     THEN 'refunded' ELSE payment_status END,
-               updated_at = now()
-             WHERE id = $1 AND payment_status IN ('succeeded', 'refunded')
-               AND ($2::text IS NULL OR payment_intent_id IS NULL OR payment_intent_id = $2)
-             RETURNING saga_state",
-        ),
-        _ => sqlx::query_scalar(
-            "SELECT NULL::text WHERE $1::uuid IS NULL AND $2::text IS NULL AND $3::bigint IS NULL",
-        ),
-    }
+    // the recovery loop, reads the same state from the payment service itself. What each event
+    // does is decided in `state.rs`; the row stays locked from this read to the update.
+    let current: Option<(OrderStatus, SagaState, PaymentStatus)> = sqlx::query_as(
+        "SELECT status, saga_state, payment_status FROM orders
+         WHERE id = $1 AND ($2::text IS NULL OR payment_intent_id IS NULL OR payment_intent_id = $2)
+         FOR UPDATE",
+    )
     .bind(id)
     .bind(&event.payment_intent_id)
-    .bind(event.amount_refunded_cents)
     .fetch_optional(&mut *tx)
     .await?;
+    let Some((status, saga, payment)) = current else {
+        tx.commit().await?;
+        return Ok(StatusCode::OK);
+    };
+    let current = OrderState {
+        status,
+        saga,
+        payment,
+    };
+    let moved: Option<SagaState> = match (event.kind.as_str(), event.amount_refunded_cents) {
+        ("payment_succeeded", None) => {
+            apply(&mut tx, id, current, current.on_payment_succeeded()).await?
+        }
+        ("payment_failed", None) => {
+            apply(&mut tx, id, current, current.on_payment_failed()).await?
+        }
+        ("refunded", amount) => record_refund(&mut tx, id, amount).await?,
+        _ => None,
+    };
     tx.commit().await?;
     if matches!(
-        moved.as_deref(),
-        Some("completing" | "releasing" | "refunding")
+        moved,
+        Some(SagaState::Completing | SagaState::Releasing | SagaState::Refunding)
     ) {
         let state = state.clone();
         tokio::spawn(async move { saga::advance(&state, id, Driver::Request).await });
     }
     Ok(StatusCode::OK)
+}
+
+/// Saves an event's outcome; the saga state it leaves the order in, None if it did nothing.
+async fn apply(
+    tx: &mut sqlx::PgConnection,
+    id: Uuid,
+    current: OrderState,
+    outcome: Option<EventOutcome>,
+) -> ApiResult<Option<SagaState>> {
+    let Some(EventOutcome { next, late_success }) = outcome else {
+        return Ok(None);
+    };
+    if !current.may_become(next) {
+        return Err(ApiError::internal(format!(
+            "order {id}: a payment event may not move {current:?} to {next:?}"
+        )));
+    }
+    sqlx::query(
+        "UPDATE orders SET saga_state = $2, status = $3, payment_status = $4,
+           late_success = late_success OR $5, updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(next.saga)
+    .bind(next.status)
+    .bind(next.payment)
+    .bind(late_success)
+    .execute(tx)
+    .await?;
+    Ok(Some(next.saga))
+}
+
+/// By amount: a partial refund (the Stripe dashboard) is shown, not taken for all. Neither the
+/// status nor the saga moves; a paid order stays paid, its payment shows what went back.
+async fn record_refund(
+    tx: &mut sqlx::PgConnection,
+    id: Uuid,
+    amount_refunded_cents: Option<i64>,
+) -> ApiResult<Option<SagaState>> {
+    Ok(sqlx::query_scalar(
+        "UPDATE orders SET
+           amount_refunded_cents = greatest(amount_refunded_cents, COALESCE($2, total_cents)),
+           payment_status = CASE
+             WHEN greatest(amount_refunded_cents, COALESCE($2, total_cents)) >= total_cents
+             THEN $4 ELSE payment_status END,
+           updated_at = now()
+         WHERE id = $1 AND payment_status = ANY($3)
+         RETURNING saga_state",
+    )
+    .bind(id)
+    .bind(amount_refunded_cents)
+    .bind([PaymentStatus::Succeeded, PaymentStatus::Refunded])
+    .bind(PaymentStatus::Refunded)
+    .fetch_optional(tx)
+    .await?)
 }

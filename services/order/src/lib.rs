@@ -11,6 +11,7 @@ mod promotions;
 mod recovery;
 mod redeem;
 mod saga;
+mod state;
 
 use std::sync::Arc;
 use std::time::Duration;

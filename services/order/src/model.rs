@@ -7,12 +7,14 @@ use souk_common::{ApiError, ApiResult};
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
+use crate::state::{OrderStatus, PaymentStatus, SagaState};
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OrderRow {
     pub id: Uuid,
     pub user_id: Uuid,
-    pub status: String,
-    pub saga_state: String,
+    pub status: OrderStatus,
+    pub saga_state: SagaState,
     pub requested_items: sqlx::types::Json<Vec<crate::clients::RequestedItem>>,
     pub payment_method: String,
     pub email: String,
@@ -23,7 +25,7 @@ pub struct OrderRow {
     pub total_cents: Option<i64>,
     pub discount_cents: i64,
     pub promotion_code: Option<String>,
-    pub payment_status: String,
+    pub payment_status: PaymentStatus,
     pub payment_intent_id: Option<String>,
     pub payment_client_secret: Option<String>,
     pub payment_next_action: Option<sqlx::types::Json<serde_json::Value>>,
@@ -49,7 +51,7 @@ pub struct OrderItem {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PaymentView {
-    pub status: String,
+    pub status: PaymentStatus,
     pub provider: &'static str,
     pub payment_intent_id: Option<String>,
     /// While `requires_action`: for Stripe.js to finish the payment (3-D Secure).
@@ -64,7 +66,7 @@ pub struct PaymentView {
 pub struct Order {
     pub id: Uuid,
     pub user_id: Uuid,
-    pub status: String,
+    pub status: OrderStatus,
     pub items: Vec<OrderItem>,
     pub subtotal_cents: i64,
     /// What the promotion took off; `total_cents = subtotal_cents - discount_cents`.
@@ -118,7 +120,7 @@ pub async fn items<'e>(db: impl PgExecutor<'e>, ids: &[Uuid]) -> ApiResult<Vec<(
 }
 
 pub fn view(row: OrderRow, items: Vec<OrderItem>) -> Order {
-    let waiting = row.payment_status == "requires_action";
+    let waiting = row.payment_status == PaymentStatus::RequiresAction;
     Order {
         id: row.id,
         user_id: row.user_id,

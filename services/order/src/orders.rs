@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::model::{self, Order, OrderRow};
 use crate::saga::{self, Driver, Stop};
+use crate::state::{OrderStatus, SagaState};
 use crate::{AppState, order_columns};
 
 pub fn router() -> Router<AppState> {
@@ -28,7 +29,7 @@ pub fn router() -> Router<AppState> {
 async fn page(
     state: &AppState,
     user: Option<Uuid>,
-    status: Option<&str>,
+    status: Option<OrderStatus>,
     page: &PageQuery,
 ) -> ApiResult<Page<Order>> {
     let limit = page.limit()?;
@@ -71,29 +72,18 @@ struct AdminQuery {
     page: PageQuery,
 }
 
-const STATUSES: [&str; 6] = [
-    "pending",
-    "paid",
-    "payment_failed",
-    "shipped",
-    "delivered",
-    "cancelled",
-];
-
 async fn list_all(
     State(state): State<AppState>,
     _admin: AdminUser,
     Query(q): Query<AdminQuery>,
 ) -> ApiResult<Json<Page<Order>>> {
-    let status = q.status.as_deref().filter(|s| !s.is_empty());
-    if let Some(s) = status
-        && !STATUSES.contains(&s)
-    {
-        return Err(ApiError::invalid_field(
-            "status",
-            format!("must be one of {}", STATUSES.join(", ")),
-        ));
-    }
+    let status = match q.status.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => Some(s.parse::<OrderStatus>().map_err(|_| {
+            let all: Vec<&str> = OrderStatus::ALL.iter().map(|s| s.as_str()).collect();
+            ApiError::invalid_field("status", format!("must be one of {}", all.join(", ")))
+        })?),
+    };
     page(&state, None, status, &q.page).await.map(Json)
 }
 
@@ -130,21 +120,29 @@ async fn cancel(
     if row.user_id != user.id {
         return Err(ApiError::not_found("no such order"));
     }
-    let moved: Option<String> = sqlx::query_scalar(
-        "UPDATE orders SET
-           saga_state = CASE WHEN status = 'paid' THEN 'refunding' ELSE 'cancelling' END,
+    // One statement, so the order is moved only from the state it is in at that moment.
+    let statuses: Vec<OrderStatus> = SagaState::CANCELS.iter().map(|c| c.0).collect();
+    let froms: Vec<SagaState> = SagaState::CANCELS.iter().map(|c| c.1).collect();
+    let tos: Vec<SagaState> = SagaState::CANCELS.iter().map(|c| c.2).collect();
+    let moved: Option<SagaState> = sqlx::query_scalar(
+        "UPDATE orders o SET saga_state = m.to_state,
            lease_until = now() + make_interval(secs => $2), updated_at = now()
-         WHERE id = $1 AND ((status = 'paid' AND saga_state = 'done')
-                         OR (status = 'pending' AND saga_state = 'awaiting_payment'))
-         RETURNING saga_state",
+         FROM unnest($3::text[], $4::text[], $5::text[]) AS m (status, from_state, to_state)
+         WHERE o.id = $1 AND o.status = m.status AND o.saga_state = m.from_state
+         RETURNING o.saga_state",
     )
     .bind(id)
     .bind(state.config.lease.as_secs_f64())
+    .bind(statuses)
+    .bind(froms)
+    .bind(tos)
     .fetch_optional(&state.db)
     .await?;
     if moved.is_none() {
-        let detail = match row.status.as_str() {
-            "pending" => "this order's checkout is still running; try again shortly".to_owned(),
+        let detail = match row.status {
+            OrderStatus::Pending => {
+                "this order's checkout is still running; try again shortly".to_owned()
+            }
             s => format!("an order that is {s} cannot be cancelled"),
         };
         return Err(ApiError::conflict("illegal_transition", detail));
@@ -168,22 +166,21 @@ async fn set_status(
     Json(body): Json<StatusChange>,
 ) -> ApiResult<Json<Order>> {
     let id = parse_id(&id, "order")?;
-    let from = match body.status.as_str() {
-        "shipped" => "paid",
-        "delivered" => "shipped",
-        _ => {
-            return Err(ApiError::invalid_field(
-                "status",
-                "must be \"shipped\" or \"delivered\"",
-            ));
-        }
+    let to = body.status.parse::<OrderStatus>().ok();
+    let Some((to, from)) = to.and_then(|to| Some((to, OrderStatus::admin_source(to)?))) else {
+        return Err(ApiError::invalid_field(
+            "status",
+            "must be \"shipped\" or \"delivered\"",
+        ));
     };
+    // Only a finished checkout: the saga no longer changes the status.
     let moved = sqlx::query(
-        "UPDATE orders SET status = $2, updated_at = now() WHERE id = $1 AND status = $3 AND saga_state = 'done'",
+        "UPDATE orders SET status = $2, updated_at = now() WHERE id = $1 AND status = $3 AND saga_state = $4",
     )
     .bind(id)
-    .bind(&body.status)
+    .bind(to)
     .bind(from)
+    .bind(SagaState::Done)
     .execute(&state.db)
     .await?;
     if moved.rows_affected() == 0 {

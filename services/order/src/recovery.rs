@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::saga::{self, Driver, Stop};
+use crate::state::SagaState;
 
 pub fn spawn(state: AppState) {
     tokio::spawn(async move {
@@ -29,11 +30,12 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
             "UPDATE orders SET lease_until = now() + make_interval(secs => $1)
              WHERE id = (
                SELECT id FROM orders
-               WHERE saga_state <> 'done' AND (lease_until IS NULL OR lease_until < now())
+               WHERE saga_state <> $2 AND (lease_until IS NULL OR lease_until < now())
                ORDER BY lease_until NULLS FIRST, updated_at LIMIT 1 FOR UPDATE SKIP LOCKED)
              RETURNING id",
         )
         .bind(state.config.lease.as_secs_f64())
+        .bind(SagaState::Done)
         .fetch_optional(&state.db)
         .await?;
         let Some(id) = claimed else {
@@ -59,10 +61,10 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
 }
 
 async fn still_awaiting_payment(state: &AppState, id: Uuid) -> sqlx::Result<bool> {
-    let saga_state: Option<String> =
+    let saga_state: Option<SagaState> =
         sqlx::query_scalar("SELECT saga_state FROM orders WHERE id = $1")
             .bind(id)
             .fetch_optional(&state.db)
             .await?;
-    Ok(saga_state.as_deref() == Some("awaiting_payment"))
+    Ok(saga_state == Some(SagaState::AwaitingPayment))
 }

@@ -32,6 +32,7 @@ use crate::clients::{RequestedItem, ReservedLine};
 use crate::discount::{self, Kind};
 use crate::model::{self, OrderRow};
 use crate::redeem::{self, Refusal};
+use crate::state::{Mover, OrderStatus, PaymentStatus, SagaState};
 use crate::{AppState, FaultPoint};
 
 /// Who is driving: the checkout request itself, or the recovery loop after a crash.
@@ -66,25 +67,52 @@ fn db_failed(e: impl Into<ApiError>) -> Stop {
     Stop::Interrupted(e.into())
 }
 
-/// Moves the saga from `from` to `to`, with other column changes, only if nobody else moved it.
+/// Refuses a move that the transition table (`state.rs`) does not allow, from the state the
+/// saga read: that is a bug, so the order stays where it is (the step ends as interrupted, an
+/// internal error) rather than reaching a combination nothing else expects.
+fn checked(
+    row: &OrderRow,
+    from: SagaState,
+    to: SagaState,
+    status: Option<OrderStatus>,
+) -> Result<(), Stop> {
+    let status_allowed =
+        status.is_none_or(|to| to == row.status || row.status.move_to(to) == Some(Mover::Saga));
+    if from.can_become(to) && status_allowed {
+        return Ok(());
+    }
+    let status = status.map(|s| format!(", status {} -> {s}", row.status));
+    Err(Stop::Interrupted(ApiError::internal(format!(
+        "order {}: the saga may not move {from} -> {to}{}",
+        row.id,
+        status.unwrap_or_default()
+    ))))
+}
+
+/// Moves the saga from `from` to `to`, setting the status and the payment's status where
+/// given, only if nobody else moved it.
 async fn transition(
     state: &AppState,
-    id: Uuid,
-    from: &str,
-    to: &str,
-    sets: &str,
+    row: &OrderRow,
+    from: SagaState,
+    to: SagaState,
+    status: Option<OrderStatus>,
+    payment: Option<PaymentStatus>,
 ) -> Result<bool, Stop> {
-    // `sets` is one of the static fragments below, never input.
-    let sql = format!(
-        "UPDATE orders SET saga_state = $3, updated_at = now(){sets} WHERE id = $1 AND saga_state = $2"
-    );
-    let done = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .bind(from)
-        .bind(to)
-        .execute(&state.db)
-        .await
-        .map_err(db_failed)?;
+    checked(row, from, to, status)?;
+    let done = sqlx::query(
+        "UPDATE orders SET saga_state = $3, status = COALESCE($4, status),
+           payment_status = COALESCE($5, payment_status), updated_at = now()
+         WHERE id = $1 AND saga_state = $2",
+    )
+    .bind(row.id)
+    .bind(from)
+    .bind(to)
+    .bind(status)
+    .bind(payment)
+    .execute(&state.db)
+    .await
+    .map_err(db_failed)?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -95,17 +123,23 @@ pub async fn advance(state: &AppState, id: Uuid, driver: Driver) -> Stop {
             Ok(None) => return Stop::Settled,
             Err(e) => return Stop::Interrupted(e),
         };
-        let step = match row.saga_state.as_str() {
-            "claiming" if driver == Driver::Recovery => Err(abandon_claim(state, &row).await),
-            "claiming" => claim(state, &row).await,
-            "reserving" => reserve(state, &row).await,
-            "charging" => charge(state, &row, driver).await,
-            "awaiting_payment" if driver == Driver::Recovery => check_payment(state, &row).await,
-            "cancelling" => cancel_payment(state, &row).await,
-            "completing" => complete(state, &row).await,
-            "releasing" => release(state, &row).await,
-            "refunding" => refund(state, &row).await,
-            _ => return Stop::Settled,
+        let step = match row.saga_state {
+            SagaState::Claiming => match driver {
+                Driver::Request => claim(state, &row).await,
+                Driver::Recovery => Err(abandon_claim(state, &row).await),
+            },
+            SagaState::Reserving => reserve(state, &row).await,
+            SagaState::Charging => charge(state, &row, driver).await,
+            // The webhook settles it; only the recovery loop asks Stripe.
+            SagaState::AwaitingPayment => match driver {
+                Driver::Request => return Stop::Settled,
+                Driver::Recovery => check_payment(state, &row).await,
+            },
+            SagaState::Cancelling => cancel_payment(state, &row).await,
+            SagaState::Completing => complete(state, &row).await,
+            SagaState::Releasing => release(state, &row).await,
+            SagaState::Refunding => refund(state, &row).await,
+            SagaState::Done => return Stop::Settled,
         };
         if let Err(stop) = step {
             return stop;
@@ -128,9 +162,10 @@ async fn claim(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
             return start_reserving(state, row, items, claim.promotion_code).await;
         }
         let holder_running: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM orders WHERE id = $1 AND saga_state <> 'done')",
+            "SELECT EXISTS (SELECT 1 FROM orders WHERE id = $1 AND saga_state <> $2)",
         )
         .bind(claim.order_id)
+        .bind(SagaState::Done)
         .fetch_one(&state.db)
         .await
         .map_err(db_failed)?;
@@ -160,6 +195,7 @@ async fn start_reserving(
     items: Vec<RequestedItem>,
     code: Option<String>,
 ) -> Result<(), Stop> {
+    checked(row, SagaState::Claiming, SagaState::Reserving, None)?;
     let lines = match &code {
         Some(_) => priced(state, &items).await?,
         None => Vec::new(),
@@ -189,13 +225,15 @@ async fn start_reserving(
         }
     }
     let moved = sqlx::query(
-        "UPDATE orders SET saga_state = 'reserving', requested_items = $2, promotion_code = $3,
+        "UPDATE orders SET saga_state = $5, requested_items = $2, promotion_code = $3,
            updated_at = now()
-         WHERE id = $1 AND saga_state = 'claiming'",
+         WHERE id = $1 AND saga_state = $4",
     )
     .bind(row.id)
     .bind(sqlx::types::Json(&items))
     .bind(applied_code)
+    .bind(SagaState::Claiming)
+    .bind(SagaState::Reserving)
     .execute(&mut *tx)
     .await
     .map_err(db_failed)?;
@@ -251,7 +289,7 @@ async fn reserve(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
         }
         Err(e) => return Err(interrupted(e)),
     };
-    save_lines(state, row.id, &reservation.lines).await?;
+    save_lines(state, row, &reservation.lines).await?;
     crash_at(state, FaultPoint::AfterReservation, row.id)
 }
 
@@ -272,12 +310,11 @@ async fn remove(state: &AppState, row: &OrderRow, reason: ApiError) -> Stop {
     if let Err(e) = state.clients.release_cart(row.user_id, row.id).await {
         return interrupted(e);
     }
-    match sqlx::query(
-        "DELETE FROM orders WHERE id = $1 AND saga_state IN ('claiming', 'reserving')",
-    )
-    .bind(row.id)
-    .execute(&state.db)
-    .await
+    match sqlx::query("DELETE FROM orders WHERE id = $1 AND saga_state = ANY($2)")
+        .bind(row.id)
+        .bind(SagaState::REMOVABLE)
+        .execute(&state.db)
+        .await
     {
         Ok(_) => Stop::Rejected(reason),
         Err(e) => db_failed(e),
@@ -285,7 +322,9 @@ async fn remove(state: &AppState, row: &OrderRow, reason: ApiError) -> Stop {
 }
 
 /// Prices come from the product service's reservation, never from the client or the cart.
-async fn save_lines(state: &AppState, id: Uuid, lines: &[ReservedLine]) -> Result<(), Stop> {
+async fn save_lines(state: &AppState, row: &OrderRow, lines: &[ReservedLine]) -> Result<(), Stop> {
+    checked(row, SagaState::Reserving, SagaState::Charging, None)?;
+    let id = row.id;
     let currency = lines
         .first()
         .map(|l| l.currency.clone())
@@ -345,14 +384,16 @@ async fn save_lines(state: &AppState, id: Uuid, lines: &[ReservedLine]) -> Resul
         .await
         .map_err(db_failed)?;
     sqlx::query(
-        "UPDATE orders SET saga_state = 'charging', currency = $2, subtotal_cents = $3,
+        "UPDATE orders SET saga_state = $6, currency = $2, subtotal_cents = $3,
            discount_cents = $4, total_cents = $3 - $4, updated_at = now()
-         WHERE id = $1 AND saga_state = 'reserving'",
+         WHERE id = $1 AND saga_state = $5",
     )
     .bind(id)
     .bind(&currency)
     .bind(subtotal)
     .bind(discount)
+    .bind(SagaState::Reserving)
+    .bind(SagaState::Charging)
     .execute(&mut *tx)
     .await
     .map_err(db_failed)?;
@@ -366,10 +407,11 @@ async fn charge(state: &AppState, row: &OrderRow, driver: Driver) -> Result<(), 
         // order is paid as it is and completes like any other, e-mail included.
         transition(
             state,
-            row.id,
-            "charging",
-            "completing",
-            ", status = 'paid', payment_status = 'not_required'",
+            row,
+            SagaState::Charging,
+            SagaState::Completing,
+            Some(OrderStatus::Paid),
+            Some(PaymentStatus::NotRequired),
         )
         .await?;
         return Ok(());
@@ -381,10 +423,11 @@ async fn charge(state: &AppState, row: &OrderRow, driver: Driver) -> Result<(), 
             Ok(None) => {
                 transition(
                     state,
-                    row.id,
-                    "charging",
-                    "releasing",
-                    ", status = 'cancelled', payment_status = 'canceled'",
+                    row,
+                    SagaState::Charging,
+                    SagaState::Releasing,
+                    Some(OrderStatus::Cancelled),
+                    Some(PaymentStatus::Canceled),
                 )
                 .await?;
                 return Ok(());
@@ -412,13 +455,13 @@ async fn charge(state: &AppState, row: &OrderRow, driver: Driver) -> Result<(), 
     {
         Ok(p) => p,
         Err(CallError::Api(e)) if e.status.is_client_error() => {
-            return record_failure(state, row.id, None, e.code).await;
+            return record_failure(state, row, SagaState::Charging, None, e.code).await;
         }
         Err(e) => return Err(interrupted(e)),
     };
     crash_at(state, FaultPoint::AfterCharge, row.id)?;
-    apply_payment(state, row.id, "charging", &payment).await?;
-    if payment.status == "succeeded" {
+    apply_payment(state, row, SagaState::Charging, &payment).await?;
+    if payment.status == PaymentStatus::Succeeded.as_str() {
         crash_at(state, FaultPoint::AfterPaid, row.id)?;
     }
     Ok(())
@@ -427,32 +470,42 @@ async fn charge(state: &AppState, row: &OrderRow, driver: Driver) -> Result<(), 
 /// Applies a payment's outcome to an order waiting in `from`.
 async fn apply_payment(
     state: &AppState,
-    id: Uuid,
-    from: &str,
+    row: &OrderRow,
+    from: SagaState,
     payment: &crate::clients::Payment,
 ) -> Result<(), Stop> {
-    match payment.status.as_str() {
-        "succeeded" => {
+    let id = row.id;
+    let status: PaymentStatus = payment
+        .status
+        .parse()
+        .map_err(|e| Stop::Interrupted(ApiError::internal(e)))?;
+    match status {
+        PaymentStatus::Succeeded => {
+            let to = SagaState::Completing;
+            checked(row, from, to, Some(OrderStatus::Paid))?;
             let done = sqlx::query(
-                "UPDATE orders SET saga_state = 'completing', status = 'paid', payment_status = 'succeeded',
+                "UPDATE orders SET saga_state = $4, status = $5, payment_status = $6,
                    payment_intent_id = $3, updated_at = now()
                  WHERE id = $1 AND saga_state = $2",
             )
             .bind(id)
             .bind(from)
             .bind(&payment.payment_intent_id)
+            .bind(to)
+            .bind(OrderStatus::Paid)
+            .bind(status)
             .execute(&state.db)
             .await
             .map_err(db_failed)?;
             tracing::info!(order_id = %id, moved = done.rows_affected(), "paid");
             Ok(())
         }
-        "failed" => {
+        PaymentStatus::Failed => {
             let code = payment
                 .failure_code
                 .clone()
                 .unwrap_or_else(|| "card_declined".into());
-            record_failure_with(state, id, from, payment.payment_intent_id.clone(), &code).await
+            record_failure(state, row, from, payment.payment_intent_id.clone(), &code).await
         }
         other => {
             // The shopper must act (3-D Secure): hold the stock past the payment window, so
@@ -462,14 +515,16 @@ async fn apply_payment(
                 Ok(_) => {}
                 // The stock is gone already (a very late answer): call the payment off.
                 Err(CallError::Api(e)) if e.status == 409 => {
+                    checked(row, from, SagaState::Cancelling, None)?;
                     sqlx::query(
-                        "UPDATE orders SET saga_state = 'cancelling', payment_intent_id = $3,
+                        "UPDATE orders SET saga_state = $4, payment_intent_id = $3,
                            failure_code = 'reservation_expired', updated_at = now()
                          WHERE id = $1 AND saga_state = $2",
                     )
                     .bind(id)
                     .bind(from)
                     .bind(&payment.payment_intent_id)
+                    .bind(SagaState::Cancelling)
                     .execute(&state.db)
                     .await
                     .map_err(db_failed)?;
@@ -477,8 +532,9 @@ async fn apply_payment(
                 }
                 Err(e) => return Err(interrupted(e)),
             }
+            checked(row, from, SagaState::AwaitingPayment, None)?;
             sqlx::query(
-                "UPDATE orders SET saga_state = 'awaiting_payment', payment_status = $3,
+                "UPDATE orders SET saga_state = $9, payment_status = $3,
                    payment_intent_id = $4, payment_client_secret = $5, payment_next_action = $6,
                    payment_deadline = COALESCE(payment_deadline, now() + make_interval(secs => $7)),
                    payment_checks = 0, lease_until = now() + make_interval(secs => $8),
@@ -493,6 +549,7 @@ async fn apply_payment(
             .bind(payment.next_action.clone().map(sqlx::types::Json))
             .bind(state.config.payment_window.as_secs_f64())
             .bind(state.config.payment_poll.as_secs_f64())
+            .bind(SagaState::AwaitingPayment)
             .execute(&state.db)
             .await
             .map_err(db_failed)?;
@@ -510,22 +567,15 @@ const MAX_POLL_INTERVAL: Duration = Duration::from_secs(60);
 
 async fn record_failure(
     state: &AppState,
-    id: Uuid,
+    row: &OrderRow,
+    from: SagaState,
     intent: Option<String>,
     code: &str,
 ) -> Result<(), Stop> {
-    record_failure_with(state, id, "charging", intent, code).await
-}
-
-async fn record_failure_with(
-    state: &AppState,
-    id: Uuid,
-    from: &str,
-    intent: Option<String>,
-    code: &str,
-) -> Result<(), Stop> {
+    let (id, to, status) = (row.id, SagaState::Releasing, OrderStatus::PaymentFailed);
+    checked(row, from, to, Some(status))?;
     sqlx::query(
-        "UPDATE orders SET saga_state = 'releasing', status = 'payment_failed', payment_status = 'failed',
+        "UPDATE orders SET saga_state = $5, status = $6, payment_status = $7,
            payment_intent_id = COALESCE($3, payment_intent_id), failure_code = $4, updated_at = now()
          WHERE id = $1 AND saga_state = $2",
     )
@@ -533,6 +583,9 @@ async fn record_failure_with(
     .bind(from)
     .bind(intent)
     .bind(code)
+    .bind(to)
+    .bind(status)
+    .bind(PaymentStatus::Failed)
     .execute(&state.db)
     .await
     .map_err(db_failed)?;
@@ -543,11 +596,14 @@ async fn record_failure_with(
 /// Recovery of an order waiting on the provider: past its payment window it is cancelled;
 /// otherwise Stripe is asked (no webhook came), and asked again later, less and less often.
 async fn check_payment(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
+    checked(row, SagaState::AwaitingPayment, SagaState::Cancelling, None)?;
     let expired = sqlx::query(
-        "UPDATE orders SET saga_state = 'cancelling', failure_code = 'payment_expired', updated_at = now()
-         WHERE id = $1 AND saga_state = 'awaiting_payment' AND payment_deadline <= now()",
+        "UPDATE orders SET saga_state = $3, failure_code = 'payment_expired', updated_at = now()
+         WHERE id = $1 AND saga_state = $2 AND payment_deadline <= now()",
     )
     .bind(row.id)
+    .bind(SagaState::AwaitingPayment)
+    .bind(SagaState::Cancelling)
     .execute(&state.db)
     .await
     .map_err(db_failed)?;
@@ -560,16 +616,23 @@ async fn check_payment(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
         .sync_payment(row.id)
         .await
         .map_err(interrupted)?;
-    match payment.status.as_str() {
-        "succeeded" | "failed" => apply_payment(state, row.id, "awaiting_payment", &payment).await,
+    let status: PaymentStatus = payment
+        .status
+        .parse()
+        .map_err(|e| Stop::Interrupted(ApiError::internal(e)))?;
+    match status {
+        PaymentStatus::Succeeded | PaymentStatus::Failed => {
+            apply_payment(state, row, SagaState::AwaitingPayment, &payment).await
+        }
         // Cancelled at Stripe by someone else (the dashboard): nothing will be paid.
-        "canceled" => {
+        PaymentStatus::Canceled => {
             transition(
                 state,
-                row.id,
-                "awaiting_payment",
-                "releasing",
-                ", status = 'cancelled', payment_status = 'canceled'",
+                row,
+                SagaState::AwaitingPayment,
+                SagaState::Releasing,
+                Some(OrderStatus::Cancelled),
+                Some(PaymentStatus::Canceled),
             )
             .await?;
             Ok(())
@@ -578,11 +641,12 @@ async fn check_payment(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
             sqlx::query(
                 "UPDATE orders SET payment_checks = payment_checks + 1,
                    lease_until = now() + make_interval(secs => least($2 * power(2, payment_checks), $3))
-                 WHERE id = $1 AND saga_state = 'awaiting_payment'",
+                 WHERE id = $1 AND saga_state = $4",
             )
             .bind(row.id)
             .bind(state.config.payment_poll.as_secs_f64())
             .bind(MAX_POLL_INTERVAL.as_secs_f64())
+            .bind(SagaState::AwaitingPayment)
             .execute(&state.db)
             .await
             .map_err(db_failed)?;
@@ -599,24 +663,29 @@ async fn cancel_payment(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
         .cancel_payment(row.id)
         .await
         .map_err(interrupted)?;
-    if payment.as_ref().is_some_and(|p| p.status == "succeeded") {
+    if payment
+        .as_ref()
+        .is_some_and(|p| p.status == PaymentStatus::Succeeded.as_str())
+    {
         tracing::warn!(order_id = %row.id, "the payment succeeded before it could be cancelled; refunding");
         transition(
             state,
-            row.id,
-            "cancelling",
-            "refunding",
-            ", payment_status = 'succeeded'",
+            row,
+            SagaState::Cancelling,
+            SagaState::Refunding,
+            None,
+            Some(PaymentStatus::Succeeded),
         )
         .await?;
         return Ok(());
     }
     transition(
         state,
-        row.id,
-        "cancelling",
-        "releasing",
-        ", status = 'cancelled', payment_status = 'canceled'",
+        row,
+        SagaState::Cancelling,
+        SagaState::Releasing,
+        Some(OrderStatus::Cancelled),
+        Some(PaymentStatus::Canceled),
     )
     .await?;
     Ok(())
@@ -664,11 +733,21 @@ async fn complete(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
         }
         Err(e) => return Err(interrupted(e)),
     }
-    transition(state, row.id, "completing", "done", "").await?;
+    transition(
+        state,
+        row,
+        SagaState::Completing,
+        SagaState::Done,
+        None,
+        None,
+    )
+    .await?;
     Ok(())
 }
 
 async fn release(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
+    checked(row, SagaState::Releasing, SagaState::Done, None)?;
+    checked(row, SagaState::Releasing, SagaState::Refunding, None)?;
     match state.clients.reservation_step(row.id, "release").await {
         Ok(_) => {}
         // Never reserved (or already gone): nothing to give back.
@@ -683,11 +762,14 @@ async fn release(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
         .map_err(interrupted)?;
     // A success that arrived while this ran (`late_success`) is refunded, never kept.
     sqlx::query(
-        "UPDATE orders SET saga_state = CASE WHEN late_success THEN 'refunding' ELSE 'done' END,
+        "UPDATE orders SET saga_state = CASE WHEN late_success THEN $3 ELSE $4 END,
            updated_at = now()
-         WHERE id = $1 AND saga_state = 'releasing'",
+         WHERE id = $1 AND saga_state = $2",
     )
     .bind(row.id)
+    .bind(SagaState::Releasing)
+    .bind(SagaState::Refunding)
+    .bind(SagaState::Done)
     .execute(&state.db)
     .await
     .map_err(db_failed)?;
@@ -697,8 +779,14 @@ async fn release(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
 /// Cancelling a paid order, or a payment that succeeded after its order stopped waiting:
 /// refund first, then put the stock back (and the cart, if it was never bought).
 async fn refund(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
+    checked(
+        row,
+        SagaState::Refunding,
+        SagaState::Done,
+        Some(OrderStatus::Cancelled),
+    )?;
     // A free order was never charged: nothing to refund.
-    let refunded = if row.payment_status == "not_required" {
+    let refunded = if row.payment_status == PaymentStatus::NotRequired {
         0
     } else {
         let payment = state.clients.refund(row.id).await.map_err(interrupted)?;
@@ -715,13 +803,18 @@ async fn refund(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
         .await
         .map_err(interrupted)?;
     sqlx::query(
-        "UPDATE orders SET saga_state = 'done', status = 'cancelled',
-           payment_status = CASE WHEN payment_status = 'not_required' THEN payment_status ELSE 'refunded' END,
+        "UPDATE orders SET saga_state = $4, status = $5,
+           payment_status = CASE WHEN payment_status = $6 THEN payment_status ELSE $7 END,
            amount_refunded_cents = greatest(amount_refunded_cents, $2), updated_at = now()
-         WHERE id = $1 AND saga_state = 'refunding'",
+         WHERE id = $1 AND saga_state = $3",
     )
     .bind(row.id)
     .bind(refunded)
+    .bind(SagaState::Refunding)
+    .bind(SagaState::Done)
+    .bind(OrderStatus::Cancelled)
+    .bind(PaymentStatus::NotRequired)
+    .bind(PaymentStatus::Refunded)
     .execute(&state.db)
     .await
     .map_err(db_failed)?;
