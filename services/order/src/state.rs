@@ -275,10 +275,12 @@ impl OrderState {
             }
             Done => match self.status {
                 Paid | Shipped | Delivered => return None,
+                // Already refunded: a late or repeated success changes nothing.
+                Pending | PaymentFailed | Cancelled if self.payment == PaymentStatus::Refunded => {
+                    return None;
+                }
                 Pending | PaymentFailed | Cancelled => {
-                    if self.payment != PaymentStatus::Refunded {
-                        next.saga = Refunding;
-                    }
+                    next.saga = Refunding;
                     next.payment = PaymentStatus::Succeeded;
                 }
             },
@@ -475,6 +477,13 @@ mod tests {
         for status in [Paid, Shipped, Delivered] {
             assert_eq!(
                 at(status, Done, PaymentStatus::Succeeded).on_payment_succeeded(),
+                None
+            );
+        }
+        // Refunded already: a repeated success neither refunds again nor shows `succeeded`.
+        for status in [Cancelled, PaymentFailed] {
+            assert_eq!(
+                at(status, Done, PaymentStatus::Refunded).on_payment_succeeded(),
                 None
             );
         }
