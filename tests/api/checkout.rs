@@ -121,6 +121,14 @@ pub(crate) async fn wait_until_settled(app: &App) {
 
 /// Checks every shopper out at once (one key, a Visa card each) and asserts that `paid` of them
 /// got 201 and every other a 409 with `refused_code`; returns the answers in shoppers' order.
+/// How many charges the payment service has made (or tried).
+pub(crate) async fn charges(app: &App) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM payments")
+        .fetch_one(&app.db("payment").await)
+        .await
+        .unwrap()
+}
+
 pub(crate) async fn race_to_checkout(
     app: &App,
     shoppers: &[Session],
@@ -237,12 +245,7 @@ async fn a_paid_order_completes_when_its_confirmation_is_refused() {
         .await
         .unwrap();
     assert_eq!(saga, "done", "the order is not left half-completed");
-    let payments = app.db("payment").await;
-    let charges: i64 = sqlx::query_scalar("SELECT count(*) FROM payments")
-        .fetch_one(&payments)
-        .await
-        .unwrap();
-    assert_eq!(charges, 1, "charged once");
+    assert_eq!(charges(&app).await, 1, "charged once");
     // Replaying the request answers the same paid order, never a second charge.
     let again = checkout(&app, &me, "refused-mail-1", "pm_card_visa").await;
     assert_eq!(again.expect(201, None)["id"], order["id"]);
@@ -295,11 +298,7 @@ async fn the_same_key_replays_and_a_different_body_is_409() {
         .expect(409, Some("idempotency_key_reused"));
     let orders = app.get("/api/v1/orders", Some(&me.token)).await;
     assert_eq!(orders.body["items"].as_array().unwrap().len(), 1);
-    let payments: i64 = sqlx::query_scalar("SELECT count(*) FROM payments")
-        .fetch_one(&app.db("payment").await)
-        .await
-        .unwrap();
-    assert_eq!(payments, 1, "one charge");
+    assert_eq!(charges(&app).await, 1, "one charge");
     assert_eq!(stock(&app, &teapot).await, 4);
     // Concurrent requests with one fresh key create one order.
     app.post(
@@ -332,11 +331,11 @@ async fn fifty_shoppers_for_five_teapots() {
     }
     race_to_checkout(&app, &shoppers, "race", 5, "insufficient_stock").await;
     assert_eq!(stock(&app, &teapot).await, 0);
-    let payments: i64 = sqlx::query_scalar("SELECT count(*) FROM payments")
-        .fetch_one(&app.db("payment").await)
-        .await
-        .unwrap();
-    assert_eq!(payments, 5, "nothing charged for the refused ones");
+    assert_eq!(
+        charges(&app).await,
+        5,
+        "nothing charged for the refused ones"
+    );
 }
 
 #[tokio::test]
@@ -371,11 +370,7 @@ async fn a_crash_after_the_charge_is_recovered_to_paid_with_one_charge() {
     )
     .await;
     assert_eq!(stock(&app, &teapot).await, 1);
-    let payments: i64 = sqlx::query_scalar("SELECT count(*) FROM payments")
-        .fetch_one(&app.db("payment").await)
-        .await
-        .unwrap();
-    assert_eq!(payments, 1);
+    assert_eq!(charges(&app).await, 1);
     assert_eq!(wait_for_mail(&app, 1).await.len(), 1);
     // The client's retry with the same key sees the recovered order.
     let again = checkout(&app, &me, "crash-1", "pm_card_visa").await;

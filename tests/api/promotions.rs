@@ -8,7 +8,7 @@ use chrono::Utc;
 use serde_json::{Value, json};
 
 use crate::checkout::{
-    cancel, checkout, product, race_to_checkout, shopper_with_cart, stock, wait_for_mail,
+    cancel, charges, checkout, product, race_to_checkout, shopper_with_cart, stock, wait_for_mail,
     wait_until_settled,
 };
 use crate::helpers::{App, Resp, Session, fast_recovery, short_payment_window};
@@ -66,13 +66,6 @@ async fn apply(app: &App, who: &Session, code: &str) -> Resp {
         json!({ "code": code }),
     )
     .await
-}
-
-async fn charges(app: &App) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM payments")
-        .fetch_one(&app.db("payment").await)
-        .await
-        .unwrap()
 }
 
 /// The amount of the one payment of `order`.

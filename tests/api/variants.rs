@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, Connection};
 
-use crate::checkout::{checkout, shopper_with_address as shopper};
+use crate::checkout::{charges, checkout, race_to_checkout, shopper_with_address as shopper};
 use crate::helpers::{App, Session};
 
 /// A T-shirt in S, M and L (L is the dearest), stock 5 each unless `stock_m` says otherwise.
@@ -188,31 +188,15 @@ async fn fifty_shoppers_for_five_of_one_size() {
         .expect(200, None);
         shoppers.push(me);
     }
-    let results = futures::future::join_all(
-        shoppers
-            .iter()
-            .map(|s| checkout(&app, s, "race", "pm_card_visa")),
-    )
-    .await;
-    let paid = results.iter().filter(|r| r.status == 201).count();
-    let refused = results
-        .iter()
-        .filter(|r| r.status == 409 && r.body["code"] == "insufficient_stock")
-        .count();
-    assert_eq!(
-        (paid, refused),
-        (5, 45),
-        "{:?}",
-        results.iter().map(|r| r.status).collect::<Vec<_>>()
-    );
+    race_to_checkout(&app, &shoppers, "race", 5, "insufficient_stock").await;
     assert_eq!(variant_stock(&app, &id, &m).await, 0);
     assert_eq!(variant_stock(&app, &id, &variant_id(&tee, "S")).await, 5);
     assert_eq!(show(&app, &id).await["stock"], 10);
-    let payments: i64 = sqlx::query_scalar("SELECT count(*) FROM payments")
-        .fetch_one(&app.db("payment").await)
-        .await
-        .unwrap();
-    assert_eq!(payments, 5, "nothing charged for the refused ones");
+    assert_eq!(
+        charges(&app).await,
+        5,
+        "nothing charged for the refused ones"
+    );
 }
 
 #[tokio::test]
