@@ -46,7 +46,8 @@ pub async fn create_product(
     res.expect(201, None).clone()
 }
 
-fn ids(body: &Value) -> Vec<String> {
+/// The ids of a listing page, in order.
+pub(crate) fn ids(body: &Value) -> Vec<String> {
     body["items"]
         .as_array()
         .unwrap()

@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, Connection};
 
+use crate::catalog::ids;
 use crate::checkout::{charges, checkout, race_to_checkout, shopper_with_address as shopper};
 use crate::helpers::{App, Session};
 
@@ -207,14 +208,6 @@ async fn price_and_listing_follow_the_lowest_active_variant() {
     let id = tee["id"].as_str().unwrap().to_owned();
     let (s, m) = (variant_id(&tee, "S"), variant_id(&tee, "M"));
     let listed = |min: i64| format!("/api/v1/products?min_price={min}&sort=price_asc");
-    let ids = |body: &Value| -> Vec<String> {
-        body["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["id"].as_str().unwrap().to_owned())
-            .collect()
-    };
     assert!(!ids(app.get(&listed(1600), None).await.expect(200, None)).contains(&id));
     // S and M off sale: the product now sells from 18.00, and its stock counts L only.
     for v in [&s, &m] {
