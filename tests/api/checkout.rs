@@ -318,11 +318,7 @@ async fn the_same_key_replays_and_a_different_body_is_409() {
 
 #[tokio::test]
 async fn fifty_shoppers_for_five_teapots() {
-    let app = App::spawn_shop_with(|c| {
-        c.gateway.rate_limit_per_sec = 10_000.0;
-        c.gateway.rate_limit_burst = 10_000.0;
-    })
-    .await;
+    let app = App::spawn_shop().await;
     let admin = app.admin().await;
     let teapot = product(&app, &admin, 999, 5).await;
     let mut shoppers = Vec::new();

@@ -15,11 +15,7 @@ async fn payments(app: &App) -> i64 {
 
 #[tokio::test]
 async fn concurrent_checkouts_of_one_cart_buy_it_once() {
-    let app = App::spawn_shop_with(|c| {
-        c.gateway.rate_limit_per_sec = 10_000.0;
-        c.gateway.rate_limit_burst = 10_000.0;
-    })
-    .await;
+    let app = App::spawn_shop().await;
     let admin = app.admin().await;
     const ROUNDS: i64 = 8;
     const CLICKS: usize = 4;

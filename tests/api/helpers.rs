@@ -116,13 +116,23 @@ pub struct Session {
     pub refresh: String,
 }
 
+/// Every test is one client of its own gateway, so the production rate limit (100 at once,
+/// 50/s after) is a race with the machine's speed: a test of 250 quick requests passes on a
+/// busy machine and meets 429 on a fast one. Tests run unlimited unless `adjust` sets a limit,
+/// as the rate limit's own tests do.
+fn unlimited(config: &mut PlatformConfig, adjust: impl FnOnce(&mut PlatformConfig)) {
+    config.gateway.rate_limit_per_sec = 1_000_000.0;
+    config.gateway.rate_limit_burst = 1_000_000.0;
+    adjust(config);
+}
+
 impl App {
     pub async fn spawn() -> App {
         Self::spawn_with(|_| {}).await
     }
 
     pub async fn spawn_with(adjust: impl FnOnce(&mut PlatformConfig)) -> App {
-        let platform = TestPlatform::start_with(adjust)
+        let platform = TestPlatform::start_with(|c| unlimited(c, adjust))
             .await
             .expect("platform starts");
         App {
@@ -257,7 +267,7 @@ impl App {
     }
 
     pub async fn spawn_shop_with(adjust: impl FnOnce(&mut PlatformConfig)) -> App {
-        let platform = TestPlatform::start_shop_with(adjust)
+        let platform = TestPlatform::start_shop_with(|c| unlimited(c, adjust))
             .await
             .expect("platform with the Stripe emulator and SMTP sink starts");
         App {

@@ -13,14 +13,6 @@ use crate::checkout::{
 };
 use crate::helpers::{App, Resp, Session, fast_recovery, short_payment_window};
 
-async fn busy_shop() -> App {
-    App::spawn_shop_with(|c| {
-        c.gateway.rate_limit_per_sec = 10_000.0;
-        c.gateway.rate_limit_burst = 10_000.0;
-    })
-    .await
-}
-
 /// Creates a promotion (201); returns it.
 async fn promotion(app: &App, admin: &Session, body: Value) -> Value {
     app.post("/api/v1/promotions", Some(&admin.token), body)
@@ -453,7 +445,7 @@ async fn a_promotion_for_some_products_leaves_the_other_lines_alone() {
 
 #[tokio::test]
 async fn forty_shoppers_one_single_use_code_one_redemption() {
-    let app = busy_shop().await;
+    let app = App::spawn_shop().await;
     let admin = app.admin().await;
     const SHOPPERS: usize = 40;
     let teapot = product(&app, &admin, 1_000, 100).await;
@@ -512,7 +504,7 @@ async fn forty_shoppers_one_single_use_code_one_redemption() {
 
 #[tokio::test]
 async fn usage_limit_holds_under_concurrency() {
-    let app = busy_shop().await;
+    let app = App::spawn_shop().await;
     let admin = app.admin().await;
     let teapot = product(&app, &admin, 1_000, 100).await;
     let promo = promotion(
@@ -535,7 +527,7 @@ async fn usage_limit_holds_under_concurrency() {
 
 #[tokio::test]
 async fn one_shopper_with_a_limit_of_one_gets_it_once() {
-    let app = busy_shop().await;
+    let app = App::spawn_shop().await;
     let admin = app.admin().await;
     let teapot = product(&app, &admin, 1_000, 100).await;
     let promo = promotion(

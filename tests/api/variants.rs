@@ -168,11 +168,7 @@ async fn a_variant_is_carted_bought_and_cancelled_with_only_its_own_stock_moving
 
 #[tokio::test]
 async fn fifty_shoppers_for_five_of_one_size() {
-    let app = App::spawn_shop_with(|c| {
-        c.gateway.rate_limit_per_sec = 10_000.0;
-        c.gateway.rate_limit_burst = 10_000.0;
-    })
-    .await;
+    let app = App::spawn_shop().await;
     let admin = app.admin().await;
     let tee = shirt(&app, &admin, 5).await;
     let id = tee["id"].as_str().unwrap().to_owned();
