@@ -4,9 +4,10 @@
 //! `/metrics` and the reason a service is not ready are only served on the ops listener
 //! (`listener::serve_ops`), which is never exposed through the gateway or an ingress.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, LazyLock, OnceLock, PoisonError, RwLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -122,32 +123,103 @@ pub fn method_label(method: &Method) -> &'static str {
 /// Never the raw path: route templates come from the router, a fixed set.
 pub async fn track(State(service): State<&'static str>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let matched = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
+    let matched = req.extensions().get::<MatchedPath>().cloned();
     let method = method_label(req.method());
     let res = next.run(req).await;
-    let route = match (res.extensions().get::<RouteLabel>(), matched) {
-        (Some(label), _) => label.0.to_owned(),
-        (None, Some(path)) => path,
-        (None, None) => "unmatched".to_owned(),
+    let route = match (res.extensions().get::<RouteLabel>(), &matched) {
+        (Some(label), _) => label.0,
+        (None, Some(path)) => path.as_str(),
+        (None, None) => "unmatched",
     };
+    let series = series(service, route, method, res.status().as_u16());
+    series.requests.increment(1);
+    series.duration.record(start.elapsed().as_secs_f64());
+    res
+}
+
+/// One label set's counter and histogram.
+#[derive(Clone)]
+struct Series {
+    requests: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+/// Series by service, route, method and status. Naming a metric by its labels allocates them
+/// and looks them up in the recorder's registry on every call; a request looks its handles up
+/// here instead, under a read lock and without allocating. The label sets are bounded (see
+/// `track`), so the map is too.
+type SeriesMap = HashMap<&'static str, HashMap<Box<str>, Vec<(&'static str, u16, Series)>>>;
+static SERIES: LazyLock<RwLock<SeriesMap>> = LazyLock::new(RwLock::default);
+
+fn series(service: &'static str, route: &str, method: &'static str, status: u16) -> Series {
+    let find = |map: &SeriesMap| {
+        map.get(service)?
+            .get(route)?
+            .iter()
+            .find(|(m, s, _)| *m == method && *s == status)
+            .map(|(_, _, series)| series.clone())
+    };
+    if let Some(found) = find(&SERIES.read().unwrap_or_else(PoisonError::into_inner)) {
+        return found;
+    }
+    let mut map = SERIES.write().unwrap_or_else(PoisonError::into_inner);
+    if let Some(found) = find(&map) {
+        return found;
+    }
+    // A handle made before the recorder exists would count nowhere, and be kept.
+    prometheus();
     let labels = [
         ("service", service.to_owned()),
         ("method", method.to_owned()),
-        ("route", route),
-        ("status", res.status().as_u16().to_string()),
+        ("route", route.to_owned()),
+        ("status", status.to_string()),
     ];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels)
-        .record(start.elapsed().as_secs_f64());
-    res
+    let created = Series {
+        requests: metrics::counter!("http_requests_total", &labels),
+        duration: metrics::histogram!("http_request_duration_seconds", &labels),
+    };
+    map.entry(service)
+        .or_default()
+        .entry(route.into())
+        .or_default()
+        .push((method, status, created.clone()));
+    created
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_label_set_is_one_series_however_often_it_is_looked_up() {
+        let rendered = || prometheus().render();
+        for _ in 0..3 {
+            series("ops-test", "/things/{id}", "GET", 200)
+                .requests
+                .increment(1);
+        }
+        series("ops-test", "/things/{id}", "GET", 404)
+            .requests
+            .increment(1);
+        let lines: Vec<String> = rendered()
+            .lines()
+            .filter(|l| l.starts_with("http_requests_total") && l.contains("ops-test"))
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("status=\"200\"") && l.ends_with(" 3")),
+            "{lines:?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("status=\"404\"") && l.ends_with(" 1")),
+            "{lines:?}"
+        );
+    }
 
     #[test]
     fn invented_methods_share_one_label() {
