@@ -77,7 +77,9 @@ async fn echo_upstream() -> String {
             .iter()
             .map(|v| v.to_str().unwrap().to_owned())
             .collect();
-        axum::Json(json!({ "x_forwarded_for": xff }))
+        // A stand-in for the product service: an empty page, as the document has it, that
+        // also tells what it was told.
+        axum::Json(json!({ "items": [], "next_cursor": null, "x_forwarded_for": xff }))
     });
     tokio::spawn(async move { axum::serve(listener, app).await });
     url

@@ -425,6 +425,20 @@ async fn keys_openapi_and_ops_routes_are_served() {
     );
     let spec = app.get("/openapi.json", None).await;
     assert_eq!(spec.expect(200, None)["openapi"], "3.1.0");
+    assert_eq!(&spec.body, souk_contract::openapi::document());
+    // The product and cart services serve their part of the same document.
+    for (service, prefixes) in [
+        ("product", &["/api/v1/products", "/api/v1/categories"][..]),
+        ("cart", &["/api/v1/cart"][..]),
+    ] {
+        let url = format!("{}/openapi.json", app.platform.url(service));
+        let part = app.send(app.http.get(url)).await;
+        assert_eq!(
+            part.expect(200, None),
+            &souk_contract::openapi::subset(prefixes),
+            "{service}"
+        );
+    }
     for service in souk::SERVICES {
         let base = app.platform.url(service);
         assert_eq!(

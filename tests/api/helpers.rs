@@ -145,11 +145,28 @@ impl App {
         format!("{}{path}", self.platform.gateway())
     }
 
+    /// Sends `req`; an answer of this platform's gateway is checked against the public OpenAPI
+    /// document (`openapi::check`), calls straight to a service are not.
     pub async fn send(&self, req: reqwest::RequestBuilder) -> Resp {
-        let res = req.send().await.expect("request reaches the gateway");
+        let (client, req) = req.build_split();
+        let req = req.expect("the request is well-formed");
+        let to_gateway = reqwest::Url::parse(self.platform.gateway())
+            .is_ok_and(|gateway| gateway.origin() == req.url().origin());
+        let (method, path) = (req.method().clone(), req.url().path().to_owned());
+        let res = client
+            .execute(req)
+            .await
+            .expect("request reaches the gateway");
         let status = res.status();
         let headers = res.headers().clone();
         let bytes = res.bytes().await.expect("body");
+        if to_gateway {
+            let content_type = headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            crate::openapi::check(&method, &path, status, content_type, &bytes);
+        }
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Resp {
             status,

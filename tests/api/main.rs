@@ -19,6 +19,7 @@ mod fuzz;
 mod gateway;
 mod helpers;
 mod hostile;
+mod openapi;
 mod payments;
 mod promotions;
 mod refunds;

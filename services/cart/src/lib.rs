@@ -90,15 +90,7 @@ pub async fn app(config: Config) -> anyhow::Result<Router> {
         .merge(cart::router())
         .merge(claims::router())
         .merge(promotion::router())
-        .route(
-            "/openapi.json",
-            axum::routing::get(|| async {
-                (
-                    [(axum::http::header::CONTENT_TYPE, "application/json")],
-                    include_str!("../openapi.json"),
-                )
-            }),
-        )
+        .route("/openapi.json", server::openapi(&["/api/v1/cart"]))
         .with_state(state);
     // Readiness is the database only: reads keep working (stale prices) without the catalog.
     Ok(server::wrap("cart", routes, vec![ops::database_check(db)]))

@@ -4,8 +4,10 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{Request, StatusCode};
+use axum::http::{Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get};
+use bytes::Bytes;
 use tokio::net::TcpListener;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -72,6 +74,16 @@ async fn scope_request_id(req: axum::extract::Request, next: axum::middleware::N
         }
         None => next.run(req).await,
     }
+}
+
+/// `GET /openapi.json` for a service: its part of the public API's document (the paths under
+/// `prefixes`, see `souk_contract::openapi::subset`), cut and encoded once, here.
+pub fn openapi<S: Clone + Send + Sync + 'static>(prefixes: &[&str]) -> MethodRouter<S> {
+    let document = Bytes::from(souk_contract::openapi::subset(prefixes).to_string());
+    get(move || {
+        let document = document.clone();
+        async move { ([(header::CONTENT_TYPE, "application/json")], document) }
+    })
 }
 
 pub async fn not_found() -> Response {

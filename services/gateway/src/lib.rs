@@ -187,7 +187,7 @@ pub struct Shared {
 }
 
 /// The whole public API, served at `/openapi.json`.
-const OPENAPI: &str = include_str!("../openapi.json");
+const OPENAPI: &str = souk_contract::openapi::DOCUMENT;
 
 pub async fn app(config: Config) -> anyhow::Result<Router> {
     let internal = InternalAuth::new(&config.internal_secret);

@@ -8,11 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use axum::http::Method;
 use serde_json::Value;
 
-use crate::routes::{self, API_PREFIX, Access, Route};
+use souk_contract::openapi::{METHODS, under};
 
-const METHODS: [&str; 8] = [
-    "get", "put", "post", "delete", "options", "head", "patch", "trace",
-];
+use crate::routes::{self, API_PREFIX, Access, Route};
 
 /// The gateway's own routes (see `app` and `server::layers`): served, never proxied.
 const OWN_PATHS: [&str; 5] = [
@@ -56,14 +54,6 @@ fn concrete(path: &str) -> String {
 
 fn parse_method(name: &str) -> Method {
     Method::from_bytes(name.to_ascii_uppercase().as_bytes()).expect("a known method")
-}
-
-/// Whether `path` is `prefix` or lies under it, by whole segments.
-fn under(path: &str, prefix: &str) -> bool {
-    path == prefix
-        || path
-            .strip_prefix(prefix)
-            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// Follows a local `$ref` (JSON pointer), if any.

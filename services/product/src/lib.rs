@@ -116,12 +116,7 @@ pub async fn app(config: Config) -> anyhow::Result<Router> {
         .merge(variants::router())
         .route(
             "/openapi.json",
-            axum::routing::get(|| async {
-                (
-                    [(axum::http::header::CONTENT_TYPE, "application/json")],
-                    include_str!("../openapi.json"),
-                )
-            }),
+            server::openapi(&["/api/v1/products", "/api/v1/categories"]),
         )
         .with_state(state);
     Ok(server::wrap(
