@@ -1,5 +1,5 @@
 //! Souk's contract in types, shared by the runner, the gateway, every service and the operator:
-//! which services exist, the names of the settings by which they find each other, and the
+//! which services exist, the error codes of their answers, the names of the settings by which they find each other, and the
 //! internal endpoints' paths with their bodies. Caller and callee use the same type, so a
 //! service cannot ask another in a shape it does not answer. Nothing here runs: serde, uuid
 //! and chrono only.
@@ -7,7 +7,9 @@
 pub mod carts;
 pub mod catalog;
 pub mod env;
+mod error_code;
 pub mod reservations;
 mod service;
 
+pub use error_code::{ErrorCode, UnknownErrorCode};
 pub use service::Service;

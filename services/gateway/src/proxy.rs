@@ -16,6 +16,7 @@ use souk_common::caller::{IDENTITY_HEADERS, ProofTarget};
 use souk_common::ops::RouteLabel;
 use souk_common::server::MAX_BODY_BYTES;
 use souk_common::{ApiError, Caller};
+use souk_contract::ErrorCode;
 
 use crate::AppState;
 use crate::catalog_cache::{self, Entry, Lookup};
@@ -156,7 +157,7 @@ async fn cached_read(
         tracing::warn!(service = "product", "upstream body not read");
         return Err(ApiError::new(
             StatusCode::BAD_GATEWAY,
-            "bad_gateway",
+            ErrorCode::BadGateway,
             "the product service failed to answer",
         ));
     };
@@ -249,7 +250,7 @@ async fn upstream(
             tracing::warn!(service, "upstream timed out");
             Err(ApiError::new(
                 StatusCode::GATEWAY_TIMEOUT,
-                "upstream_timeout",
+                ErrorCode::UpstreamTimeout,
                 format!("the {service} service did not answer in time"),
             ))
         }
@@ -263,7 +264,7 @@ async fn upstream(
             tracing::warn!(service, error = %e, "upstream failed");
             Err(ApiError::new(
                 StatusCode::BAD_GATEWAY,
-                "bad_gateway",
+                ErrorCode::BadGateway,
                 format!("the {service} service failed to answer"),
             ))
         }

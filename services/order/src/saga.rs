@@ -26,6 +26,7 @@ use serde_json::json;
 use souk_common::ApiError;
 use souk_common::client::CallError;
 use souk_common::promotion::QuoteLine;
+use souk_contract::ErrorCode;
 use uuid::Uuid;
 
 use crate::clients::{RequestedItem, ReservedLine};
@@ -180,7 +181,7 @@ async fn claim(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
             .map_err(interrupted)?;
     }
     let busy = ApiError::conflict(
-        "checkout_in_progress",
+        ErrorCode::CheckoutInProgress,
         "another checkout of this cart is in progress; wait for it to finish",
     );
     Err(remove(state, row, busy).await)
@@ -216,7 +217,7 @@ async fn start_reserving(
                 };
                 tracing::info!(order_id = %row.id, reason, "promotion unavailable at checkout");
                 let e = ApiError::conflict(
-                    "promotion_unavailable",
+                    ErrorCode::PromotionUnavailable,
                     format!("the cart's promotion code can no longer be used ({reason}); remove it or try another"),
                 )
                 .with_extra("reason", json!(reason));
@@ -267,7 +268,7 @@ async fn abandon_claim(state: &AppState, row: &OrderRow) -> Stop {
     remove(
         state,
         row,
-        ApiError::conflict("checkout_abandoned", "the checkout was interrupted"),
+        ApiError::conflict(ErrorCode::CheckoutAbandoned, "the checkout was interrupted"),
     )
     .await
 }
@@ -280,7 +281,10 @@ async fn reserve(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
             return Err(remove(
                 state,
                 row,
-                ApiError::conflict("insufficient_stock", "the stock reservation expired"),
+                ApiError::conflict(
+                    ErrorCode::InsufficientStock,
+                    "the stock reservation expired",
+                ),
             )
             .await);
         }
@@ -455,7 +459,7 @@ async fn charge(state: &AppState, row: &OrderRow, driver: Driver) -> Result<(), 
     {
         Ok(p) => p,
         Err(CallError::Api(e)) if e.status.is_client_error() => {
-            return record_failure(state, row, SagaState::Charging, None, e.code).await;
+            return record_failure(state, row, SagaState::Charging, None, e.code.as_str()).await;
         }
         Err(e) => return Err(interrupted(e)),
     };

@@ -11,6 +11,7 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use souk_common::error::parse_id;
 use souk_common::{ApiError, ApiResult, FieldError, Json, ServiceCaller};
+use souk_contract::ErrorCode;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -163,7 +164,7 @@ async fn charge(
         || row.payment_method != payment_method
     {
         return Err(ApiError::conflict(
-            "idempotency_key_reused",
+            ErrorCode::IdempotencyKeyReused,
             "this order was already charged with another amount, currency or payment method",
         ));
     }
@@ -351,7 +352,7 @@ async fn cancel(
         Some(status) => Ok(Json(settle(&state.db, order_id, status).await?.into())),
         None => Err(ApiError::new(
             StatusCode::BAD_GATEWAY,
-            "upstream_error",
+            ErrorCode::UpstreamError,
             format!("PaymentIntent {pi} is neither cancelled nor settled: {intent:?}"),
         )),
     }
@@ -370,7 +371,7 @@ async fn refund(
     }
     let (true, Some(pi)) = (row.status == "succeeded", row.payment_intent_id.clone()) else {
         return Err(ApiError::conflict(
-            "not_refundable",
+            ErrorCode::NotRefundable,
             format!("a {} payment cannot be refunded", Payment::from(row).status),
         ));
     };
@@ -395,7 +396,7 @@ async fn refund(
                 None
             }
             Err(StripeCallError::Rejected { message, .. }) => {
-                return Err(ApiError::conflict("not_refundable", message));
+                return Err(ApiError::conflict(ErrorCode::NotRefundable, message));
             }
             Err(e) => return Err(stripe_error(e, caller.as_str())),
         }
@@ -426,15 +427,15 @@ fn stripe_error(e: StripeCallError, caller: &str) -> ApiError {
             error
         }
         StripeCallError::IdempotencyKeyReused(_) => ApiError::conflict(
-            "idempotency_key_reused",
+            ErrorCode::IdempotencyKeyReused,
             "this order was already charged with other parameters",
         ),
         StripeCallError::Rejected { message, .. } => {
-            ApiError::new(StatusCode::BAD_GATEWAY, "upstream_error", message)
+            ApiError::new(StatusCode::BAD_GATEWAY, ErrorCode::UpstreamError, message)
         }
         other => ApiError::new(
             StatusCode::BAD_GATEWAY,
-            "upstream_error",
+            ErrorCode::UpstreamError,
             format!("unexpected answer from Stripe: {other}"),
         ),
     }

@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use souk_common::client::CallError;
 use souk_common::{ApiError, ApiResult, Json};
+use souk_contract::ErrorCode;
 use uuid::Uuid;
 
 use crate::AppState;
@@ -38,7 +39,7 @@ struct PaymentEvent<'a> {
 }
 
 fn invalid_signature(detail: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_signature", detail)
+    ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidSignature, detail)
 }
 
 fn received() -> Json<Value> {
