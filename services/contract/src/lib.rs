@@ -10,6 +10,7 @@ pub mod env;
 mod error_code;
 pub mod reservations;
 mod service;
+pub mod stripe;
 
 pub use error_code::{ErrorCode, UnknownErrorCode};
 pub use service::Service;
