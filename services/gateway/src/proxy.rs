@@ -20,8 +20,9 @@ use souk_contract::ErrorCode;
 
 use crate::AppState;
 use crate::catalog_cache::{self, Entry, Lookup};
-use crate::routes::{self, Access, Route, Service, Timeout};
+use crate::routes::{self, Access, Route, Timeout};
 use crate::{client_addr, ratelimit};
+use souk_contract::Service;
 
 /// Connection-level headers that must not be forwarded (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [HeaderName; 7] = [
@@ -200,7 +201,11 @@ async fn upstream(
     if let Ok(ip) = HeaderValue::from_str(client_ip) {
         headers.insert("x-forwarded-for", ip);
     }
-    let base = state.config.upstreams.base(route.service);
+    let base = state
+        .config
+        .upstreams
+        .base(route.service)
+        .ok_or_else(|| ApiError::internal("a route names the gateway itself"))?;
     let path_and_query = parts
         .uri
         .path_and_query()
@@ -288,7 +293,7 @@ fn relay(route: Route, res: hyper::Response<Incoming>) -> Response {
 /// Marks the answer with the route label of the service it came from, for the metrics.
 fn labelled(route: Route, mut res: Response) -> Response {
     res.extensions_mut()
-        .insert(RouteLabel(route.service.metrics_route()));
+        .insert(RouteLabel(routes::metrics_route(route.service)));
     res
 }
 
