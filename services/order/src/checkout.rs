@@ -68,7 +68,7 @@ async fn checkout(
         ));
     }
     if let Some(address) = body.shipping_address.take() {
-        match address.normalized("shipping_address") {
+        match souk_common::address::normalized(address, "shipping_address") {
             Ok(a) => body.shipping_address = Some(a),
             Err(mut e) => errors.append(&mut e),
         }

@@ -27,6 +27,7 @@ use souk_common::ApiError;
 use souk_common::client::CallError;
 use souk_common::promotion::QuoteLine;
 use souk_contract::ErrorCode;
+use souk_contract::payments::{ConfirmationLine, OrderConfirmation};
 use uuid::Uuid;
 
 use crate::clients::{RequestedItem, ReservedLine};
@@ -711,18 +712,29 @@ async fn complete(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
     let order = model::load(&state.db, row.id)
         .await
         .map_err(Stop::Interrupted)?;
-    let email = json!({
-        "order_id": order.id,
-        "to": row.email,
-        "name": row.customer_name,
-        "items": order.items,
-        "subtotal_cents": order.subtotal_cents,
-        "discount_cents": order.discount_cents,
-        "promotion_code": order.promotion_code,
-        "total_cents": order.total_cents,
-        "currency": order.currency,
-        "shipping_address": order.shipping_address,
-    });
+    let email = OrderConfirmation {
+        order_id: order.id,
+        to: row.email.clone(),
+        name: row.customer_name.clone(),
+        items: order
+            .items
+            .into_iter()
+            .map(|line| ConfirmationLine {
+                name: line.name,
+                sku: line.sku,
+                option_values: line.option_values.0,
+                quantity: i64::from(line.quantity),
+                unit_price_cents: line.unit_price_cents,
+                line_total_cents: line.line_total_cents,
+            })
+            .collect(),
+        subtotal_cents: order.subtotal_cents,
+        discount_cents: order.discount_cents,
+        promotion_code: order.promotion_code,
+        total_cents: order.total_cents,
+        currency: order.currency,
+        shipping_address: Some(order.shipping_address),
+    };
     match state.clients.queue_confirmation(&email).await {
         Ok(_) => {}
         // The charge has gone through: an e-mail the payment service will never accept (a bad

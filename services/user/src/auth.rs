@@ -10,9 +10,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use souk_common::error::unique_violation;
-use souk_common::token::JwkSet;
 use souk_common::{ApiError, ApiResult, AuthUser, FieldError, Json, Role};
 use souk_contract::ErrorCode;
+use souk_contract::users::{self, JwkSet};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -26,7 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/auth/login", post(login))
         .route("/api/v1/auth/refresh", post(refresh))
         .route("/api/v1/auth/logout", post(logout))
-        .route("/internal/jwks", get(jwks))
+        .route(users::JWKS, get(jwks))
 }
 
 #[derive(Serialize)]
