@@ -285,8 +285,8 @@ async fn up(demo: bool) -> anyhow::Result<()> {
             println!("payments: Stripe emulator on {}", emulator.url());
         }
         (None, Some(_)) => println!(
-            "payments: point the Stripe webhook endpoint at {webhook} (events \
-             payment_intent.succeeded, payment_intent.payment_failed, charge.refunded)"
+            "payments: point the Stripe webhook endpoint at {webhook} (events {})",
+            souk_contract::stripe::WEBHOOK_EVENTS.join(", ")
         ),
         (None, None) => {}
     }

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use souk_common::error::parse_id;
 use souk_common::promotion::QuoteLine;
 use souk_common::{ApiError, ApiResult, AuthUser, FieldError, Json, ServiceCaller};
+use souk_contract::ErrorCode;
 use uuid::Uuid;
 
 use crate::AppState;
@@ -255,7 +256,7 @@ async fn sellable(
                 Some(p) if p.has_options => {
                     let mut e = ApiError::new(
                         StatusCode::UNPROCESSABLE_ENTITY,
-                        "variant_required",
+                        ErrorCode::VariantRequired,
                         "this product comes in variants: choose one with variant_id",
                     );
                     e.errors = vec![FieldError::new(
@@ -280,7 +281,7 @@ fn quantity_error(min: i64) -> ApiError {
 
 fn insufficient(p: &CatalogEntry) -> ApiError {
     ApiError::conflict(
-        "insufficient_stock",
+        ErrorCode::InsufficientStock,
         format!("only {} of this item are in stock", p.stock),
     )
 }
@@ -322,7 +323,7 @@ async fn add(
         .await?;
         if !exists {
             return Err(ApiError::conflict(
-                "cart_full",
+                ErrorCode::CartFull,
                 format!("a cart holds at most {MAX_LINES} different items"),
             ));
         }

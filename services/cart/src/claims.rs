@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::routing::{delete, post};
 use souk_common::error::parse_id;
 use souk_common::{ApiError, ApiResult, Json, ServiceCaller};
+use souk_contract::ErrorCode;
 use souk_contract::carts::{CartItem, Claim, ClaimRequest};
 use uuid::Uuid;
 
@@ -75,7 +76,10 @@ async fn claim(
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        return Err(ApiError::conflict("cart_empty", "the cart is empty"));
+        return Err(ApiError::conflict(
+            ErrorCode::CartEmpty,
+            "the cart is empty",
+        ));
     }
     let promotion_code: Option<String> =
         sqlx::query_scalar("SELECT code FROM cart_promotions WHERE user_id = $1")

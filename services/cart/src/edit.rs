@@ -8,6 +8,7 @@
 //! waited for an edit reads the edited lines.
 
 use souk_common::{ApiError, ApiResult};
+use souk_contract::ErrorCode;
 use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -37,7 +38,7 @@ pub async fn begin(state: &AppState, user: Uuid) -> ApiResult<Transaction<'stati
             .await?;
     match holder {
         Some(order) => Err(ApiError::conflict(
-            "checkout_in_progress",
+            ErrorCode::CheckoutInProgress,
             format!(
                 "a checkout (order {order}) holds this cart: complete or cancel that order \
                  to change the cart"

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use souk_common::client::CallError;
 use souk_common::promotion::{Quote, QuoteLine, QuoteRequest};
 use souk_common::{ApiError, ApiResult, AuthUser, Json};
+use souk_contract::ErrorCode;
 use uuid::Uuid;
 
 use crate::AppState;
@@ -151,7 +152,7 @@ async fn apply(
     let Some(promotion) = q.promotion else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            "promotion_not_found",
+            ErrorCode::PromotionNotFound,
             "no promotion has this code",
         ));
     };
@@ -159,7 +160,7 @@ async fn apply(
         let reason = q.reason.unwrap_or_default();
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "promotion_not_applicable",
+            ErrorCode::PromotionNotApplicable,
             format!("this code cannot be used for this cart ({reason})"),
         )
         .with_extra("reason", serde_json::json!(reason)));

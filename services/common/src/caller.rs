@@ -59,28 +59,7 @@ pub struct ReceivedRequest {
     body_sha256: [u8; 32],
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Customer,
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Customer => "customer",
-            Role::Admin => "admin",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "customer" => Some(Role::Customer),
-            "admin" => Some(Role::Admin),
-            _ => None,
-        }
-    }
-}
+pub use souk_contract::users::Role;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {

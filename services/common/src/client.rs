@@ -6,6 +6,7 @@ use std::time::Duration;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use souk_contract::ErrorCode;
 
 use crate::caller::{Caller, InternalAuth, ProofTarget};
 use crate::error::ApiError;
@@ -171,8 +172,9 @@ impl ServiceClient {
         let code = body
             .get("code")
             .and_then(|c| c.as_str())
-            .map(intern_code)
-            .unwrap_or("upstream_error");
+            .and_then(ErrorCode::from_wire)
+            // A code from a newer sibling that this release does not know.
+            .unwrap_or(ErrorCode::UpstreamError);
         let detail = body
             .get("detail")
             .and_then(|d| d.as_str())
@@ -199,44 +201,6 @@ impl ServiceClient {
             cause,
         }
     }
-}
-
-/// Error codes cross the wire as strings; `ApiError` holds `&'static str`, so known codes are
-/// mapped back to constants and anything else becomes a generic code.
-fn intern_code(code: &str) -> &'static str {
-    const KNOWN: &[&str] = &[
-        "not_found",
-        "forbidden",
-        "unauthorized",
-        "conflict",
-        "validation_failed",
-        "malformed_request",
-        "insufficient_stock",
-        "out_of_stock",
-        "cart_empty",
-        "product_inactive",
-        "sku_taken",
-        "reservation_not_found",
-        "illegal_transition",
-        "rate_limited",
-        "service_unavailable",
-        "payment_failed",
-        "card_declined",
-        "idempotency_key_reused",
-        "not_refundable",
-        "invalid_signature",
-        "product_unavailable",
-        "reservation_released",
-        "reservation_committed",
-        "category_not_found",
-        "slug_taken",
-        "category_in_use",
-    ];
-    KNOWN
-        .iter()
-        .find(|k| **k == code)
-        .copied()
-        .unwrap_or("upstream_error")
 }
 
 tokio::task_local! {

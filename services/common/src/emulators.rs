@@ -14,17 +14,11 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use souk_contract::stripe::WEBHOOK_EVENTS;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// What to run when a Python dependency is missing.
 pub const INSTALL_HINT: &str = "pip install -r tests/support/requirements.txt";
-/// The events Souk's webhook handles (the emulator must filter: it emits others that the Stripe
-/// client cannot parse).
-pub const WEBHOOK_EVENTS: [&str; 3] = [
-    "payment_intent.succeeded",
-    "payment_intent.payment_failed",
-    "charge.refunded",
-];
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The Python interpreter to use: `PYTHON`, else `python3`.
@@ -174,7 +168,8 @@ impl StripeEmulator {
         format!("http://127.0.0.1:{}/", self.port)
     }
 
-    /// Sends Souk's three webhook events to `url`, signed with `secret`.
+    /// Sends Souk's webhook events to `url`, signed with `secret` (only those: the emulator
+    /// also emits others that the Stripe client cannot parse).
     pub async fn register_webhook(&self, url: &str, secret: &str) -> anyhow::Result<()> {
         let mut form = vec![("url", url), ("secret", secret)];
         form.extend(WEBHOOK_EVENTS.iter().map(|e| ("events[]", *e)));

@@ -3,6 +3,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use souk_contract::ErrorCode;
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
@@ -27,7 +28,7 @@ impl FieldError {
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub detail: String,
     pub errors: Vec<FieldError>,
     pub retry_after_secs: Option<u64>,
@@ -35,7 +36,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, detail: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -47,36 +48,40 @@ impl ApiError {
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "malformed_request", detail)
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::MalformedRequest, detail)
     }
     pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+        Self::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, detail)
     }
     pub fn forbidden(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
+        Self::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, detail)
     }
     pub fn not_found(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", detail)
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, detail)
     }
-    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn conflict(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, code, detail)
     }
     pub fn payload_too_large() -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             "the request body is larger than 1 MiB",
         )
     }
     pub fn too_many_requests(retry_after_secs: u64, detail: impl Into<String>) -> Self {
-        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", detail);
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::RateLimited,
+            detail,
+        );
         e.retry_after_secs = Some(retry_after_secs.max(1));
         e
     }
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "service_unavailable",
+            ErrorCode::ServiceUnavailable,
             detail,
         )
     }
@@ -89,7 +94,7 @@ impl ApiError {
             .join("; ");
         let mut e = Self::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
+            ErrorCode::ValidationFailed,
             detail,
         );
         e.errors = errors;
@@ -103,7 +108,7 @@ impl ApiError {
         tracing::error!(error = %cause, "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
+            ErrorCode::InternalError,
             "an unexpected error occurred",
         )
     }
@@ -118,7 +123,7 @@ impl ApiError {
 
     pub fn body(&self) -> serde_json::Value {
         let mut body = serde_json::json!({
-            "type": format!("https://souk.dev/problems/{}", self.code.replace('_', "-")),
+            "type": format!("https://souk.dev/problems/{}", self.code.as_str().replace('_', "-")),
             "title": self.title(),
             "status": self.status.as_u16(),
             "detail": self.detail,
@@ -166,9 +171,10 @@ impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
             sqlx::Error::RowNotFound => Self::not_found("no such resource"),
-            sqlx::Error::Database(db) if db.is_unique_violation() => {
-                Self::conflict("conflict", "a resource with these values already exists")
-            }
+            sqlx::Error::Database(db) if db.is_unique_violation() => Self::conflict(
+                ErrorCode::Conflict,
+                "a resource with these values already exists",
+            ),
             _ if is_unavailable(&e) => {
                 tracing::warn!(error = %e, "database unavailable");
                 let mut unavailable =

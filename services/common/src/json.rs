@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, FieldError};
 use crate::text;
+use souk_contract::ErrorCode;
 
 pub struct Json<T>(pub T);
 
@@ -25,7 +26,7 @@ where
         if !is_json(&req) {
             return Err(ApiError::new(
                 axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 "send the body as Content-Type: application/json",
             ));
         }

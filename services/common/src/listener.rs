@@ -1,6 +1,7 @@
 //! Accepting connections: HTTP/1.1 with limits on time, headers and numbers, so slow or many
 //! clients cannot hold a service. One public listener and one ops listener per service.
 
+use souk_contract::ErrorCode;
 use souk_contract::env;
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -181,7 +182,7 @@ async fn read_body(State(timeout): State<Duration>, req: Request, next: Next) ->
         Ok(Err(_)) => closing(ApiError::bad_request("the request body could not be read")),
         Err(_) => closing(ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
-            "request_timeout",
+            ErrorCode::RequestTimeout,
             format!(
                 "the request body did not arrive within {} seconds",
                 timeout.as_secs_f64()

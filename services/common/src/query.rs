@@ -58,7 +58,7 @@ mod tests {
     fn a_repeated_parameter_is_400_naming_it() {
         let e = parse::<Page>("limit=1&limit=2").unwrap_err();
         assert_eq!(e.status, 400);
-        assert_eq!(e.code, "malformed_request");
+        assert_eq!(e.code, souk_contract::ErrorCode::MalformedRequest);
         assert!(e.detail.contains("`limit`"), "{}", e.detail);
     }
 

@@ -17,6 +17,7 @@ use crate::error::ApiError;
 pub use crate::listener::{ConnectionLimits, serve, serve_ops};
 use crate::ops;
 use crate::telemetry::{MakeRequestUuid, REQUEST_ID};
+use souk_contract::ErrorCode;
 
 /// The largest request body accepted anywhere (API.md: 413 above 1 MiB).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -93,7 +94,7 @@ pub async fn not_found() -> Response {
 async fn method_not_allowed() -> Response {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         "this method is not allowed here",
     )
     .into_response()

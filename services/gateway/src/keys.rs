@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use axum::http::Method;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use souk_common::client::ServiceClient;
-use souk_common::token::{AUDIENCE, AccessClaims, ISSUER, JwkSet};
+use souk_common::token::{AUDIENCE, AccessClaims, ISSUER};
+use souk_contract::users::{self, JwkSet};
 use tokio::sync::Mutex;
 
 const MIN_REFRESH: Duration = Duration::from_secs(5);
@@ -76,7 +77,7 @@ impl KeyStore {
         }
         let set: JwkSet = self
             .user_service
-            .call::<(), _>(Method::GET, "/internal/jwks", None, None)
+            .call::<(), _>(Method::GET, users::JWKS, None, None)
             .await
             .map_err(|e| {
                 tracing::warn!(error = %e, "cannot fetch verification keys");

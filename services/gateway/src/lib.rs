@@ -32,7 +32,7 @@ use souk_common::ops::ReadyCheck;
 use souk_common::settings::{self, ConfigError};
 use souk_common::{ApiError, InternalAuth, server};
 
-use routes::Service;
+use souk_contract::Service;
 
 #[derive(Clone, Debug)]
 pub struct Upstreams {
@@ -44,13 +44,15 @@ pub struct Upstreams {
 }
 
 impl Upstreams {
-    pub fn base(&self, service: Service) -> &str {
+    /// The base URL of a backend; none for the gateway itself.
+    pub fn base(&self, service: Service) -> Option<&str> {
         match service {
-            Service::User => &self.user,
-            Service::Product => &self.product,
-            Service::Cart => &self.cart,
-            Service::Order => &self.order,
-            Service::Payment => &self.payment,
+            Service::User => Some(&self.user),
+            Service::Product => Some(&self.product),
+            Service::Cart => Some(&self.cart),
+            Service::Order => Some(&self.order),
+            Service::Payment => Some(&self.payment),
+            Service::Gateway => None,
         }
     }
 }

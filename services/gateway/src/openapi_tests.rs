@@ -321,3 +321,71 @@ fn every_operation_with_query_parameters_documents_400() {
     }
     assert!(missing.is_empty(), "no 400 documented: {missing:?}");
 }
+
+/// The document's `Problem.code` enum is souk-contract's `ErrorCode`, no more and no less, and
+/// every example problem in it names one of those codes.
+#[test]
+fn problem_codes_are_the_contracts_error_codes() {
+    use souk_contract::ErrorCode;
+
+    let doc = doc();
+    let documented: Vec<&str> =
+        doc["components"]["schemas"]["Problem"]["properties"]["code"]["enum"]
+            .as_array()
+            .expect("Problem.code has an enum")
+            .iter()
+            .map(|c| c.as_str().expect("a code is a string"))
+            .collect();
+    let documented_set: BTreeSet<&str> = documented.iter().copied().collect();
+    assert_eq!(
+        documented.len(),
+        documented_set.len(),
+        "a code listed twice"
+    );
+    let declared: BTreeSet<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    let undocumented: Vec<_> = declared.difference(&documented_set).collect();
+    let unknown: Vec<_> = documented_set.difference(&declared).collect();
+    assert!(
+        undocumented.is_empty(),
+        "ErrorCode not in openapi.json: {undocumented:?}"
+    );
+    assert!(
+        unknown.is_empty(),
+        "openapi.json codes ErrorCode lacks: {unknown:?}"
+    );
+
+    let mut example_codes = Vec::new();
+    collect_example_codes(&doc, &mut example_codes);
+    assert!(
+        !example_codes.is_empty(),
+        "the document shows no problem example"
+    );
+    for code in example_codes {
+        assert!(
+            ErrorCode::from_wire(&code).is_some(),
+            "example with unknown code {code}"
+        );
+    }
+}
+
+/// The `code` of every problem example (an object with `type`, `status` and `code`).
+fn collect_example_codes(node: &Value, codes: &mut Vec<String>) {
+    match node {
+        Value::Object(members) => {
+            if let (Some(Value::String(code)), true, true) = (
+                members.get("code"),
+                members.contains_key("type"),
+                members.contains_key("status"),
+            ) {
+                codes.push(code.clone());
+            }
+            members
+                .values()
+                .for_each(|child| collect_example_codes(child, codes));
+        }
+        Value::Array(items) => items
+            .iter()
+            .for_each(|child| collect_example_codes(child, codes)),
+        _ => {}
+    }
+}

@@ -16,11 +16,13 @@ use souk_common::caller::{IDENTITY_HEADERS, ProofTarget};
 use souk_common::ops::RouteLabel;
 use souk_common::server::MAX_BODY_BYTES;
 use souk_common::{ApiError, Caller};
+use souk_contract::ErrorCode;
 
 use crate::AppState;
 use crate::catalog_cache::{self, Entry, Lookup};
-use crate::routes::{self, Access, Route, Service, Timeout};
+use crate::routes::{self, Access, Route, Timeout};
 use crate::{client_addr, ratelimit};
+use souk_contract::Service;
 
 /// Connection-level headers that must not be forwarded (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [HeaderName; 7] = [
@@ -156,7 +158,7 @@ async fn cached_read(
         tracing::warn!(service = "product", "upstream body not read");
         return Err(ApiError::new(
             StatusCode::BAD_GATEWAY,
-            "bad_gateway",
+            ErrorCode::BadGateway,
             "the product service failed to answer",
         ));
     };
@@ -199,7 +201,11 @@ async fn upstream(
     if let Ok(ip) = HeaderValue::from_str(client_ip) {
         headers.insert("x-forwarded-for", ip);
     }
-    let base = state.config.upstreams.base(route.service);
+    let base = state
+        .config
+        .upstreams
+        .base(route.service)
+        .ok_or_else(|| ApiError::internal("a route names the gateway itself"))?;
     let path_and_query = parts
         .uri
         .path_and_query()
@@ -249,7 +255,7 @@ async fn upstream(
             tracing::warn!(service, "upstream timed out");
             Err(ApiError::new(
                 StatusCode::GATEWAY_TIMEOUT,
-                "upstream_timeout",
+                ErrorCode::UpstreamTimeout,
                 format!("the {service} service did not answer in time"),
             ))
         }
@@ -263,7 +269,7 @@ async fn upstream(
             tracing::warn!(service, error = %e, "upstream failed");
             Err(ApiError::new(
                 StatusCode::BAD_GATEWAY,
-                "bad_gateway",
+                ErrorCode::BadGateway,
                 format!("the {service} service failed to answer"),
             ))
         }
@@ -287,7 +293,7 @@ fn relay(route: Route, res: hyper::Response<Incoming>) -> Response {
 /// Marks the answer with the route label of the service it came from, for the metrics.
 fn labelled(route: Route, mut res: Response) -> Response {
     res.extensions_mut()
-        .insert(RouteLabel(route.service.metrics_route()));
+        .insert(RouteLabel(routes::metrics_route(route.service)));
     res
 }
 

@@ -1,45 +1,19 @@
 //! Which service owns a public path, whether it needs a signed-in user, and how long it may take.
 
 use axum::http::Method;
+use souk_contract::Service;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Service {
-    User,
-    Product,
-    Cart,
-    Order,
-    Payment,
-}
-
-impl Service {
-    pub const ALL: [Service; 5] = [
-        Service::User,
-        Service::Product,
-        Service::Cart,
-        Service::Order,
-        Service::Payment,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Service::User => "user",
-            Service::Product => "product",
-            Service::Cart => "cart",
-            Service::Order => "order",
-            Service::Payment => "payment",
-        }
-    }
-
-    /// The route label of requests forwarded to this service (its own metrics have the
-    /// route templates).
-    pub fn metrics_route(self) -> &'static str {
-        match self {
-            Service::User => "proxy:user",
-            Service::Product => "proxy:product",
-            Service::Cart => "proxy:cart",
-            Service::Order => "proxy:order",
-            Service::Payment => "proxy:payment",
-        }
+/// The route label of requests forwarded to `service` (its own metrics have the route
+/// templates).
+pub fn metrics_route(service: Service) -> &'static str {
+    match service {
+        Service::User => "proxy:user",
+        Service::Product => "proxy:product",
+        Service::Cart => "proxy:cart",
+        Service::Order => "proxy:order",
+        Service::Payment => "proxy:payment",
+        // `resolve` never routes to the gateway itself.
+        Service::Gateway => "proxy:gateway",
     }
 }
 
@@ -60,6 +34,7 @@ pub enum Timeout {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
+    /// One of `Service::BACKENDS`.
     pub service: Service,
     pub access: Access,
     pub timeout: Timeout,
@@ -159,5 +134,32 @@ mod tests {
         assert!(resolve(&get, "/api/v1/admin/other").is_none());
         assert!(resolve(&get, "/internal/users/1").is_none());
         assert!(resolve(&get, "/api/v1/payments").is_none());
+    }
+
+    #[test]
+    fn routes_go_to_backends_each_with_its_own_metrics_label() {
+        let paths = [
+            "/api/v1/auth/login",
+            "/api/v1/users/me",
+            "/api/v1/admin/users",
+            "/api/v1/admin/orders",
+            "/api/v1/products",
+            "/api/v1/categories",
+            "/api/v1/cart",
+            "/api/v1/promotions",
+            "/api/v1/checkout",
+            "/api/v1/orders",
+            "/api/v1/payments/webhook",
+        ];
+        let mut reached = std::collections::BTreeSet::new();
+        for path in paths {
+            let route = resolve(&Method::POST, path).unwrap();
+            assert!(Service::BACKENDS.contains(&route.service), "{path}");
+            reached.insert(route.service);
+        }
+        assert_eq!(reached.len(), Service::BACKENDS.len(), "{reached:?}");
+        let labels: std::collections::BTreeSet<_> =
+            Service::BACKENDS.into_iter().map(metrics_route).collect();
+        assert_eq!(labels.len(), Service::BACKENDS.len());
     }
 }

@@ -11,15 +11,11 @@ use std::time::{Duration, Instant};
 use axum::http::{Method, StatusCode};
 use souk_common::client::{CallError, ServiceClient};
 use souk_common::{Role, token::AccessClaims};
+use souk_contract::users;
 use uuid::Uuid;
 
 /// Beyond this many cached users the cache starts over: memory stays bounded.
 const MAX_ENTRIES: usize = 100_000;
-
-#[derive(serde::Deserialize)]
-struct UserView {
-    role: Role,
-}
 
 pub struct Sessions {
     user_service: ServiceClient,
@@ -49,10 +45,10 @@ impl Sessions {
         {
             return Ok(role);
         }
-        let path = format!("/internal/users/{}", claims.sub);
+        let path = users::user(claims.sub);
         let role = match self
             .user_service
-            .call::<(), UserView>(Method::GET, &path, None, None)
+            .call::<(), users::User>(Method::GET, &path, None, None)
             .await
         {
             Ok(view) => Some(view.role),

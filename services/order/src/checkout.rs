@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use souk_common::address::ShippingAddress;
 use souk_common::{ApiError, ApiResult, AuthUser, FieldError, Json};
+use souk_contract::ErrorCode;
 use uuid::Uuid;
 
 use crate::clients::RequestedItem;
@@ -34,7 +35,7 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<String> {
     let key = headers.get("idempotency-key").ok_or_else(|| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
-            "idempotency_key_required",
+            ErrorCode::IdempotencyKeyRequired,
             "send an Idempotency-Key header (1-255 characters)",
         )
     })?;
@@ -44,7 +45,7 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<String> {
     if key.is_empty() || key.len() > 255 {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "idempotency_key_invalid",
+            ErrorCode::IdempotencyKeyInvalid,
             "the Idempotency-Key must be 1-255 characters",
         ));
     }
@@ -67,7 +68,7 @@ async fn checkout(
         ));
     }
     if let Some(address) = body.shipping_address.take() {
-        match address.normalized("shipping_address") {
+        match souk_common::address::normalized(address, "shipping_address") {
             Ok(a) => body.shipping_address = Some(a),
             Err(mut e) => errors.append(&mut e),
         }
@@ -85,7 +86,10 @@ async fn checkout(
     let Some(address) = body.shipping_address.or(profile.shipping_address) else {
         // An empty cart is the more useful answer of the two.
         if state.clients.cart(user.id).await?.items.is_empty() {
-            return Err(ApiError::conflict("cart_empty", "the cart is empty"));
+            return Err(ApiError::conflict(
+                ErrorCode::CartEmpty,
+                "the cart is empty",
+            ));
         }
         return Err(ApiError::invalid_field(
             "shipping_address",
@@ -163,7 +167,7 @@ async fn existing(
             Ok(None)
         }
         Some((_, stored, false)) if stored != hash => Err(ApiError::conflict(
-            "idempotency_key_reused",
+            ErrorCode::IdempotencyKeyReused,
             "this Idempotency-Key was used with a different request body",
         )),
         Some((id, _, false)) => Ok(Some(id)),
@@ -177,7 +181,7 @@ async fn replay(state: &AppState, id: Uuid) -> ApiResult<Response> {
         let Some(row) = model::row(&state.db, id).await? else {
             // The first attempt was rejected and removed (e.g. out of stock): nothing to replay.
             return Err(ApiError::conflict(
-                "insufficient_stock",
+                ErrorCode::InsufficientStock,
                 "this checkout could not reserve stock",
             ));
         };
@@ -187,7 +191,7 @@ async fn replay(state: &AppState, id: Uuid) -> ApiResult<Response> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Err(ApiError::conflict(
-        "checkout_in_progress",
+        ErrorCode::CheckoutInProgress,
         "a checkout with this Idempotency-Key is still running; retry shortly",
     ))
 }
@@ -204,7 +208,7 @@ fn respond(order: Order) -> ApiResult<Response> {
     if order.status == OrderStatus::PaymentFailed {
         let e = ApiError::new(
             StatusCode::PAYMENT_REQUIRED,
-            "payment_failed",
+            ErrorCode::PaymentFailed,
             "the card was declined",
         );
         return Err(with_order(e, Some(order)));

@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use axum::http::Method;
 use serde::Deserialize;
-use serde_json::json;
 use souk_common::InternalAuth;
-use souk_common::address::ShippingAddress;
 use souk_common::client::{CallError, ServiceClient, http_client};
 use souk_contract::carts::{self, ClaimRequest, Ordered};
 use souk_contract::catalog::{self, Batch, VariantEntry};
+use souk_contract::payments::{self, ChargeRequest, OrderConfirmation};
 use souk_contract::reservations::{self, ExtendRequest, ReserveItem, ReserveRequest};
+use souk_contract::users;
 use uuid::Uuid;
 
 use crate::Config;
@@ -60,13 +60,6 @@ where
     call().await
 }
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct UserView {
-    pub email: String,
-    pub name: String,
-    pub shipping_address: Option<ShippingAddress>,
-}
-
 /// A cart line to buy, as the cart claims it and the order stores it (`requested_items`).
 pub use souk_contract::carts::{CartItem as RequestedItem, Claim as CartClaim};
 pub use souk_contract::catalog::OptionValues;
@@ -78,22 +71,11 @@ pub struct CartView {
 
 pub use souk_contract::reservations::{Reservation, ReservationLine as ReservedLine};
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct Payment {
-    pub status: String,
-    pub payment_intent_id: Option<String>,
-    pub failure_code: Option<String>,
-    #[serde(default)]
-    pub client_secret: Option<String>,
-    #[serde(default)]
-    pub next_action: Option<serde_json::Value>,
-    #[serde(default)]
-    pub amount_refunded_cents: i64,
-}
+pub use souk_contract::payments::Payment;
 
 impl Clients {
-    pub async fn user(&self, user_id: Uuid) -> Result<UserView, CallError> {
-        let path = format!("/internal/users/{user_id}");
+    pub async fn user(&self, user_id: Uuid) -> Result<users::User, CallError> {
+        let path = users::user(user_id);
         with_retries(|| self.user.call::<(), _>(Method::GET, &path, None, None)).await
     }
 
@@ -167,17 +149,22 @@ impl Clients {
         currency: &str,
         payment_method: &str,
     ) -> Result<Payment, CallError> {
-        let body = json!({"order_id": order_id, "amount_cents": amount_cents, "currency": currency, "payment_method": payment_method});
+        let body = ChargeRequest {
+            order_id,
+            amount_cents,
+            currency: currency.to_owned(),
+            payment_method: payment_method.to_owned(),
+        };
         with_retries(|| {
             self.payment
-                .call(Method::POST, "/internal/payments", Some(&body), None)
+                .call(Method::POST, payments::CHARGE, Some(&body), None)
         })
         .await
     }
 
     /// `Ok(None)`: no charge was ever attempted for this order.
     pub async fn payment(&self, order_id: Uuid) -> Result<Option<Payment>, CallError> {
-        let path = format!("/internal/payments/{order_id}");
+        let path = payments::payment(order_id);
         match with_retries(|| self.payment.call::<(), _>(Method::GET, &path, None, None)).await {
             Ok(p) => Ok(Some(p)),
             Err(CallError::Api(e)) if e.status == 404 => Ok(None),
@@ -187,13 +174,13 @@ impl Clients {
 
     /// The payment's state, asked of Stripe when it is still undecided.
     pub async fn sync_payment(&self, order_id: Uuid) -> Result<Payment, CallError> {
-        let path = format!("/internal/payments/{order_id}/sync");
+        let path = payments::sync(order_id);
         with_retries(|| self.payment.call::<(), _>(Method::POST, &path, None, None)).await
     }
 
     /// Cancels a waiting payment at Stripe; the answer says `succeeded` if it was too late.
     pub async fn cancel_payment(&self, order_id: Uuid) -> Result<Option<Payment>, CallError> {
-        let path = format!("/internal/payments/{order_id}/cancel");
+        let path = payments::cancel(order_id);
         match with_retries(|| self.payment.call::<(), _>(Method::POST, &path, None, None)).await {
             Ok(p) => Ok(Some(p)),
             Err(CallError::Api(e)) if e.status == 404 => Ok(None),
@@ -213,7 +200,7 @@ impl Clients {
     }
 
     pub async fn refund(&self, order_id: Uuid) -> Result<Payment, CallError> {
-        let path = format!("/internal/payments/{order_id}/refund");
+        let path = payments::refund(order_id);
         with_retries(|| self.payment.call::<(), _>(Method::POST, &path, None, None)).await
     }
 
@@ -231,14 +218,10 @@ impl Clients {
         with_retries(|| self.cart.call_empty(Method::POST, &path, Some(&body), None)).await
     }
 
-    pub async fn queue_confirmation(&self, body: &serde_json::Value) -> Result<(), CallError> {
+    pub async fn queue_confirmation(&self, body: &OrderConfirmation) -> Result<(), CallError> {
         with_retries(|| {
-            self.payment.call_empty(
-                Method::POST,
-                "/internal/emails/order-confirmation",
-                Some(body),
-                None,
-            )
+            self.payment
+                .call_empty(Method::POST, payments::ORDER_CONFIRMATION, Some(body), None)
         })
         .await
     }

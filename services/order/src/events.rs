@@ -4,9 +4,9 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::post;
-use serde::Deserialize;
 use souk_common::error::parse_id;
 use souk_common::{ApiError, ApiResult, Json, ServiceCaller};
+use souk_contract::orders::{PaymentEvent, PaymentEventKind};
 use uuid::Uuid;
 
 use crate::AppState;
@@ -15,18 +15,6 @@ use crate::state::{EventOutcome, OrderState, OrderStatus, PaymentStatus, SagaSta
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/internal/orders/{id}/payment-events", post(payment_event))
-}
-
-#[derive(Deserialize)]
-struct PaymentEvent {
-    event_id: String,
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    payment_intent_id: Option<String>,
-    /// For `refunded`: everything refunded on the charge so far.
-    #[serde(default)]
-    amount_refunded_cents: Option<i64>,
 }
 
 async fn payment_event(
@@ -71,14 +59,14 @@ async fn payment_event(
         saga,
         payment,
     };
-    let moved: Option<SagaState> = match (event.kind.as_str(), event.amount_refunded_cents) {
-        ("payment_succeeded", None) => {
+    let moved: Option<SagaState> = match (event.kind, event.amount_refunded_cents) {
+        (PaymentEventKind::PaymentSucceeded, None) => {
             apply(&mut tx, id, current, current.on_payment_succeeded()).await?
         }
-        ("payment_failed", None) => {
+        (PaymentEventKind::PaymentFailed, None) => {
             apply(&mut tx, id, current, current.on_payment_failed()).await?
         }
-        ("refunded", amount) => record_refund(&mut tx, id, amount).await?,
+        (PaymentEventKind::Refunded, amount) => record_refund(&mut tx, id, amount).await?,
         _ => None,
     };
     tx.commit().await?;

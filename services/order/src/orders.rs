@@ -7,6 +7,7 @@ use serde::Deserialize;
 use souk_common::error::parse_id;
 use souk_common::pagination::{Page, PageQuery};
 use souk_common::{AdminUser, ApiError, ApiResult, AuthUser, Json, Query};
+use souk_contract::ErrorCode;
 use uuid::Uuid;
 
 use crate::model::{self, Order, OrderRow};
@@ -145,7 +146,7 @@ async fn cancel(
             }
             s => format!("an order that is {s} cannot be cancelled"),
         };
-        return Err(ApiError::conflict("illegal_transition", detail));
+        return Err(ApiError::conflict(ErrorCode::IllegalTransition, detail));
     }
     match saga::advance(&state, id, Driver::Request).await {
         Stop::Interrupted(e) => Err(e),
@@ -188,7 +189,7 @@ async fn set_status(
             .await?
             .ok_or_else(|| ApiError::not_found("no such order"))?;
         return Err(ApiError::conflict(
-            "illegal_transition",
+            ErrorCode::IllegalTransition,
             format!(
                 "an order that is {} cannot become {}",
                 row.status, body.status

@@ -12,6 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use souk_common::error::{parse_id, unique_violation};
 use souk_common::pagination::{Page, PageQuery};
 use souk_common::{AdminUser, ApiError, ApiResult, FieldError, Json, Query};
+use souk_contract::ErrorCode;
 use uuid::Uuid;
 
 use crate::AppState;
@@ -166,7 +167,7 @@ fn validate(body: &NewPromotion) -> Vec<FieldError> {
 
 fn code_taken() -> ApiError {
     ApiError::conflict(
-        "code_taken",
+        ErrorCode::CodeTaken,
         "this code is already in use (codes are compared case-insensitively)",
     )
 }

@@ -26,6 +26,8 @@ use serde_json::json;
 use souk_common::ApiError;
 use souk_common::client::CallError;
 use souk_common::promotion::QuoteLine;
+use souk_contract::ErrorCode;
+use souk_contract::payments::{ConfirmationLine, OrderConfirmation};
 use uuid::Uuid;
 
 use crate::clients::{RequestedItem, ReservedLine};
@@ -180,7 +182,7 @@ async fn claim(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
             .map_err(interrupted)?;
     }
     let busy = ApiError::conflict(
-        "checkout_in_progress",
+        ErrorCode::CheckoutInProgress,
         "another checkout of this cart is in progress; wait for it to finish",
     );
     Err(remove(state, row, busy).await)
@@ -216,7 +218,7 @@ async fn start_reserving(
                 };
                 tracing::info!(order_id = %row.id, reason, "promotion unavailable at checkout");
                 let e = ApiError::conflict(
-                    "promotion_unavailable",
+                    ErrorCode::PromotionUnavailable,
                     format!("the cart's promotion code can no longer be used ({reason}); remove it or try another"),
                 )
                 .with_extra("reason", json!(reason));
@@ -267,7 +269,7 @@ async fn abandon_claim(state: &AppState, row: &OrderRow) -> Stop {
     remove(
         state,
         row,
-        ApiError::conflict("checkout_abandoned", "the checkout was interrupted"),
+        ApiError::conflict(ErrorCode::CheckoutAbandoned, "the checkout was interrupted"),
     )
     .await
 }
@@ -280,7 +282,10 @@ async fn reserve(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
             return Err(remove(
                 state,
                 row,
-                ApiError::conflict("insufficient_stock", "the stock reservation expired"),
+                ApiError::conflict(
+                    ErrorCode::InsufficientStock,
+                    "the stock reservation expired",
+                ),
             )
             .await);
         }
@@ -455,7 +460,7 @@ async fn charge(state: &AppState, row: &OrderRow, driver: Driver) -> Result<(), 
     {
         Ok(p) => p,
         Err(CallError::Api(e)) if e.status.is_client_error() => {
-            return record_failure(state, row, SagaState::Charging, None, e.code).await;
+            return record_failure(state, row, SagaState::Charging, None, e.code.as_str()).await;
         }
         Err(e) => return Err(interrupted(e)),
     };
@@ -707,18 +712,29 @@ async fn complete(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
     let order = model::load(&state.db, row.id)
         .await
         .map_err(Stop::Interrupted)?;
-    let email = json!({
-        "order_id": order.id,
-        "to": row.email,
-        "name": row.customer_name,
-        "items": order.items,
-        "subtotal_cents": order.subtotal_cents,
-        "discount_cents": order.discount_cents,
-        "promotion_code": order.promotion_code,
-        "total_cents": order.total_cents,
-        "currency": order.currency,
-        "shipping_address": order.shipping_address,
-    });
+    let email = OrderConfirmation {
+        order_id: order.id,
+        to: row.email.clone(),
+        name: row.customer_name.clone(),
+        items: order
+            .items
+            .into_iter()
+            .map(|line| ConfirmationLine {
+                name: line.name,
+                sku: line.sku,
+                option_values: line.option_values.0,
+                quantity: i64::from(line.quantity),
+                unit_price_cents: line.unit_price_cents,
+                line_total_cents: line.line_total_cents,
+            })
+            .collect(),
+        subtotal_cents: order.subtotal_cents,
+        discount_cents: order.discount_cents,
+        promotion_code: order.promotion_code,
+        total_cents: order.total_cents,
+        currency: order.currency,
+        shipping_address: Some(order.shipping_address),
+    };
     match state.clients.queue_confirmation(&email).await {
         Ok(_) => {}
         // The charge has gone through: an e-mail the payment service will never accept (a bad

@@ -20,8 +20,8 @@ use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Message};
 use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
-use serde::{Deserialize, Serialize};
 use souk_common::{ApiError, ApiResult, FieldError, Json, ServiceCaller};
+use souk_contract::payments::{self, OrderConfirmation, Queued};
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -40,7 +40,7 @@ const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
 const CLAIM_LEASE: Duration = Duration::from_secs(BATCH as u64 * SMTP_TIMEOUT.as_secs() + 30);
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/internal/emails/order-confirmation", post(enqueue))
+    Router::new().route(payments::ORDER_CONFIRMATION, post(enqueue))
 }
 
 /// Where messages go: an SMTP server, or `.eml` files in a directory.
@@ -306,84 +306,45 @@ fn build_message(
         .map_err(|e| e.to_string())
 }
 
-#[derive(Debug, Deserialize)]
-pub struct OrderConfirmation {
-    pub order_id: Uuid,
-    pub to: String,
-    pub name: String,
-    pub items: Vec<Line>,
-    pub subtotal_cents: i64,
-    /// What a promotion code took off (`total = subtotal - discount`).
-    #[serde(default)]
-    pub discount_cents: i64,
-    #[serde(default)]
-    pub promotion_code: Option<String>,
-    pub total_cents: i64,
-    pub currency: String,
-    #[serde(default)]
-    pub shipping_address: Option<serde_json::Value>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct Line {
-    pub name: String,
-    #[serde(default)]
-    pub sku: String,
-    /// The variant's options (`{"size": "M"}`); empty for a product without options.
-    #[serde(default)]
-    pub option_values: std::collections::BTreeMap<String, String>,
-    pub quantity: i64,
-    pub unit_price_cents: i64,
-    pub line_total_cents: i64,
-}
-
-#[derive(Debug, Serialize)]
-struct Queued {
-    order_id: Uuid,
-    /// `queued` or `sent`.
-    status: &'static str,
-}
-
-impl OrderConfirmation {
-    fn validate(&self) -> ApiResult<()> {
-        let mut errors = Vec::new();
-        if self.to.len() > 254 || self.to.parse::<lettre::Address>().is_err() {
-            errors.push(FieldError::new("to", "must be an e-mail address"));
-        }
-        if self.name.chars().count() > 200 {
-            errors.push(FieldError::new("name", "must be at most 200 characters"));
-        }
-        if self.items.is_empty() {
-            errors.push(FieldError::new("items", "must list at least one line"));
-        }
-        for (i, line) in self.items.iter().enumerate() {
-            if line.quantity < 1 {
-                errors.push(FieldError::new(
-                    format!("items[{i}].quantity"),
-                    "must be at least 1",
-                ));
-            }
-            if line.unit_price_cents < 0 || line.line_total_cents < 0 {
-                errors.push(FieldError::new(
-                    format!("items[{i}]"),
-                    "amounts must not be negative",
-                ));
-            }
-        }
-        if self.subtotal_cents < 0 || self.total_cents < 0 {
-            errors.push(FieldError::new("total_cents", "must not be negative"));
-        }
-        if self.currency.len() != 3 || !self.currency.bytes().all(|b| b.is_ascii_lowercase()) {
+/// What the payment service refuses to queue (the order service treats this as final).
+fn validate(req: &OrderConfirmation) -> ApiResult<()> {
+    let mut errors = Vec::new();
+    if req.to.len() > 254 || req.to.parse::<lettre::Address>().is_err() {
+        errors.push(FieldError::new("to", "must be an e-mail address"));
+    }
+    if req.name.chars().count() > 200 {
+        errors.push(FieldError::new("name", "must be at most 200 characters"));
+    }
+    if req.items.is_empty() {
+        errors.push(FieldError::new("items", "must list at least one line"));
+    }
+    for (i, line) in req.items.iter().enumerate() {
+        if line.quantity < 1 {
             errors.push(FieldError::new(
-                "currency",
-                "must be a lowercase ISO 4217 code",
+                format!("items[{i}].quantity"),
+                "must be at least 1",
             ));
         }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::validation(errors))
+        if line.unit_price_cents < 0 || line.line_total_cents < 0 {
+            errors.push(FieldError::new(
+                format!("items[{i}]"),
+                "amounts must not be negative",
+            ));
         }
+    }
+    if req.subtotal_cents < 0 || req.total_cents < 0 {
+        errors.push(FieldError::new("total_cents", "must not be negative"));
+    }
+    if req.currency.len() != 3 || !req.currency.bytes().all(|b| b.is_ascii_lowercase()) {
+        errors.push(FieldError::new(
+            "currency",
+            "must be a lowercase ISO 4217 code",
+        ));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::validation(errors))
     }
 }
 
@@ -394,7 +355,7 @@ async fn enqueue(
     _caller: ServiceCaller,
     Json(req): Json<OrderConfirmation>,
 ) -> ApiResult<(StatusCode, Json<Queued>)> {
-    req.validate()?;
+    validate(&req)?;
     let subject = subject(req.order_id);
     let body = render_body(&req);
     let inserted = sqlx::query(
@@ -419,7 +380,7 @@ async fn enqueue(
             StatusCode::ACCEPTED,
             Json(Queued {
                 order_id: req.order_id,
-                status: "queued",
+                status: "queued".to_owned(),
             }),
         ));
     }
@@ -434,7 +395,7 @@ async fn enqueue(
         StatusCode::OK,
         Json(Queued {
             order_id: req.order_id,
-            status: if sent { "sent" } else { "queued" },
+            status: if sent { "sent" } else { "queued" }.to_owned(),
         }),
     ))
 }
@@ -520,24 +481,36 @@ pub fn render_body(req: &OrderConfirmation) -> String {
         let _ = writeln!(body, "Discount ({code}): -{}", money(req.discount_cents));
     }
     let _ = writeln!(body, "Total: {}", money(req.total_cents));
-    if let Some(address) = req.shipping_address.as_ref().and_then(|a| a.as_object()) {
+    if let Some(address) = &req.shipping_address {
         let _ = writeln!(body, "\nShipping to:");
-        let field = |k: &str| address.get(k).and_then(|v| v.as_str()).map(str::trim);
-        for key in ["name", "line1", "line2"] {
-            if let Some(v) = field(key).filter(|v| !v.is_empty()) {
-                let _ = writeln!(body, "  {v}");
-            }
+        let given = |v: &str| -> Option<String> {
+            let v = v.trim();
+            (!v.is_empty()).then(|| v.to_owned())
+        };
+        let optional = |v: &Option<String>| v.as_deref().and_then(given);
+        for v in [
+            given(&address.name),
+            given(&address.line1),
+            optional(&address.line2),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let _ = writeln!(body, "  {v}");
         }
-        let city_line = [field("postal_code"), field("city"), field("state")]
-            .into_iter()
-            .flatten()
-            .filter(|v| !v.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let city_line = [
+            given(&address.postal_code),
+            given(&address.city),
+            optional(&address.state),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
         if !city_line.is_empty() {
             let _ = writeln!(body, "  {city_line}");
         }
-        if let Some(country) = field("country").filter(|v| !v.is_empty()) {
+        if let Some(country) = given(&address.country) {
             let _ = writeln!(body, "  {country}");
         }
     }
@@ -547,6 +520,9 @@ pub fn render_body(req: &OrderConfirmation) -> String {
 
 #[cfg(test)]
 mod tests {
+    use souk_contract::payments::ConfirmationLine;
+    use souk_contract::users::ShippingAddress;
+
     use super::*;
 
     #[test]
@@ -566,7 +542,7 @@ mod tests {
             to: "a@example.com".into(),
             name: "Ada".into(),
             items: vec![
-                Line {
+                ConfirmationLine {
                     name: "Mug".into(),
                     sku: "MUG-1".into(),
                     option_values: Default::default(),
@@ -574,7 +550,7 @@ mod tests {
                     unit_price_cents: 650,
                     line_total_cents: 1300,
                 },
-                Line {
+                ConfirmationLine {
                     name: "Shirt".into(),
                     sku: "SHIRT-M".into(),
                     option_values: [("size".to_owned(), "M".to_owned())].into(),
@@ -588,10 +564,15 @@ mod tests {
             promotion_code: Some("SAVE10".into()),
             total_cents: 1300,
             currency: "usd".into(),
-            shipping_address: Some(serde_json::json!({
-                "name": "Ada", "line1": "1 Main St", "city": "Springfield",
-                "postal_code": "12345", "country": "US"
-            })),
+            shipping_address: Some(ShippingAddress {
+                name: "Ada".into(),
+                line1: "1 Main St".into(),
+                line2: None,
+                city: "Springfield".into(),
+                state: None,
+                postal_code: "12345".into(),
+                country: "US".into(),
+            }),
         };
         let body = render_body(&req);
         assert!(

@@ -18,8 +18,6 @@ use souk_common::{InternalAuth, db, ops, server};
 use souk_contract::env;
 use sqlx::PgPool;
 
-pub use payments::Payment;
-
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/payment");
 
 /// Where the order confirmation e-mails go when no SMTP server is configured.

@@ -1,4 +1,4 @@
-//! Charges and refunds for the order service (`/internal/payments`).
+//! Charges and refunds for the order service (`souk_contract::payments`).
 //!
 //! One `payments` row per order. Every Stripe call for an order carries an idempotency key
 //! derived from the order id, so a retry (after a timeout, a crash, or on another replica)
@@ -8,9 +8,10 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use serde::{Deserialize, Serialize};
 use souk_common::error::parse_id;
 use souk_common::{ApiError, ApiResult, FieldError, Json, ServiceCaller};
+use souk_contract::ErrorCode;
+use souk_contract::payments::{ChargeRequest, Payment};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -32,24 +33,6 @@ pub fn charge_key(order_id: Uuid) -> String {
 
 pub fn refund_key(order_id: Uuid) -> String {
     format!("souk-order-{order_id}-refund")
-}
-
-/// A payment as the order service sees it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Payment {
-    pub order_id: Uuid,
-    /// `succeeded`, `failed`, `requires_action`, `processing`, `canceled` or `refunded`.
-    pub status: String,
-    pub payment_intent_id: Option<String>,
-    /// While `requires_action`: what the client needs to finish the payment with Stripe.js.
-    pub client_secret: Option<String>,
-    pub next_action: Option<serde_json::Value>,
-    pub amount_cents: i64,
-    /// Refunded so far: all of it once `refunded`, part of it after a dashboard refund.
-    pub amount_refunded_cents: i64,
-    pub currency: String,
-    pub failure_code: Option<String>,
-    pub failure_message: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -101,38 +84,29 @@ async fn load(db: &PgPool, order_id: Uuid) -> ApiResult<Option<Row>> {
     .await?)
 }
 
-#[derive(Debug, Deserialize)]
-struct ChargeRequest {
-    order_id: Uuid,
-    amount_cents: i64,
-    currency: String,
-    payment_method: String,
-}
-
-impl ChargeRequest {
-    fn validate(&self) -> ApiResult<()> {
-        let mut errors = Vec::new();
-        if self.amount_cents < 1 {
-            errors.push(FieldError::new("amount_cents", "must be at least 1"));
-        }
-        if self.currency.len() != 3 || !self.currency.bytes().all(|b| b.is_ascii_lowercase()) {
-            errors.push(FieldError::new(
-                "currency",
-                "must be a lowercase ISO 4217 code, e.g. \"usd\"",
-            ));
-        }
-        let pm = self.payment_method.trim();
-        if pm.is_empty() || pm.len() > 255 || pm.chars().any(char::is_whitespace) {
-            errors.push(FieldError::new(
-                "payment_method",
-                "must be a Stripe PaymentMethod id, e.g. \"pm_card_visa\"",
-            ));
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::validation(errors))
-        }
+/// The checks of a charge request, before anything is recorded or sent to Stripe.
+fn validate(req: &ChargeRequest) -> ApiResult<()> {
+    let mut errors = Vec::new();
+    if req.amount_cents < 1 {
+        errors.push(FieldError::new("amount_cents", "must be at least 1"));
+    }
+    if req.currency.len() != 3 || !req.currency.bytes().all(|b| b.is_ascii_lowercase()) {
+        errors.push(FieldError::new(
+            "currency",
+            "must be a lowercase ISO 4217 code, e.g. \"usd\"",
+        ));
+    }
+    let pm = req.payment_method.trim();
+    if pm.is_empty() || pm.len() > 255 || pm.chars().any(char::is_whitespace) {
+        errors.push(FieldError::new(
+            "payment_method",
+            "must be a Stripe PaymentMethod id, e.g. \"pm_card_visa\"",
+        ));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::validation(errors))
     }
 }
 
@@ -143,7 +117,7 @@ async fn charge(
     ServiceCaller(caller): ServiceCaller,
     Json(req): Json<ChargeRequest>,
 ) -> ApiResult<Json<Payment>> {
-    req.validate()?;
+    validate(&req)?;
     let payment_method = req.payment_method.trim();
     sqlx::query(
         "INSERT INTO payments (order_id, amount_cents, currency, payment_method)
@@ -163,7 +137,7 @@ async fn charge(
         || row.payment_method != payment_method
     {
         return Err(ApiError::conflict(
-            "idempotency_key_reused",
+            ErrorCode::IdempotencyKeyReused,
             "this order was already charged with another amount, currency or payment method",
         ));
     }
@@ -351,7 +325,7 @@ async fn cancel(
         Some(status) => Ok(Json(settle(&state.db, order_id, status).await?.into())),
         None => Err(ApiError::new(
             StatusCode::BAD_GATEWAY,
-            "upstream_error",
+            ErrorCode::UpstreamError,
             format!("PaymentIntent {pi} is neither cancelled nor settled: {intent:?}"),
         )),
     }
@@ -370,7 +344,7 @@ async fn refund(
     }
     let (true, Some(pi)) = (row.status == "succeeded", row.payment_intent_id.clone()) else {
         return Err(ApiError::conflict(
-            "not_refundable",
+            ErrorCode::NotRefundable,
             format!("a {} payment cannot be refunded", Payment::from(row).status),
         ));
     };
@@ -395,7 +369,7 @@ async fn refund(
                 None
             }
             Err(StripeCallError::Rejected { message, .. }) => {
-                return Err(ApiError::conflict("not_refundable", message));
+                return Err(ApiError::conflict(ErrorCode::NotRefundable, message));
             }
             Err(e) => return Err(stripe_error(e, caller.as_str())),
         }
@@ -426,15 +400,15 @@ fn stripe_error(e: StripeCallError, caller: &str) -> ApiError {
             error
         }
         StripeCallError::IdempotencyKeyReused(_) => ApiError::conflict(
-            "idempotency_key_reused",
+            ErrorCode::IdempotencyKeyReused,
             "this order was already charged with other parameters",
         ),
         StripeCallError::Rejected { message, .. } => {
-            ApiError::new(StatusCode::BAD_GATEWAY, "upstream_error", message)
+            ApiError::new(StatusCode::BAD_GATEWAY, ErrorCode::UpstreamError, message)
         }
         other => ApiError::new(
             StatusCode::BAD_GATEWAY,
-            "upstream_error",
+            ErrorCode::UpstreamError,
             format!("unexpected answer from Stripe: {other}"),
         ),
     }

@@ -15,6 +15,7 @@ use std::time::Duration;
 use ::stripe::{
     Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError, StripeRequest,
 };
+use souk_contract::stripe::WEBHOOK_EVENTS;
 use stripe_core::payment_intent::{
     CancelPaymentIntent, CreatePaymentIntent, CreatePaymentIntentAutomaticPaymentMethods,
     CreatePaymentIntentAutomaticPaymentMethodsAllowRedirects, RetrievePaymentIntent,
@@ -419,12 +420,6 @@ pub enum WebhookError {
     Malformed(String),
 }
 
-const HANDLED_EVENTS: [&str; 3] = [
-    "payment_intent.succeeded",
-    "payment_intent.payment_failed",
-    "charge.refunded",
-];
-
 /// Verifies a webhook's `Stripe-Signature` header (HMAC-SHA256 with the endpoint's secret,
 /// timestamp within 5 minutes) and reads the event.
 pub fn verify_webhook(
@@ -477,7 +472,7 @@ fn other_event(payload: &str, reason: String) -> Result<VerifiedEvent, WebhookEr
     }
     let envelope: Envelope = serde_json::from_str(payload)
         .map_err(|e| WebhookError::Malformed(format!("{reason}: {e}")))?;
-    if HANDLED_EVENTS.contains(&envelope.kind.as_str()) {
+    if WEBHOOK_EVENTS.contains(&envelope.kind.as_str()) {
         return Err(WebhookError::Malformed(format!(
             "{} {}: {reason}",
             envelope.kind, envelope.id

@@ -12,10 +12,11 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::routing::post;
-use serde::Serialize;
 use serde_json::{Value, json};
 use souk_common::client::CallError;
 use souk_common::{ApiError, ApiResult, Json};
+use souk_contract::ErrorCode;
+use souk_contract::orders::{self, PaymentEvent, PaymentEventKind};
 use uuid::Uuid;
 
 use crate::AppState;
@@ -25,20 +26,8 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/payments/webhook", post(receive))
 }
 
-/// What the order service is told: `POST /internal/orders/{order_id}/payment-events`.
-#[derive(Debug, Serialize)]
-struct PaymentEvent<'a> {
-    event_id: &'a str,
-    /// `payment_succeeded`, `payment_failed` or `refunded`.
-    #[serde(rename = "type")]
-    kind: &'static str,
-    payment_intent_id: Option<&'a str>,
-    /// For `refunded`: everything refunded on the charge so far.
-    amount_refunded_cents: Option<i64>,
-}
-
 fn invalid_signature(detail: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_signature", detail)
+    ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidSignature, detail)
 }
 
 fn received() -> Json<Value> {
@@ -66,12 +55,12 @@ async fn receive(
         }
     })?;
 
-    let (kind, new_status, payment_intent_id, order_hint) = match &event.kind {
+    let (notice_kind, new_status, payment_intent_id, order_hint) = match &event.kind {
         VerifiedEventKind::PaymentSucceeded {
             payment_intent_id,
             order_id,
         } => (
-            "payment_succeeded",
+            PaymentEventKind::PaymentSucceeded,
             "succeeded",
             Some(payment_intent_id.as_str()),
             order_id.as_deref(),
@@ -80,19 +69,25 @@ async fn receive(
             payment_intent_id,
             order_id,
         } => (
-            "payment_failed",
+            PaymentEventKind::PaymentFailed,
             "failed",
             Some(payment_intent_id.as_str()),
             order_id.as_deref(),
         ),
         VerifiedEventKind::ChargeRefunded {
             payment_intent_id, ..
-        } => ("refunded", "refunded", payment_intent_id.as_deref(), None),
+        } => (
+            PaymentEventKind::Refunded,
+            "refunded",
+            payment_intent_id.as_deref(),
+            None,
+        ),
         VerifiedEventKind::Other(kind) => {
             tracing::debug!(event_id = %event.id, kind, "webhook event ignored");
             return Ok(received());
         }
     };
+    let kind = notice_kind.as_str();
 
     let seen: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM processed_events WHERE event_id = $1)")
@@ -185,16 +180,16 @@ async fn receive(
     tracing::info!(event_id = %event.id, kind, %order_id, updated, "webhook event processed");
 
     let notice = PaymentEvent {
-        event_id: &event.id,
-        kind,
-        payment_intent_id,
+        event_id: event.id.clone(),
+        kind: notice_kind,
+        payment_intent_id: payment_intent_id.map(str::to_owned),
         amount_refunded_cents: amount_refunded,
     };
     match state
         .order
         .call_empty(
             Method::POST,
-            &format!("/internal/orders/{order_id}/payment-events"),
+            &orders::payment_events(order_id),
             Some(&notice),
             None,
         )

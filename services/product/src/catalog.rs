@@ -13,6 +13,7 @@ use souk_common::{AdminUser, ApiError, ApiResult, FieldError, Json, Query, Servi
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use souk_contract::ErrorCode;
 use souk_contract::catalog::{self, Batch, ProductEntry};
 
 use crate::cache::Cached;
@@ -260,7 +261,7 @@ async fn set_categories(conn: &mut PgConnection, product: Uuid, ids: &[Uuid]) ->
     if !unknown.is_empty() {
         let mut e = ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "category_not_found",
+            ErrorCode::CategoryNotFound,
             format!("no such category: {}", unknown.join(", ")),
         );
         e.errors = vec![FieldError::new("category_ids", "names an unknown category")];

@@ -7,6 +7,7 @@ use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use souk_common::error::{parse_id, unique_violation};
 use souk_common::{AdminUser, ApiError, ApiResult, FieldError, Json};
+use souk_contract::ErrorCode;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -71,9 +72,10 @@ struct NewCategory {
 
 fn slug_taken(e: sqlx::Error) -> ApiError {
     match unique_violation(&e) {
-        Some("categories_slug_key") => {
-            ApiError::conflict("slug_taken", "a category with this slug already exists")
-        }
+        Some("categories_slug_key") => ApiError::conflict(
+            ErrorCode::SlugTaken,
+            "a category with this slug already exists",
+        ),
         _ => e.into(),
     }
 }
@@ -81,7 +83,7 @@ fn slug_taken(e: sqlx::Error) -> ApiError {
 fn unknown_parent() -> ApiError {
     let mut e = ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
-        "category_not_found",
+        ErrorCode::CategoryNotFound,
         "parent_id: no such category",
     );
     e.errors = vec![FieldError::new("parent_id", "no such category")];
@@ -228,7 +230,7 @@ async fn remove(
             Ok(StatusCode::NO_CONTENT)
         }
         Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => Err(ApiError::conflict(
-            "category_in_use",
+            ErrorCode::CategoryInUse,
             "the category still has sub-categories or products; move or archive them first",
         )),
         Err(e) => Err(e.into()),

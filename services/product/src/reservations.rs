@@ -23,6 +23,7 @@ use souk_common::{ApiError, ApiResult, FieldError, Json, ServiceCaller};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use souk_contract::ErrorCode;
 use souk_contract::reservations::{
     self as contract, ExtendRequest, Reservation, ReservationLine, ReserveItem, ReserveRequest,
 };
@@ -142,7 +143,7 @@ async fn load(conn: &mut PgConnection, order_id: Uuid) -> ApiResult<Option<Reser
 /// 409: the stock of a released (or expired) reservation can no longer be committed or held.
 fn released() -> ApiError {
     ApiError::conflict(
-        "reservation_released",
+        ErrorCode::ReservationReleased,
         "the reservation was released or expired; its stock is no longer held",
     )
 }
@@ -150,7 +151,7 @@ fn released() -> ApiError {
 fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        "reservation_not_found",
+        ErrorCode::ReservationNotFound,
         "no reservation for this order",
     )
 }
@@ -197,7 +198,7 @@ async fn reserve(
                 .all(|l| wanted.get(&l.variant()) == Some(&l.quantity));
         if !same {
             return Err(ApiError::conflict(
-                "idempotency_key_reused",
+                ErrorCode::IdempotencyKeyReused,
                 "this order id already holds a reservation for different items",
             ));
         }
@@ -241,14 +242,14 @@ async fn reserve(
     if !unavailable.is_empty() {
         let list: Vec<String> = unavailable.iter().map(Uuid::to_string).collect();
         return Err(ApiError::conflict(
-            "product_unavailable",
+            ErrorCode::ProductUnavailable,
             format!("not for sale: {}", list.join(", ")),
         )
         .with_extra("variant_ids", serde_json::json!(unavailable)));
     }
     if !short.is_empty() {
         return Err(ApiError::conflict(
-            "insufficient_stock",
+            ErrorCode::InsufficientStock,
             format!("not enough stock for {}", short.join(", ")),
         )
         .with_extra(
@@ -372,7 +373,7 @@ async fn release(
     match lock_status(&mut tx, order_id).await?.as_str() {
         "committed" => {
             return Err(ApiError::conflict(
-                "reservation_committed",
+                ErrorCode::ReservationCommitted,
                 "the reservation was committed; its stock has left",
             ));
         }

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use souk_common::error::{parse_id, unique_violation};
 use souk_common::pagination::MAX_LIMIT;
 use souk_common::{AdminUser, ApiError, ApiResult, FieldError, Json, Query, ServiceCaller};
+use souk_contract::ErrorCode;
 use souk_contract::catalog::{self, Batch, VariantEntry};
 use sqlx::PgConnection;
 use sqlx::types::Json as Jsonb;
@@ -214,7 +215,7 @@ fn new_variant(
 pub fn conflict(e: sqlx::Error) -> ApiError {
     match unique_violation(&e) {
         Some("variants_sku_key" | "products_sku_key") => ApiError::conflict(
-            "sku_taken",
+            ErrorCode::SkuTaken,
             "a product or variant with this SKU already exists",
         ),
         Some("variants_combination_key") => ApiError::invalid_field(
@@ -318,7 +319,7 @@ async fn create(
         .await?;
     if count as usize >= MAX_VARIANTS {
         return Err(ApiError::conflict(
-            "too_many_variants",
+            ErrorCode::TooManyVariants,
             format!("a product has at most {MAX_VARIANTS} variants"),
         ));
     }

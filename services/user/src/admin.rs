@@ -7,6 +7,7 @@ use serde::Deserialize;
 use souk_common::error::parse_id;
 use souk_common::pagination::{Page, PageQuery};
 use souk_common::{AdminUser, ApiError, ApiResult, FieldError, Json, Query, Role};
+use souk_contract::ErrorCode;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -68,7 +69,7 @@ async fn set_role(
                 .await?;
         if admins_left == 0 {
             return Err(ApiError::conflict(
-                "last_admin",
+                ErrorCode::LastAdmin,
                 "the last admin cannot be demoted",
             ));
         }
@@ -128,7 +129,7 @@ pub async fn ensure_admin(
             Ok(AdminSeeding::Created(profile.id))
         }
         // Registered (or seeded by another replica) meanwhile: look again.
-        Err(e) if e.code == "email_taken" => {
+        Err(e) if e.code == ErrorCode::EmailTaken => {
             drop(tx);
             existing_account(db, &email)
                 .await?

@@ -10,8 +10,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use souk_common::error::unique_violation;
-use souk_common::token::JwkSet;
 use souk_common::{ApiError, ApiResult, AuthUser, FieldError, Json, Role};
+use souk_contract::ErrorCode;
+use souk_contract::users::{self, JwkSet};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -25,7 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/auth/login", post(login))
         .route("/api/v1/auth/refresh", post(refresh))
         .route("/api/v1/auth/logout", post(logout))
-        .route("/internal/jwks", get(jwks))
+        .route(users::JWKS, get(jwks))
 }
 
 #[derive(Serialize)]
@@ -144,7 +145,7 @@ pub async fn insert_user(
     .fetch_one(&mut **tx)
     .await
     .map_err(|e| match unique_violation(&e) {
-        Some("users_email_key") => ApiError::conflict("email_taken", "an account with this e-mail already exists"),
+        Some("users_email_key") => ApiError::conflict(ErrorCode::EmailTaken, "an account with this e-mail already exists"),
         _ => e.into(),
     })
 }
@@ -269,7 +270,7 @@ async fn login(
         throttle::failed(&state.db, &address, limits.per_address, window, window).await?;
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
-            "invalid_credentials",
+            ErrorCode::InvalidCredentials,
             "wrong e-mail or password",
         ));
     }
@@ -292,7 +293,7 @@ struct RefreshRequest {
 fn invalid_refresh() -> ApiError {
     ApiError::new(
         StatusCode::UNAUTHORIZED,
-        "invalid_refresh_token",
+        ErrorCode::InvalidRefreshToken,
         "the refresh token is invalid, expired or revoked",
     )
 }

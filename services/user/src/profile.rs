@@ -1,13 +1,14 @@
 //! The signed-in user's profile, with a shipping address.
 
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::get;
-use axum::{Router, http::StatusCode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use souk_common::address::ShippingAddress;
 use souk_common::error::parse_id;
-use souk_common::{ApiError, ApiResult, AuthUser, FieldError, Json, ServiceCaller};
+use souk_common::{ApiError, ApiResult, AuthUser, FieldError, Json, Role, ServiceCaller};
+use souk_contract::users;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -95,7 +96,7 @@ async fn update_me(
         None => None,
     };
     let address = match update.shipping_address {
-        Some(Some(a)) => match a.normalized("shipping_address") {
+        Some(Some(a)) => match souk_common::address::normalized(a, "shipping_address") {
             Ok(a) => Some(Some(a)),
             Err(mut e) => {
                 errors.append(&mut e);
@@ -134,17 +135,25 @@ async fn internal_user(
     State(state): State<AppState>,
     _service: ServiceCaller,
     Path(id): Path<String>,
-) -> ApiResult<(StatusCode, Json<Profile>)> {
+) -> ApiResult<Json<users::User>> {
     let id = parse_id(&id, "user")?;
-    let profile: Option<Profile> = sqlx::query_as(concat!(
+    let profile: Profile = sqlx::query_as(concat!(
         "SELECT ",
         profile_columns!(),
         " FROM users WHERE id = $1"
     ))
     .bind(id)
     .fetch_optional(&state.db)
-    .await?;
-    profile
-        .map(|p| (StatusCode::OK, Json(p)))
-        .ok_or_else(|| ApiError::not_found("no such user"))
+    .await?
+    .ok_or_else(|| ApiError::not_found("no such user"))?;
+    let role = Role::parse(&profile.role)
+        .ok_or_else(|| ApiError::internal(format!("user {id} has role {:?}", profile.role)))?;
+    Ok(Json(users::User {
+        id: profile.id,
+        email: profile.email,
+        name: profile.name,
+        role,
+        shipping_address: profile.shipping_address.map(|a| a.0),
+        created_at: profile.created_at,
+    }))
 }

@@ -9,7 +9,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use souk_common::caller::Role;
-use souk_common::token::{AUDIENCE, AccessClaims, ISSUER, Jwk, JwkSet};
+use souk_common::token::{AUDIENCE, AccessClaims, ISSUER};
+use souk_contract::users::{Jwk, JwkSet};
 use uuid::Uuid;
 
 /// The signing key, parsed once at start; the JWKS document is prepared once too.
