@@ -7,6 +7,7 @@ use axum::routing::post;
 use serde::Deserialize;
 use souk_common::error::parse_id;
 use souk_common::{ApiError, ApiResult, Json, ServiceCaller};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::AppState;
@@ -29,6 +30,7 @@ struct PaymentEvent {
     amount_refunded_cents: Option<i64>,
 }
 
+#[tracing::instrument(skip_all)]
 async fn payment_event(
     State(state): State<AppState>,
     _service: ServiceCaller,
@@ -87,7 +89,10 @@ async fn payment_event(
         Some(SagaState::Completing | SagaState::Releasing | SagaState::Refunding)
     ) {
         let state = state.clone();
-        tokio::spawn(async move { saga::advance(&state, id, Driver::Request).await });
+        // In this event's trace: the steps it set off show under the webhook that caused them.
+        tokio::spawn(
+            async move { saga::advance(&state, id, Driver::Request).await }.in_current_span(),
+        );
     }
     Ok(StatusCode::OK)
 }

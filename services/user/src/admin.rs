@@ -21,6 +21,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/admin/users/{id}", patch(set_role))
 }
 
+#[tracing::instrument(skip_all)]
 async fn list(
     State(state): State<AppState>,
     _admin: AdminUser,
@@ -46,6 +47,7 @@ struct RoleChange {
     role: String,
 }
 
+#[tracing::instrument(skip_all)]
 async fn set_role(
     State(state): State<AppState>,
     _admin: AdminUser,
