@@ -73,8 +73,27 @@ enum AdminCommand {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    telemetry::init();
     let cli = Cli::parse();
+    // Traces for what serves (`souk up` is one process, so one service name); the one-shot
+    // commands only log.
+    let traced = match &cli.command {
+        Command::Up { .. } => Some("souk".to_owned()),
+        Command::Serve { service } => Some(format!("souk-{service}")),
+        _ => None,
+    };
+    let _telemetry = match traced {
+        Some(service_name) => match telemetry::init(&service_name) {
+            Ok(telemetry) => Some(telemetry),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => {
+            telemetry::init_logs(telemetry::DEFAULT_FILTER);
+            None
+        }
+    };
     let result = match cli.command {
         Command::Up { demo } => up(demo).await,
         Command::Serve { service } => serve(&service).await,

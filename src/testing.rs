@@ -6,6 +6,8 @@
     reason = "test support: the test's output is where a failing test's causes show"
 )]
 
+mod traces;
+
 use std::net::SocketAddr;
 
 use souk_common::testing::test_server_url;
@@ -14,6 +16,7 @@ use crate::emulators::{SmtpSink, StripeEmulator};
 use crate::platform::{
     LOCAL_STRIPE_WEBHOOK_SECRET, PlatformConfig, PlatformOptions, RunningPlatform, StripeSettings,
 };
+pub use traces::{FinishedSpan, Trace};
 
 pub const TEST_INTERNAL_SECRET: &str = "test-internal-secret-test-internal-secret";
 
@@ -73,7 +76,7 @@ impl TestPlatform {
         shop: Option<(StripeEmulator, SmtpSink)>,
         adjust: impl FnOnce(&mut PlatformConfig),
     ) -> anyhow::Result<Self> {
-        souk_common::telemetry::init_with_default("warn,sqlx=error");
+        traces::init("warn,sqlx=error");
         let prefix = format!("souk_test_{}", uuid::Uuid::new_v4().simple());
         let opts = PlatformOptions {
             server_url: test_server_url(),

@@ -105,6 +105,8 @@ pub fn error_policy(shop: Arc<Shop>, err: &Error, ctx: Arc<Context>) -> Action {
     Action::requeue(delay)
 }
 
+/// One pass over a Shop; its span names the Shop in every log line of the pass.
+#[tracing::instrument(skip_all, fields(shop = %key(&shop)))]
 pub async fn reconcile(shop: Arc<Shop>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
     let ns = shop.namespace().ok_or(Error::NoNamespace)?;

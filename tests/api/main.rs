@@ -28,5 +28,6 @@ mod resilience;
 mod storefront;
 mod storefront_promotions;
 mod three_d_secure;
+mod traces;
 mod users;
 mod variants;

@@ -228,6 +228,7 @@ async fn remember(state: &AppState, user: Uuid, products: &[CatalogEntry]) {
     }
 }
 
+#[tracing::instrument(skip_all)]
 async fn show(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<CartView>> {
     render(&state, user.id).await.map(Json)
 }
@@ -296,6 +297,7 @@ struct AddItem {
 }
 
 /// Adds to the line of the same variant if there is one.
+#[tracing::instrument(skip_all)]
 async fn add(
     State(state): State<AppState>,
     user: AuthUser,
@@ -386,6 +388,7 @@ struct QuantityBody {
 }
 
 /// Sets a line's quantity; 0 removes the line (and, like DELETE, is fine if there is none).
+#[tracing::instrument(skip_all)]
 async fn set_quantity(
     State(state): State<AppState>,
     user: AuthUser,
@@ -446,6 +449,7 @@ async fn remove_line(state: &AppState, user: Uuid, variant_id: Uuid) -> ApiResul
 }
 
 /// Removes a line; idempotent (a line that is not there is already removed).
+#[tracing::instrument(skip_all)]
 async fn remove(
     State(state): State<AppState>,
     user: AuthUser,
@@ -456,6 +460,7 @@ async fn remove(
 }
 
 /// Empties the cart, its promotion code included.
+#[tracing::instrument(skip_all)]
 async fn clear(State(state): State<AppState>, user: AuthUser) -> ApiResult<StatusCode> {
     let mut tx = edit::begin(&state, user.id).await?;
     sqlx::query("DELETE FROM cart_items WHERE user_id = $1")
@@ -470,6 +475,7 @@ async fn clear(State(state): State<AppState>, user: AuthUser) -> ApiResult<Statu
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[tracing::instrument(skip_all)]
 async fn internal_show(
     State(state): State<AppState>,
     _service: ServiceCaller,
@@ -480,6 +486,7 @@ async fn internal_show(
 }
 
 /// The order service bought these lines: subtract them from the cart, once per order id.
+#[tracing::instrument(skip_all)]
 async fn ordered(
     State(state): State<AppState>,
     _service: ServiceCaller,

@@ -29,6 +29,7 @@ pub fn router() -> Router<AppState> {
 
 /// Claims the cart for `order_id` and answers its lines, or answers the other order that holds
 /// it (with no lines). Idempotent per order id; an empty cart is 409 `cart_empty`.
+#[tracing::instrument(skip_all)]
 async fn claim(
     State(state): State<AppState>,
     _service: ServiceCaller,
@@ -95,6 +96,7 @@ async fn claim(
 }
 
 /// Gives the cart back, if `order_id` still holds it. Idempotent.
+#[tracing::instrument(skip_all)]
 async fn release(
     State(state): State<AppState>,
     _service: ServiceCaller,

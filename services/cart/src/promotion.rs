@@ -135,6 +135,7 @@ struct Apply {
 }
 
 /// Checks the code against the cart as it is now and stores it only if it applies.
+#[tracing::instrument(skip_all)]
 async fn apply(
     State(state): State<AppState>,
     user: AuthUser,
@@ -179,6 +180,7 @@ async fn apply(
 }
 
 /// Removes the code; fine when there is none.
+#[tracing::instrument(skip_all)]
 async fn remove(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<CartView>> {
     let mut tx = edit::begin(&state, user.id).await?;
     sqlx::query("DELETE FROM cart_promotions WHERE user_id = $1")

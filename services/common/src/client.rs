@@ -1,5 +1,6 @@
 //! Calls from one service to another: pooled keep-alive connections, a timeout, the caller's
-//! proof, the request id passed on, and problem+json answers turned back into `ApiError`s.
+//! proof, the request id and trace context passed on, and problem+json answers turned back
+//! into `ApiError`s.
 
 use std::time::Duration;
 
@@ -111,6 +112,11 @@ impl ServiceClient {
         self.send(method, path, body, caller).await.map(|_| ())
     }
 
+    #[tracing::instrument(
+        name = "call",
+        skip_all,
+        fields(otel.kind = "client", from = self.from, to = self.to, %method, path = path.split_once('?').map_or(path, |(path, _)| path))
+    )]
     async fn send<B: Serialize + ?Sized>(
         &self,
         method: Method,
@@ -144,6 +150,7 @@ impl ServiceClient {
         };
         self.auth
             .sign_into(caller.unwrap_or(&me), &target, &mut headers);
+        crate::telemetry::inject_trace(&mut headers);
         if let Some(id) = current_request_id() {
             headers.insert(crate::telemetry::REQUEST_ID, id);
         }

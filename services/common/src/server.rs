@@ -16,7 +16,7 @@ use crate::caller;
 use crate::error::ApiError;
 pub use crate::listener::{ConnectionLimits, serve, serve_ops};
 use crate::ops;
-use crate::telemetry::{MakeRequestUuid, REQUEST_ID};
+use crate::telemetry::{self, MakeRequestUuid, REQUEST_ID};
 use souk_contract::ErrorCode;
 
 /// The largest request body accepted anywhere (API.md: 413 above 1 MiB).
@@ -42,7 +42,15 @@ pub fn layers(service: &'static str, routes: Router, checks: Vec<ops::ReadyCheck
         .layer(
             TraceLayer::new_for_http().make_span_with(move |req: &Request<_>| {
                 let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
-                tracing::info_span!("request", service, request_id = %id, method = %req.method(), path = %req.uri().path())
+                // `service` tells the services apart in a trace even when they share one
+                // process and so one OpenTelemetry resource (`souk up`, tests).
+                let span = tracing::info_span!("request", service, request_id = %id, method = %req.method(), path = %req.uri().path(), otel.kind = "server");
+                // A caller's W3C `traceparent` is accepted, a public client's included (the
+                // gateway's callers): it is what W3C Trace Context and OpenTelemetry do, and a
+                // trace id only links spans, it grants nothing. What a client's sampled flag
+                // costs is bounded by the sampler (OTEL_TRACES_SAMPLER, e.g. traceidratio).
+                telemetry::continue_trace(&span, req.headers());
+                span
             }),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
@@ -191,5 +199,85 @@ mod request_id_tests {
             let id = answered_id(sent).await;
             assert!(uuid::Uuid::parse_str(&id).is_ok(), "answered {id:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod trace_context_tests {
+    use axum::body::Body;
+    use axum::http::{HeaderMap, Request};
+    use axum::routing::get;
+    use http_body_util::BodyExt;
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+    use tower::ServiceExt;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::*;
+
+    /// Traces on for this test's thread only: an OpenTelemetry layer that samples everything.
+    fn traces_on() -> tracing::subscriber::DefaultGuard {
+        let provider = SdkTracerProvider::builder().build();
+        let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("test"));
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(layer))
+    }
+
+    /// The `traceparent` a handler would send to another service, given the one it received.
+    async fn passed_on(received: Option<&str>) -> String {
+        let handler = || async {
+            let mut headers = HeaderMap::new();
+            telemetry::inject_trace(&mut headers);
+            headers
+                .get("traceparent")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default()
+        };
+        let app = wrap("test", Router::new().route("/", get(handler)), vec![]);
+        let mut req = Request::get("/");
+        if let Some(traceparent) = received {
+            req = req.header("traceparent", traceparent);
+        }
+        let res = app.oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(body.to_vec()).unwrap()
+    }
+
+    /// version, trace id, parent span id, flags.
+    fn fields(traceparent: &str) -> [String; 4] {
+        let parts: Vec<String> = traceparent.split('-').map(str::to_owned).collect();
+        parts.try_into().unwrap()
+    }
+
+    const CALLER: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+    #[tokio::test]
+    async fn a_request_continues_its_callers_trace_and_passes_it_on() {
+        let _traces = traces_on();
+        let [version, trace, parent, flags] = fields(&passed_on(Some(CALLER)).await);
+        assert_eq!(version, "00");
+        assert_eq!(trace, "0af7651916cd43dd8448eb211c80319c");
+        // The parent of the next call is this service's span, not its caller's.
+        assert_ne!(parent, "b7ad6b7169203331");
+        assert_eq!(parent.len(), 16);
+        assert_eq!(flags, "01");
+    }
+
+    #[tokio::test]
+    async fn a_request_without_a_traceparent_starts_a_trace() {
+        let _traces = traces_on();
+        let [_, first, ..] = fields(&passed_on(None).await);
+        let [_, second, ..] = fields(&passed_on(None).await);
+        assert_eq!(first.len(), 32);
+        assert_ne!(first, "0".repeat(32));
+        assert_ne!(first, second);
+        // An unusable header is no parent: a fresh trace again.
+        let [_, third, ..] = fields(&passed_on(Some("00-zz-yy-01")).await);
+        assert_ne!(third, "0".repeat(32));
+    }
+
+    #[tokio::test]
+    async fn with_traces_off_nothing_is_passed_on() {
+        assert_eq!(passed_on(Some(CALLER)).await, "");
+        assert_eq!(passed_on(None).await, "");
     }
 }

@@ -35,6 +35,7 @@ const HOP_BY_HOP: [HeaderName; 7] = [
     header::TRANSFER_ENCODING,
 ];
 
+#[tracing::instrument(skip_all)]
 pub async fn forward(
     State(state): State<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
@@ -179,7 +180,10 @@ async fn cached_read(
     }
 }
 
-/// Sends the request to the service that owns it (again once if the connection was refused).
+/// Sends the request to the service that owns it (again once if the connection was refused),
+/// with this span's trace context in place of any the client sent (with traces off, the
+/// client's `traceparent`, if any, goes on as it came).
+#[tracing::instrument(skip_all, fields(otel.kind = "client", to = route.service.name()))]
 async fn upstream(
     state: &AppState,
     route: Route,
@@ -201,6 +205,7 @@ async fn upstream(
     if let Ok(ip) = HeaderValue::from_str(client_ip) {
         headers.insert("x-forwarded-for", ip);
     }
+    souk_common::telemetry::inject_trace(headers);
     let base = state
         .config
         .upstreams

@@ -52,6 +52,7 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<String> {
     Ok(key.to_owned())
 }
 
+#[tracing::instrument(skip_all)]
 async fn checkout(
     State(state): State<AppState>,
     user: AuthUser,

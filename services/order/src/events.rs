@@ -7,6 +7,7 @@ use axum::routing::post;
 use souk_common::error::parse_id;
 use souk_common::{ApiError, ApiResult, Json, ServiceCaller};
 use souk_contract::orders::{PaymentEvent, PaymentEventKind};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::AppState;
@@ -17,6 +18,7 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/internal/orders/{id}/payment-events", post(payment_event))
 }
 
+#[tracing::instrument(skip_all)]
 async fn payment_event(
     State(state): State<AppState>,
     _service: ServiceCaller,
@@ -75,7 +77,10 @@ async fn payment_event(
         Some(SagaState::Completing | SagaState::Releasing | SagaState::Refunding)
     ) {
         let state = state.clone();
-        tokio::spawn(async move { saga::advance(&state, id, Driver::Request).await });
+        // In this event's trace: the steps it set off show under the webhook that caused them.
+        tokio::spawn(
+            async move { saga::advance(&state, id, Driver::Request).await }.in_current_span(),
+        );
     }
     Ok(StatusCode::OK)
 }

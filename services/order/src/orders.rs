@@ -58,6 +58,7 @@ async fn page(
     })
 }
 
+#[tracing::instrument(skip_all)]
 async fn list_mine(
     State(state): State<AppState>,
     user: AuthUser,
@@ -73,6 +74,7 @@ struct AdminQuery {
     page: PageQuery,
 }
 
+#[tracing::instrument(skip_all)]
 async fn list_all(
     State(state): State<AppState>,
     _admin: AdminUser,
@@ -99,6 +101,7 @@ async fn visible(state: &AppState, user: &AuthUser, id: &str) -> ApiResult<Order
     Ok(order)
 }
 
+#[tracing::instrument(skip_all)]
 async fn get_one(
     State(state): State<AppState>,
     user: AuthUser,
@@ -109,6 +112,7 @@ async fn get_one(
 
 /// Owner only; `pending` and waiting for the payment (the PaymentIntent is cancelled at Stripe
 /// first, then the stock released) or `paid` (refunded, then stock released).
+#[tracing::instrument(skip_all)]
 async fn cancel(
     State(state): State<AppState>,
     user: AuthUser,
@@ -160,6 +164,7 @@ struct StatusChange {
 }
 
 /// paid -> shipped -> delivered; anything else is 409.
+#[tracing::instrument(skip_all)]
 async fn set_status(
     State(state): State<AppState>,
     _admin: AdminUser,

@@ -181,6 +181,7 @@ fn code_conflict(e: sqlx::Error) -> ApiError {
     }
 }
 
+#[tracing::instrument(skip_all)]
 async fn create(
     State(state): State<AppState>,
     _admin: AdminUser,
@@ -250,6 +251,7 @@ fn generated_code(rng: &mut impl Rng) -> String {
 
 /// `count` new single-use codes; a collision with any existing code (astronomically rare) is
 /// simply drawn again.
+#[tracing::instrument(skip_all)]
 async fn generate(
     State(state): State<AppState>,
     _admin: AdminUser,
@@ -286,6 +288,7 @@ async fn generate(
     Ok((StatusCode::CREATED, Json(Codes { codes })).into_response())
 }
 
+#[tracing::instrument(skip_all)]
 async fn list(
     State(state): State<AppState>,
     _admin: AdminUser,
@@ -305,6 +308,7 @@ async fn list(
     Ok(Json(Page::from_rows(rows, limit, |p| p.id)))
 }
 
+#[tracing::instrument(skip_all)]
 async fn show(
     State(state): State<AppState>,
     _admin: AdminUser,
@@ -331,6 +335,7 @@ struct Change {
 
 /// `active`, `ends_at` (null: no end) and `usage_limit` (null: no limit). Lowering the limit
 /// below what is redeemed takes nothing back; it stops further redemptions.
+#[tracing::instrument(skip_all)]
 async fn update(
     State(state): State<AppState>,
     _admin: AdminUser,

@@ -242,6 +242,7 @@ pub async fn redeem(
     Ok(Ok(applied))
 }
 
+#[tracing::instrument(skip_all)]
 async fn quote(
     State(state): State<AppState>,
     _service: ServiceCaller,

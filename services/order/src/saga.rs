@@ -118,6 +118,7 @@ async fn transition(
     Ok(done.rows_affected() == 1)
 }
 
+#[tracing::instrument(skip_all, fields(order_id = %id, ?driver))]
 pub async fn advance(state: &AppState, id: Uuid, driver: Driver) -> Stop {
     loop {
         let row = match model::row(&state.db, id).await {
@@ -149,6 +150,7 @@ pub async fn advance(state: &AppState, id: Uuid, driver: Driver) -> Stop {
     }
 }
 
+#[tracing::instrument(skip_all, fields(order_id = %row.id))]
 async fn claim(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
     // Twice at most: the second time after releasing a stale claim left by a dead order.
     for _ in 0..2 {
@@ -191,6 +193,7 @@ async fn claim(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
 /// The cart is this order's: save its lines and, if it carries a promotion code, redeem the
 /// code in the same transaction, before anything is reserved or charged. A code that stopped
 /// applying removes the order: 409 `promotion_unavailable`, the cart given back.
+#[tracing::instrument(skip_all, fields(order_id = %row.id))]
 async fn start_reserving(
     state: &AppState,
     row: &OrderRow,
@@ -265,6 +268,7 @@ async fn priced(state: &AppState, items: &[RequestedItem]) -> Result<Vec<QuoteLi
 }
 
 /// A checkout that died while claiming: the shopper is gone, so give the cart back.
+#[tracing::instrument(skip_all, fields(order_id = %row.id))]
 async fn abandon_claim(state: &AppState, row: &OrderRow) -> Stop {
     remove(
         state,
@@ -274,6 +278,7 @@ async fn abandon_claim(state: &AppState, row: &OrderRow) -> Stop {
     .await
 }
 
+#[tracing::instrument(skip_all, fields(order_id = %row.id))]
 async fn reserve(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
     let reservation = match state.clients.reserve(row.id, &row.requested_items).await {
         Ok(r) if r.status != "released" => r,
@@ -311,6 +316,7 @@ pub fn crash_at(state: &AppState, point: FaultPoint, id: Uuid) -> Result<(), Sto
 
 /// Removes an order that never reserved anything, giving the cart back first; its
 /// idempotency key becomes free again.
+#[tracing::instrument(skip_all, fields(order_id = %row.id))]
 async fn remove(state: &AppState, row: &OrderRow, reason: ApiError) -> Stop {
     if let Err(e) = state.clients.release_cart(row.user_id, row.id).await {
         return interrupted(e);
@@ -327,6 +333,7 @@ async fn remove(state: &AppState, row: &OrderRow, reason: ApiError) -> Stop {
 }
 
 /// Prices come from the product service's reservation, never from the client or the cart.
+#[tracing::instrument(skip_all, fields(order_id = %row.id))]
 async fn save_lines(state: &AppState, row: &OrderRow, lines: &[ReservedLine]) -> Result<(), Stop> {
     checked(row, SagaState::Reserving, SagaState::Charging, None)?;
     let id = row.id;
@@ -406,6 +413,7 @@ async fn save_lines(state: &AppState, row: &OrderRow, lines: &[ReservedLine]) ->
     Ok(())
 }
 
+#[tracing::instrument(skip_all, fields(order_id = %row.id))]
 async fn charge(state: &AppState, row: &OrderRow, driver: Driver) -> Result<(), Stop> {
     if row.total_cents == Some(0) {
         // Nothing to pay (a 100 % discount): no PaymentIntent (Stripe refuses 0 anyway); the
@@ -473,6 +481,7 @@ async fn charge(state: &AppState, row: &OrderRow, driver: Driver) -> Result<(), 
 }
 
 /// Applies a payment's outcome to an order waiting in `from`.
+#[tracing::instrument(skip_all, fields(order_id = %row.id))]
 async fn apply_payment(
     state: &AppState,
     row: &OrderRow,
@@ -570,6 +579,7 @@ const RESERVATION_MARGIN: Duration = Duration::from_secs(600);
 /// The longest wait between two polls of Stripe for one waiting payment.
 const MAX_POLL_INTERVAL: Duration = Duration::from_secs(60);
 
+#[tracing::instrument(skip_all, fields(order_id = %row.id))]
 async fn record_failure(
     state: &AppState,
     row: &OrderRow,
@@ -600,6 +610,7 @@ async fn record_failure(
 
 /// Recovery of an order waiting on the provider: past its payment window it is cancelled;
 /// otherwise Stripe is asked (no webhook came), and asked again later, less and less often.
+#[tracing::instrument(skip_all, fields(order_id = %row.id))]
 async fn check_payment(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
     checked(row, SagaState::AwaitingPayment, SagaState::Cancelling, None)?;
     let expired = sqlx::query(
@@ -662,6 +673,7 @@ async fn check_payment(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
 
 /// The payment window is over or the shopper cancelled: cancel the PaymentIntent at Stripe
 /// before anything is released. If it succeeded meanwhile, the money goes back (refunding).
+#[tracing::instrument(skip_all, fields(order_id = %row.id))]
 async fn cancel_payment(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
     let payment = state
         .clients
@@ -697,6 +709,7 @@ async fn cancel_payment(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
 }
 
 /// After payment: stock leaves for good, the cart loses what was bought, the e-mail is queued.
+#[tracing::instrument(skip_all, fields(order_id = %row.id))]
 async fn complete(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
     state
         .clients
@@ -761,6 +774,7 @@ async fn complete(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
     Ok(())
 }
 
+#[tracing::instrument(skip_all, fields(order_id = %row.id))]
 async fn release(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
     checked(row, SagaState::Releasing, SagaState::Done, None)?;
     checked(row, SagaState::Releasing, SagaState::Refunding, None)?;
@@ -794,6 +808,7 @@ async fn release(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
 
 /// Cancelling a paid order, or a payment that succeeded after its order stopped waiting:
 /// refund first, then put the stock back (and the cart, if it was never bought).
+#[tracing::instrument(skip_all, fields(order_id = %row.id))]
 async fn refund(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
     checked(
         row,

@@ -350,6 +350,7 @@ fn validate(req: &OrderConfirmation) -> ApiResult<()> {
 
 /// Queues an order's confirmation: 202 the first time, 200 when it was already queued (or
 /// sent). The sender is woken at once.
+#[tracing::instrument(skip_all)]
 async fn enqueue(
     State(state): State<AppState>,
     _caller: ServiceCaller,

@@ -112,6 +112,7 @@ fn validate(req: &ChargeRequest) -> ApiResult<()> {
 
 /// Charges an order once. Retrying with the same body returns the real state, never a second
 /// charge; the same order with another amount, currency or payment method is 409.
+#[tracing::instrument(skip_all)]
 async fn charge(
     State(state): State<AppState>,
     ServiceCaller(caller): ServiceCaller,
@@ -219,6 +220,7 @@ async fn charge(
     Ok(Json(row.into()))
 }
 
+#[tracing::instrument(skip_all)]
 async fn show(
     State(state): State<AppState>,
     _caller: ServiceCaller,
@@ -274,6 +276,7 @@ fn undecided(row: &Row) -> bool {
 }
 
 /// Asks Stripe for an undecided payment's state (when no webhook came) and records it.
+#[tracing::instrument(skip_all)]
 async fn sync(
     State(state): State<AppState>,
     ServiceCaller(caller): ServiceCaller,
@@ -296,6 +299,7 @@ async fn sync(
 
 /// Calls off a payment still waiting (for the shopper, say) at Stripe. One that succeeded
 /// meanwhile cannot be: the answer then says `succeeded`, and the caller refunds it.
+#[tracing::instrument(skip_all)]
 async fn cancel(
     State(state): State<AppState>,
     ServiceCaller(caller): ServiceCaller,
@@ -333,6 +337,7 @@ async fn cancel(
 
 /// Refunds what is left of an order's payment (a partial refund made in the Stripe dashboard
 /// is not refunded twice). Idempotent: a refunded payment answers as it is.
+#[tracing::instrument(skip_all)]
 async fn refund(
     State(state): State<AppState>,
     ServiceCaller(caller): ServiceCaller,

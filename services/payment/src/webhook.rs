@@ -34,6 +34,7 @@ fn received() -> Json<Value> {
     Json(json!({ "received": true }))
 }
 
+#[tracing::instrument(skip_all)]
 async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,

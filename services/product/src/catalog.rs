@@ -89,6 +89,7 @@ pub async fn subtree(db: &PgPool, id: Uuid) -> ApiResult<Vec<Uuid>> {
 /// Active products only. Filters: `category` (with sub-categories), `q` (full-text search on
 /// name and description, English stemming, web-search syntax), `min_price`/`max_price`
 /// (inclusive cents); `sort`; keyset pagination. Pages are cached by their query string.
+#[tracing::instrument(skip_all)]
 async fn list(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
@@ -169,6 +170,7 @@ async fn list_from_db(state: &AppState, query: ListQuery) -> ApiResult<Page<Prod
 
 /// Any product by id, archived ones too (`active: false`), so past orders can link to them.
 /// Served from the cache when it holds the product; `ETag` + `If-None-Match` answer 304.
+#[tracing::instrument(skip_all)]
 async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -277,6 +279,7 @@ async fn set_categories(conn: &mut PgConnection, product: Uuid, ids: &[Uuid]) ->
     Ok(())
 }
 
+#[tracing::instrument(skip_all)]
 async fn create(
     State(state): State<AppState>,
     _admin: AdminUser,
@@ -382,6 +385,7 @@ struct ProductUpdate {
     options: Option<serde_json::Value>,
 }
 
+#[tracing::instrument(skip_all)]
 async fn update(
     State(state): State<AppState>,
     _admin: AdminUser,
@@ -478,6 +482,7 @@ async fn update(
 }
 
 /// Archives (never deletes): past orders and reservations keep their lines. Idempotent.
+#[tracing::instrument(skip_all)]
 async fn archive(
     State(state): State<AppState>,
     _admin: AdminUser,
@@ -504,6 +509,7 @@ struct StockBody {
 }
 
 /// Sets the stock available to sell (units held by open reservations are not included).
+#[tracing::instrument(skip_all)]
 async fn set_stock(
     State(state): State<AppState>,
     _admin: AdminUser,
@@ -540,6 +546,7 @@ async fn set_stock(
 
 /// `GET /internal/products?ids=a,b,...` (`souk_contract::catalog::PRODUCTS`): archived
 /// products included (`active: false`); unknown ids are simply absent. At most 100 ids.
+#[tracing::instrument(skip_all)]
 async fn internal_batch(
     State(state): State<AppState>,
     _service: ServiceCaller,

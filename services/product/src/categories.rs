@@ -37,6 +37,7 @@ struct CategoryList {
 }
 
 /// Every category (a shop has few), parents before children, then by name.
+#[tracing::instrument(skip_all)]
 async fn list(State(state): State<AppState>) -> ApiResult<Json<CategoryList>> {
     let items = sqlx::query_as(
         "WITH RECURSIVE tree AS (
@@ -52,6 +53,7 @@ async fn list(State(state): State<AppState>) -> ApiResult<Json<CategoryList>> {
     Ok(Json(CategoryList { items }))
 }
 
+#[tracing::instrument(skip_all)]
 async fn show(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Category>> {
     let id = parse_id(&id, "category")?;
     sqlx::query_as("SELECT id, name, slug, parent_id FROM categories WHERE id = $1")
@@ -110,6 +112,7 @@ async fn check_parent(conn: &mut PgConnection, parent: Uuid) -> ApiResult<()> {
     }
 }
 
+#[tracing::instrument(skip_all)]
 async fn create(
     State(state): State<AppState>,
     _admin: AdminUser,
@@ -152,6 +155,7 @@ struct CategoryUpdate {
     parent_id: Option<Option<Uuid>>,
 }
 
+#[tracing::instrument(skip_all)]
 async fn update(
     State(state): State<AppState>,
     _admin: AdminUser,
@@ -210,6 +214,7 @@ async fn update(
 }
 
 /// 409 `category_in_use` while it has sub-categories or products (archived ones included).
+#[tracing::instrument(skip_all)]
 async fn remove(
     State(state): State<AppState>,
     _admin: AdminUser,

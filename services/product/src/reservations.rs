@@ -43,6 +43,7 @@ pub fn router() -> Router<AppState> {
 
 /// Keeps a reservation's stock held longer: an order waiting for the shopper to finish a
 /// payment (3-D Secure) must not have its stock swept and sold meanwhile. Never shortens it.
+#[tracing::instrument(skip_all)]
 async fn extend(
     State(state): State<AppState>,
     _service: ServiceCaller,
@@ -170,6 +171,7 @@ struct Locked {
 }
 
 /// All-or-nothing; idempotent per order id (a replay answers 200 with the stored reservation).
+#[tracing::instrument(skip_all)]
 async fn reserve(
     State(state): State<AppState>,
     ServiceCaller(caller): ServiceCaller,
@@ -315,6 +317,7 @@ async fn reserve(
     ))
 }
 
+#[tracing::instrument(skip_all)]
 async fn show(
     State(state): State<AppState>,
     _service: ServiceCaller,
@@ -337,6 +340,7 @@ async fn lock_status(conn: &mut PgConnection, order_id: Uuid) -> ApiResult<Strin
         .ok_or_else(not_found)
 }
 
+#[tracing::instrument(skip_all)]
 async fn commit(
     State(state): State<AppState>,
     _service: ServiceCaller,
@@ -363,6 +367,7 @@ async fn commit(
     Ok(Json(reservation))
 }
 
+#[tracing::instrument(skip_all)]
 async fn release(
     State(state): State<AppState>,
     _service: ServiceCaller,
@@ -391,6 +396,7 @@ async fn release(
 
 /// A cancelled, refunded order: its committed stock comes back, once. A reservation that was
 /// never committed is simply released.
+#[tracing::instrument(skip_all)]
 async fn restock(
     State(state): State<AppState>,
     _service: ServiceCaller,

@@ -293,6 +293,7 @@ pub async fn lock_product(
 }
 
 /// `POST /products/{id}/variants`: a new combination of a product with options.
+#[tracing::instrument(skip_all)]
 async fn create(
     State(state): State<AppState>,
     _admin: AdminUser,
@@ -361,6 +362,7 @@ struct VariantUpdate {
 /// `PATCH /products/{id}/variants/{variant_id}`. The one variant of a product without options
 /// is the product itself: its SKU follows the product's, and it is switched off by archiving
 /// the product.
+#[tracing::instrument(skip_all)]
 async fn update(
     State(state): State<AppState>,
     _admin: AdminUser,
@@ -455,6 +457,7 @@ pub struct BatchQuery {
 /// `GET /internal/variants?ids=a,b,...` (`souk_contract::catalog::VARIANTS`): variants by id (a
 /// product without options: its own id), archived ones included (`active: false`); unknown ids
 /// are simply absent.
+#[tracing::instrument(skip_all)]
 async fn internal_batch(
     State(state): State<AppState>,
     _service: ServiceCaller,

@@ -22,6 +22,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/admin/users/{id}", patch(set_role))
 }
 
+#[tracing::instrument(skip_all)]
 async fn list(
     State(state): State<AppState>,
     _admin: AdminUser,
@@ -47,6 +48,7 @@ struct RoleChange {
     role: String,
 }
 
+#[tracing::instrument(skip_all)]
 async fn set_role(
     State(state): State<AppState>,
     _admin: AdminUser,

@@ -82,6 +82,7 @@ pub fn validate_password(password: &str, errors: &mut Vec<FieldError>) {
     }
 }
 
+#[tracing::instrument(skip_all)]
 async fn register(
     State(state): State<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
@@ -235,6 +236,7 @@ async fn admit_sign_in(state: &AppState, account: &str, address: &str) -> ApiRes
     Ok(())
 }
 
+#[tracing::instrument(skip_all)]
 async fn login(
     State(state): State<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
@@ -298,6 +300,7 @@ fn invalid_refresh() -> ApiError {
     )
 }
 
+#[tracing::instrument(skip_all)]
 async fn refresh(
     State(state): State<AppState>,
     Json(body): Json<RefreshRequest>,
@@ -343,6 +346,7 @@ async fn revoke_family_if_reused(db: &PgPool, hash: &[u8]) -> ApiResult<()> {
     Ok(())
 }
 
+#[tracing::instrument(skip_all)]
 async fn logout(
     State(state): State<AppState>,
     user: AuthUser,
@@ -362,6 +366,7 @@ async fn logout(
 }
 
 /// The public verification keys; the gateway republishes them at `/.well-known/jwks.json`.
+#[tracing::instrument(skip_all)]
 async fn jwks(State(state): State<AppState>) -> Json<JwkSet> {
     Json(state.keys.jwks().clone())
 }

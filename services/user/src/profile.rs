@@ -52,6 +52,7 @@ pub async fn load(db: &PgPool, id: Uuid) -> ApiResult<Profile> {
     .ok_or_else(|| ApiError::unauthorized("this account no longer exists"))
 }
 
+#[tracing::instrument(skip_all)]
 async fn me(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<Profile>> {
     load(&state.db, user.id).await.map(Json)
 }
@@ -81,6 +82,7 @@ pub fn validate_name(name: &str, errors: &mut Vec<FieldError>) -> String {
     name
 }
 
+#[tracing::instrument(skip_all)]
 async fn update_me(
     State(state): State<AppState>,
     user: AuthUser,
@@ -131,6 +133,7 @@ async fn update_me(
 
 /// For sibling services: the account's current role and address (the gateway checks that a
 /// token's user still exists; the order service reads the default shipping address and e-mail).
+#[tracing::instrument(skip_all)]
 async fn internal_user(
     State(state): State<AppState>,
     _service: ServiceCaller,
