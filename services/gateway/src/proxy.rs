@@ -1,6 +1,6 @@
 //! Forwarding a public request to the service that owns it.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use axum::Extension;
@@ -56,17 +56,16 @@ async fn forward_inner(
     let client = peer.map(|peer| {
         client_addr::client_addr(&parts.headers, peer.ip(), &state.config.trusted_proxies)
     });
-    let client_ip = client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
     let caller = authenticate(state, &parts.headers).await?;
     // Limit before routing, so probing for endpoints costs the prober too.
     let limit_key = match (&caller, client) {
-        (Some(Caller::User { id, .. }), _) => format!("user:{id}"),
+        (Some(Caller::User { id, .. }), _) => ratelimit::ClientKey::User(*id),
         (_, Some(ip)) => ratelimit::address_key(ip),
-        (_, None) => "ip:unknown".to_owned(),
+        (_, None) => ratelimit::ClientKey::Unknown,
     };
     state
         .limiter
-        .check(&limit_key)
+        .check(limit_key)
         .map_err(|wait| ApiError::too_many_requests(wait, "too many requests"))?;
     let route = routes::resolve(&parts.method, parts.uri.path())
         .ok_or_else(|| ApiError::not_found("no such endpoint"))?;
@@ -93,7 +92,7 @@ async fn forward_inner(
         && state.catalog_cache.enabled()
         && let Some(key) = catalog_cache::key(&parts.method, &parts.headers, path_and_query)
     {
-        return cached_read(state, route, key, parts, body, &client_ip).await;
+        return cached_read(state, route, key, parts, body, client).await;
     }
     // Writes that may change the catalog (stock included: orders reserve and release it)
     // empty this replica's cache once answered, so their client reads them back at once.
@@ -102,7 +101,7 @@ async fn forward_inner(
             route.service,
             Service::Product | Service::Order | Service::Payment
         );
-    let res = upstream(state, route, parts, body, caller.as_ref(), &client_ip).await;
+    let res = upstream(state, route, parts, body, caller.as_ref(), client).await;
     if changes_catalog {
         // Also after an error: a write may have committed before its answer was lost.
         state.catalog_cache.forget_all();
@@ -118,7 +117,7 @@ async fn cached_read(
     key: String,
     mut parts: Parts,
     body: Bytes,
-    client_ip: &str,
+    client: Option<IpAddr>,
 ) -> Result<Response, ApiError> {
     let cache = &state.catalog_cache;
     let flight = match cache.lookup(&key, Instant::now()) {
@@ -127,7 +126,7 @@ async fn cached_read(
             Ok(Some(entry)) => return Ok(labelled(route, entry.respond(&parts.headers, "hit"))),
             // The fetch gave nothing to share (an error, say): ask for this one alone.
             _ => {
-                let res = upstream(state, route, parts, body, None, client_ip).await?;
+                let res = upstream(state, route, parts, body, None, client).await?;
                 return Ok(relay(route, res));
             }
         },
@@ -142,7 +141,7 @@ async fn cached_read(
     parts.headers.remove(header::IF_NONE_MATCH);
     parts.headers.remove(header::IF_MODIFIED_SINCE);
     let sent_at = Instant::now();
-    let res = upstream(state, route, parts, body, None, client_ip).await?;
+    let res = upstream(state, route, parts, body, None, client).await?;
     let small = res
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -190,7 +189,7 @@ async fn upstream(
     mut parts: Parts,
     body: Bytes,
     caller: Option<&Caller>,
-    client_ip: &str,
+    client: Option<IpAddr>,
 ) -> Result<hyper::Response<Incoming>, ApiError> {
     let headers = &mut parts.headers;
     for name in HOP_BY_HOP
@@ -202,7 +201,8 @@ async fn upstream(
     for name in IDENTITY_HEADERS {
         headers.remove(name);
     }
-    if let Ok(ip) = HeaderValue::from_str(client_ip) {
+    let client_ip = client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    if let Ok(ip) = HeaderValue::from_str(&client_ip) {
         headers.insert("x-forwarded-for", ip);
     }
     souk_common::telemetry::inject_trace(headers);

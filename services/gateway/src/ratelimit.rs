@@ -4,13 +4,25 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Mutex;
 use std::time::Instant;
+
+use uuid::Uuid;
 
 const SHARDS: usize = 16;
 /// Beyond this many buckets in a shard, full (idle) buckets are dropped.
 const MAX_BUCKETS_PER_SHARD: usize = 10_000;
+
+/// Whose bucket a request draws from. A value, not a formatted string: the key is made and
+/// hashed on every request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ClientKey {
+    User(Uuid),
+    /// An IPv4 address, or an IPv6 address with its last 64 bits cleared.
+    Network(IpAddr),
+    Unknown,
+}
 
 struct Bucket {
     tokens: f64,
@@ -21,7 +33,7 @@ pub struct RateLimiter {
     per_sec: f64,
     burst: f64,
     hasher: RandomState,
-    shards: Vec<Mutex<HashMap<String, Bucket>>>,
+    shards: Vec<Mutex<HashMap<ClientKey, Bucket>>>,
 }
 
 impl RateLimiter {
@@ -35,7 +47,7 @@ impl RateLimiter {
     }
 
     /// `Ok(())` to go ahead, `Err(seconds)` to wait before the next request would pass.
-    pub fn check(&self, key: &str) -> Result<(), u64> {
+    pub fn check(&self, key: ClientKey) -> Result<(), u64> {
         let mut shard = self.shards[self.hasher.hash_one(key) as usize % SHARDS]
             .lock()
             .expect("rate limit lock");
@@ -45,13 +57,10 @@ impl RateLimiter {
             shard
                 .retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * per_sec < burst);
         }
-        let bucket = match shard.get_mut(key) {
-            Some(b) => b,
-            None => shard.entry(key.to_owned()).or_insert(Bucket {
-                tokens: self.burst,
-                at: now,
-            }),
-        };
+        let bucket = shard.entry(key).or_insert(Bucket {
+            tokens: self.burst,
+            at: now,
+        });
         bucket.tokens = (bucket.tokens
             + now.duration_since(bucket.at).as_secs_f64() * self.per_sec)
             .min(self.burst);
@@ -65,9 +74,14 @@ impl RateLimiter {
     }
 }
 
-/// The bucket of a client without a session: its address, or the /64 of an IPv6 one.
-pub fn address_key(ip: IpAddr) -> String {
-    format!("ip:{}", souk_common::client_net::rate_limit_network(ip))
+/// The bucket of a client without a session: its address, or the /64 of an IPv6 one (a
+/// subscriber line or host gets a whole /64 and may use any address in it, so rotating them
+/// must not buy fresh budgets).
+pub fn address_key(ip: IpAddr) -> ClientKey {
+    ClientKey::Network(match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+    })
 }
 
 #[cfg(test)]
@@ -77,17 +91,29 @@ mod tests {
     #[test]
     fn allows_the_burst_then_limits_each_key_alone() {
         let limiter = RateLimiter::new(1.0, 3.0);
+        let (a, b) = (
+            ClientKey::User(Uuid::now_v7()),
+            ClientKey::User(Uuid::now_v7()),
+        );
         for _ in 0..3 {
-            assert!(limiter.check("a").is_ok());
+            assert!(limiter.check(a).is_ok());
         }
-        assert_eq!(limiter.check("a"), Err(1));
-        assert!(limiter.check("b").is_ok());
+        assert_eq!(limiter.check(a), Err(1));
+        assert!(limiter.check(b).is_ok());
+        assert!(limiter.check(ClientKey::Unknown).is_ok());
     }
 
     #[test]
     fn an_address_key_names_the_client_network() {
         let key = |ip: &str| address_key(ip.parse().unwrap());
-        assert_eq!(key("203.0.113.7"), "ip:203.0.113.7");
-        assert_eq!(key("2001:db8:1:2:ffff::9"), "ip:2001:db8:1:2::/64");
+        let network = |ip: &str| ClientKey::Network(ip.parse().unwrap());
+        assert_eq!(key("203.0.113.7"), network("203.0.113.7"));
+        assert_ne!(key("203.0.113.7"), key("203.0.113.8"));
+        assert_eq!(key("2001:db8:1:2:ffff::9"), network("2001:db8:1:2::"));
+        assert_eq!(
+            key("2001:db8:1:2::1"),
+            key("2001:db8:1:2:ffff:1234:5678:9abc")
+        );
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
     }
 }
