@@ -71,11 +71,6 @@ enum AdminCommand {
     },
 }
 
-/// A request allocates and frees many small blocks (headers, futures, strings); mimalloc's
-/// thread-local free lists make that a few instructions where glibc's malloc spent thousands.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
