@@ -278,3 +278,66 @@ async fn metrics_and_readiness_detail_are_only_on_the_ops_port() {
         .await
         .expect(404, Some("not_found"));
 }
+
+/// A stand-in for a product pod that is going away: every other request it reads (the 1st,
+/// the 3rd, ...) it answers by closing the connection, as a pod closing a kept-alive
+/// connection under a request does; the others get an empty catalog page.
+async fn closing_upstream() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                if counter.fetch_add(1, Ordering::SeqCst).is_multiple_of(2) {
+                    return; // closed without an answer
+                }
+                let body = r#"{"items":[],"next_cursor":null}"#;
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn a_read_is_sent_again_when_its_upstream_connection_breaks_and_a_write_is_not() {
+    use std::sync::atomic::Ordering;
+    let (upstream, seen) = closing_upstream().await;
+    let app = App::spawn_with(|c| {
+        c.gateway.upstreams.product = upstream.clone();
+        c.gateway.catalog_cache_ttl = Duration::ZERO;
+    })
+    .await;
+    let admin = app.admin().await;
+    // The first attempt breaks; the gateway asks again and the shopper never sees it.
+    app.get("/api/v1/products", None).await.expect(200, None);
+    assert_eq!(seen.load(Ordering::SeqCst), 2, "the read went twice");
+    // A write that breaks may have been carried out: it is not sent a second time.
+    let res = app
+        .post(
+            "/api/v1/products",
+            Some(&admin.token),
+            json!({"sku": "X-1", "name": "Pot", "description": "", "price_cents": 100,
+                   "currency": "usd", "stock": 1}),
+        )
+        .await;
+    res.expect(502, Some("bad_gateway"));
+    assert_eq!(seen.load(Ordering::SeqCst), 3, "the write went once");
+}

@@ -236,7 +236,11 @@ async fn upstream(
         Timeout::Payments => state.config.payments_timeout,
     };
     // A refused connection sent nothing, so any method may go again: a pod that is shutting
-    // down refuses while kube-proxy still routes some connections to it.
+    // down refuses while kube-proxy still routes some connections to it. A safe method (GET,
+    // HEAD) also goes again when the connection broke after it was sent: a kept-alive
+    // connection to a pod that is closing it can break under a request, and reading twice
+    // changes nothing. A write is never sent twice: it may have been carried out.
+    let safe = parts.method.is_safe();
     let retry = (
         parts.method.clone(),
         parts.uri.clone(),
@@ -246,7 +250,7 @@ async fn upstream(
     let service = route.service.name();
     let deadline = tokio::time::Instant::now() + timeout;
     let mut sent = tokio::time::timeout_at(deadline, state.http.request(upstream)).await;
-    if matches!(&sent, Ok(Err(e)) if e.is_connect()) {
+    if matches!(&sent, Ok(Err(e)) if e.is_connect() || safe) {
         let (method, uri, headers) = retry;
         let mut again = hyper::Request::new(Full::new(body));
         *again.method_mut() = method;
