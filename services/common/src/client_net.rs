@@ -2,15 +2,21 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
-/// An IPv4 address itself, or the /64 of an IPv6 address: a subscriber line or host gets a
-/// whole /64 and may use any address in it, so rotating them must not buy fresh budgets.
-pub fn rate_limit_network(ip: IpAddr) -> String {
+/// An IPv4 address itself, or the /64 of an IPv6 address (its last 64 bits cleared): a
+/// subscriber line or host gets a whole /64 and may use any address in it, so rotating them
+/// must not buy fresh budgets.
+pub fn rate_limit_addr(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => {
-            let network = u128::from(v6) & !((1u128 << 64) - 1);
-            format!("{}/64", Ipv6Addr::from(network))
-        }
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+    }
+}
+
+/// `rate_limit_addr` as text, with the prefix length for an IPv6 network.
+pub fn rate_limit_network(ip: IpAddr) -> String {
+    match rate_limit_addr(ip) {
+        v4 @ IpAddr::V4(_) => v4.to_string(),
+        v6 => format!("{v6}/64"),
     }
 }
 

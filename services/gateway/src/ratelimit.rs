@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -74,14 +74,9 @@ impl RateLimiter {
     }
 }
 
-/// The bucket of a client without a session: its address, or the /64 of an IPv6 one (a
-/// subscriber line or host gets a whole /64 and may use any address in it, so rotating them
-/// must not buy fresh budgets).
+/// The bucket of a client without a session: its address, or the /64 of an IPv6 one.
 pub fn address_key(ip: IpAddr) -> ClientKey {
-    ClientKey::Network(match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
-    })
+    ClientKey::Network(souk_common::client_net::rate_limit_addr(ip))
 }
 
 #[cfg(test)]
