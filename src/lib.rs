@@ -5,6 +5,7 @@ pub use souk_common::emulators;
 pub mod demo;
 pub mod local_db;
 pub mod local_stripe;
+pub mod openapi;
 pub mod platform;
 pub mod testing;
 

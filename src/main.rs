@@ -44,6 +44,8 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         timeout_secs: u64,
     },
+    /// Print the public API's OpenAPI document (what the gateway serves at /openapi.json).
+    Openapi,
     /// Administer accounts.
     Admin {
         #[command(subcommand)]
@@ -99,6 +101,7 @@ async fn main() -> ExitCode {
         Command::Serve { service } => serve(&service).await,
         Command::Migrate { service } => migrate(&service).await,
         Command::Probe { url, timeout_secs } => probe(&url, timeout_secs).await,
+        Command::Openapi => print_openapi(),
         Command::Admin {
             command:
                 AdminCommand::Create {
@@ -337,4 +340,10 @@ async fn up(demo: bool) -> anyhow::Result<()> {
     println!("storefront: open {}/ in a browser", platform.gateway_url);
     println!("gateway listening on {}", platform.gateway_url);
     platform.run_until(server::shutdown_signal()).await
+}
+
+#[allow(clippy::print_stdout, reason = "the document is this command's output")]
+fn print_openapi() -> anyhow::Result<()> {
+    println!("{}", souk::openapi::document_json());
+    Ok(())
 }

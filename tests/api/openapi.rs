@@ -16,7 +16,30 @@ use std::sync::{Arc, LazyLock, Mutex};
 use jsonschema::Validator;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use souk_contract::openapi::{METHODS, document};
+use souk_contract::openapi::METHODS;
+
+/// The document the answers are checked against: the one generated from the code
+/// (`souk::openapi`). TRANSITION, while the services' handlers are being annotated: an
+/// operation not generated yet is taken from the hand-written document, so every answer is
+/// still checked; generated operations and components replace the hand-written ones.
+fn document() -> &'static Value {
+    static DOCUMENT: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| {
+        let generated = serde_json::to_value(souk::openapi::document()).expect("serialises");
+        let mut doc = souk_contract::openapi::document().clone();
+        for (path, item) in generated["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("a path item") {
+                doc["paths"][path][method] = operation.clone();
+            }
+        }
+        for (kind, components) in generated["components"].as_object().expect("components") {
+            for (name, component) in components.as_object().expect("a component map") {
+                doc["components"][kind][name] = component.clone();
+            }
+        }
+        doc
+    });
+    &DOCUMENT
+}
 
 /// The public API's prefix: the document describes everything under it.
 const API_PREFIX: &str = "/api/v1/";

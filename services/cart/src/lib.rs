@@ -1,5 +1,7 @@
 //! The cart service: one cart per user, priced live from the product service.
 
+mod openapi;
+pub use openapi::openapi;
 mod cart;
 mod catalog;
 mod claims;

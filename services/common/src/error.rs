@@ -9,9 +9,14 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct FieldError {
+    /// The offending field: a JSON path for body fields (`email`, `shipping_address.country`,
+    /// `items[0].quantity`), `body` when the body as a whole has the wrong type, or the query
+    /// parameter's name.
+    #[schema(examples("email"))]
     pub field: String,
+    #[schema(examples("must be a valid e-mail address"))]
     pub message: String,
 }
 

@@ -9,6 +9,7 @@ pub mod emulators;
 pub mod error;
 pub mod json;
 pub mod listener;
+pub mod openapi;
 pub mod ops;
 pub mod pagination;
 pub mod promotion;

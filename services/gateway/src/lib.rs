@@ -1,6 +1,8 @@
 //! The gateway: the only public entry. Routes `/api/v1/...` to the owning service, verifies
 //! access tokens, vouches for the caller to services, limits rates, bounds time and size.
 
+mod openapi;
+pub use openapi::openapi;
 mod catalog_cache;
 pub mod client_addr;
 pub mod demo_images;

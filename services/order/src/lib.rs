@@ -1,6 +1,8 @@
 //! The order service: checkout (a saga with compensation), order history and the status
 //! lifecycle.
 
+mod openapi;
+pub use openapi::openapi;
 mod checkout;
 mod clients;
 mod discount;

@@ -1,6 +1,8 @@
 //! The payment service: charges and refunds through Stripe (for the order service), Stripe's
 //! webhooks, and the order confirmation e-mails (an outbox in the database, sent with lettre).
 
+mod openapi;
+pub use openapi::openapi;
 pub mod email;
 mod payments;
 pub mod stripe;

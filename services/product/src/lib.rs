@@ -1,6 +1,8 @@
 //! The product service: catalog (products, categories, stock) and stock reservations for the
 //! order service.
 
+mod openapi;
+pub use openapi::openapi;
 pub mod cache;
 mod catalog;
 mod categories;

@@ -1,5 +1,7 @@
 //! The user service: accounts, sign-in, tokens, profiles and admins.
 
+mod openapi;
+pub use openapi::openapi;
 mod admin;
 mod auth;
 mod password;

@@ -1,0 +1,372 @@
+//! The public API's OpenAPI document is generated from the code. Each service describes its
+//! handlers (`#[utoipa::path]`) and their bodies (`#[derive(ToSchema)]`) in its own
+//! `openapi()`; the runner merges them (`souk::openapi`). This module holds what they share:
+//! the document's frame (`base`: info, tags, the bearer scheme), the problem documents and the
+//! error responses every service answers with (as components that operations reference, e.g.
+//! `(status = 404, response = NotFound)`), and `finish`, which adds what the gateway itself
+//! answers on every operation it proxies.
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use souk_contract::ErrorCode;
+use utoipa::openapi::{Components, Header, OpenApi, RefOr, Response, Schema, path::Operation};
+
+use crate::error::{ApiError, PROBLEM_JSON};
+
+/// The API's conventions, shown first in the document and on its page.
+const INTRO: &str = include_str!("openapi_intro.md");
+
+/// The tags, one per service, in the order the page lists them.
+pub const TAGS: [(&str, &str); 6] = [
+    (
+        "user",
+        "Accounts, sign-in, tokens, profiles and admin user management (user service).",
+    ),
+    (
+        "product",
+        "Catalog: products and categories (product service).",
+    ),
+    (
+        "cart",
+        "The signed-in user's cart, priced live (cart service).",
+    ),
+    (
+        "order",
+        "Checkout, order history, cancellation, promotions and admin order management (order service).",
+    ),
+    ("payment", "Stripe webhooks (payment service)."),
+    (
+        "gateway",
+        "Served by the gateway itself: keys, this document, health and metrics.",
+    ),
+];
+
+fn from_json<T: serde::de::DeserializeOwned>(value: Value) -> T {
+    serde_json::from_value(value).expect("a well-formed OpenAPI fragment")
+}
+
+/// The document's frame and the components every part shares; `merge` the services' parts
+/// into it, then `finish` it.
+pub fn base() -> OpenApi {
+    let mut doc: OpenApi = from_json(json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Souk public API",
+            "version": "1.0.0",
+            "summary": "Shop, cart, checkout and orders.",
+            "description": INTRO.trim_end(),
+            "license": { "name": "Apache-2.0", "identifier": "Apache-2.0" }
+        },
+        "servers": [{ "url": "/", "description": "The gateway that served this document." }],
+        "paths": {},
+        "tags": TAGS.iter().map(|(name, description)| json!({"name": name, "description": description})).collect::<Vec<_>>(),
+    }));
+    doc.components = Some(components());
+    doc
+}
+
+fn components() -> Components {
+    let mut components = Components::new();
+    components.security_schemes.insert(
+        "bearer".to_owned(),
+        from_json(json!({
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "An access token from `register`, `login` or `refresh`: a JWT signed with EdDSA (Ed25519), `iss: souk`, `aud: souk-api`, `sub`: the user id, `role`, `exp` (default lifetime 15 minutes). Verification keys: `/.well-known/jwks.json`."
+        })),
+    );
+    for (name, header) in headers() {
+        components.headers.insert(name.to_owned(), RefOr::T(header));
+    }
+    components
+        .schemas
+        .insert("Problem".to_owned(), RefOr::T(problem_schema()));
+    components.schemas.insert(
+        "ValidationProblem".to_owned(),
+        from_json(json!({
+            "description": "A 422 problem: one `errors` entry per invalid field.",
+            "allOf": [
+                { "$ref": "#/components/schemas/Problem" },
+                {
+                    "type": "object",
+                    "required": ["errors"],
+                    "properties": {
+                        "errors": {
+                            "type": "array",
+                            "minItems": 1,
+                            "items": { "$ref": "#/components/schemas/FieldError" }
+                        }
+                    }
+                }
+            ]
+        })),
+    );
+    let (name, schema) = field_error_schema();
+    components.schemas.insert(name, schema);
+    for (name, response) in shared_responses() {
+        components
+            .responses
+            .insert(name.to_owned(), RefOr::T(response));
+    }
+    components
+}
+
+fn field_error_schema() -> (String, RefOr<Schema>) {
+    use utoipa::ToSchema;
+    (
+        crate::FieldError::name().into_owned(),
+        <crate::FieldError as utoipa::PartialSchema>::schema(),
+    )
+}
+
+fn headers() -> [(&'static str, Header); 3] {
+    [
+        (
+            "XRequestId",
+            from_json(json!({
+                "description": "The request's id: the client's `x-request-id` echoed, else a new UUID v7. Present on every response; quote it when reporting a problem.",
+                "schema": { "type": "string" }
+            })),
+        ),
+        (
+            "RetryAfter",
+            from_json(json!({
+                "description": "Seconds to wait before retrying (at least 1).",
+                "schema": { "type": "integer", "minimum": 1 }
+            })),
+        ),
+        (
+            "ETag",
+            from_json(json!({
+                "description": "A strong validator of this representation; send it back as `If-None-Match` to get 304 while it is unchanged.",
+                "schema": { "type": "string" }
+            })),
+        ),
+    ]
+}
+
+/// `Problem`: the body of every error (`ApiError::body`); `code` lists every `ErrorCode`.
+fn problem_schema() -> Schema {
+    let codes: Vec<&str> = ErrorCode::ALL.iter().map(|code| code.as_str()).collect();
+    from_json(json!({
+        "type": "object",
+        "description": "RFC 9457 problem details (`application/problem+json`). `code` is the stable, machine-readable reason; `type` is derived from it. Some problems carry extra members (`errors`, `order`, `product_ids`); clients must ignore members they do not know. Never contains stack traces or SQL.",
+        "required": ["type", "title", "status", "detail", "code"],
+        "properties": {
+            "type": {
+                "type": "string",
+                "format": "uri",
+                "description": "`https://souk.dev/problems/<code with hyphens>`.",
+                "examples": ["https://souk.dev/problems/out-of-stock"]
+            },
+            "title": { "type": "string", "description": "The HTTP reason phrase.", "examples": ["Conflict"] },
+            "status": { "type": "integer", "minimum": 400, "maximum": 599, "examples": [409] },
+            "detail": { "type": "string", "description": "Human-readable explanation of this occurrence." },
+            "code": {
+                "type": "string",
+                "description": "The reason, for a program to act on (souk-contract's `ErrorCode`). Codes marked internal there answer calls between services and reach a client only when a service passes on what another said.",
+                "enum": codes,
+                "examples": ["insufficient_stock"]
+            }
+        },
+        "additionalProperties": true
+    }))
+}
+
+/// A problem schema with members of its own: `allOf` `Problem` and an object of `properties`
+/// (of which `required` are required). For problems such as `StockProblem`.
+pub fn problem_with(description: &str, properties: Value, required: &[&str]) -> RefOr<Schema> {
+    let mut own = json!({ "type": "object", "properties": properties });
+    if !required.is_empty() {
+        own["required"] = json!(required);
+    }
+    from_json(json!({
+        "description": description,
+        "allOf": [{ "$ref": "#/components/schemas/Problem" }, own]
+    }))
+}
+
+/// An error response: `description`, a `Problem` (or `schema`) body whose example is what
+/// `ApiError` really renders for `status`/`code`/`detail`, with `x-request-id` (and
+/// `Retry-After` where the client should wait).
+pub fn problem_response(
+    description: &str,
+    status: StatusCode,
+    code: ErrorCode,
+    detail: &str,
+    schema: &str,
+    retry_after: bool,
+) -> Response {
+    let mut error = ApiError::new(status, code, detail);
+    if schema == "ValidationProblem" {
+        let field = detail.split_once(':').map_or("body", |(field, _)| field);
+        let message = detail
+            .split_once(": ")
+            .map_or(detail, |(_, message)| message);
+        error = ApiError::invalid_field(field, message);
+    }
+    let mut headers = json!({ "x-request-id": { "$ref": "#/components/headers/XRequestId" } });
+    if retry_after {
+        headers["Retry-After"] = json!({ "$ref": "#/components/headers/RetryAfter" });
+    }
+    from_json(json!({
+        "description": description,
+        "headers": headers,
+        "content": {
+            PROBLEM_JSON: {
+                "schema": { "$ref": format!("#/components/schemas/{schema}") },
+                "example": error.body()
+            }
+        }
+    }))
+}
+
+macro_rules! shared_responses {
+    ($( $name:ident: $status:ident, $code:ident, $schema:literal, $retry:literal,
+        $detail:literal, $description:literal; )+) => {
+        $(
+            #[doc = $description]
+            pub struct $name;
+            impl<'r> utoipa::ToResponse<'r> for $name {
+                fn response() -> (&'r str, RefOr<Response>) {
+                    (stringify!($name), RefOr::Ref(utoipa::openapi::Ref::from_response_name(stringify!($name))))
+                }
+            }
+        )+
+        fn shared_responses() -> Vec<(&'static str, Response)> {
+            vec![$((
+                stringify!($name),
+                problem_response($description, StatusCode::$status, ErrorCode::$code, $detail, $schema, $retry),
+            ),)+]
+        }
+    };
+}
+
+shared_responses! {
+    BadRequest: BAD_REQUEST, MalformedRequest, "Problem", false,
+        "malformed JSON: EOF while parsing an object",
+        "`malformed_request`: the body is not well-formed JSON (or could not be read).";
+    Unauthorized: UNAUTHORIZED, Unauthorized, "Problem", false,
+        "send a valid access token: Authorization: Bearer <token>",
+        "`unauthorized`: no access token, a malformed `Authorization` header, or a token that is invalid, expired, or whose account no longer exists.";
+    InvalidToken: UNAUTHORIZED, Unauthorized, "Problem", false,
+        "the access token is invalid or expired",
+        "`unauthorized`: only when an `Authorization` header is sent and its token is invalid or expired (a token is optional here, but one that is sent must be valid).";
+    Forbidden: FORBIDDEN, Forbidden, "Problem", false,
+        "this endpoint is for admins",
+        "`forbidden`: the caller is not an admin.";
+    NotFound: NOT_FOUND, NotFound, "Problem", false,
+        "no such product",
+        "`not_found`: no such resource (an id that is not a UUID is 404 too).";
+    PayloadTooLarge: PAYLOAD_TOO_LARGE, PayloadTooLarge, "Problem", false,
+        "the request body is larger than 1 MiB",
+        "`payload_too_large`: the body is over 1 MiB (1,048,576 bytes).";
+    UnsupportedMediaType: UNSUPPORTED_MEDIA_TYPE, UnsupportedMediaType, "Problem", false,
+        "send the body as Content-Type: application/json",
+        "`unsupported_media_type`: the body is not sent as `Content-Type: application/json` (or another `application/*+json`).";
+    ValidationFailed: UNPROCESSABLE_ENTITY, ValidationFailed, "ValidationProblem", false,
+        "password: must be at least 8 characters",
+        "`validation_failed`: a field is missing, has the wrong JSON type, or has an invalid value; each is named in `errors[].field`.";
+    InvalidQuery: UNPROCESSABLE_ENTITY, ValidationFailed, "ValidationProblem", false,
+        "limit: must be an integer from 1 to 100",
+        "`validation_failed`: an invalid query parameter (`limit` outside 1-100, a `cursor` this endpoint did not issue, a bad filter, a parameter given twice, a NUL character), named in `errors[].field`.";
+    TooManyRequests: TOO_MANY_REQUESTS, RateLimited, "Problem", true,
+        "too many requests",
+        "`rate_limited`: too many requests from this client (per user when signed in, else per address; token bucket, defaults 50/s with bursts of 100, per gateway replica). Wait `Retry-After` seconds.";
+    BadGateway: BAD_GATEWAY, BadGateway, "Problem", false,
+        "the order service failed to answer",
+        "`bad_gateway`: the service behind the gateway failed to answer (connection broken).";
+    ServiceUnavailable: SERVICE_UNAVAILABLE, ServiceUnavailable, "Problem", true,
+        "the cart service is unavailable, try again shortly",
+        "`service_unavailable`: the service behind the gateway (or one it depends on) cannot be reached, or tokens cannot be verified yet; retry shortly; or its database is restarting or unreachable (then with `Retry-After`).";
+    GatewayTimeout: GATEWAY_TIMEOUT, UpstreamTimeout, "Problem", false,
+        "the order service did not answer in time",
+        "`upstream_timeout`: the service did not answer in time (default 10 s; 30 s for `/api/v1/checkout` and `/api/v1/orders/...`).";
+    InternalError: INTERNAL_SERVER_ERROR, InternalError, "Problem", false,
+        "an unexpected error occurred",
+        "`internal_error`: an unexpected fault; the detail is generic (never a stack trace or SQL).";
+}
+
+/// 304 to a conditional read (`If-None-Match`): no body.
+pub struct NotModified;
+impl<'r> utoipa::ToResponse<'r> for NotModified {
+    fn response() -> (&'r str, RefOr<Response>) {
+        (
+            "NotModified",
+            from_json(json!({
+                "description": "Unchanged since the `ETag` sent in `If-None-Match`: no body.",
+                "headers": {
+                    "x-request-id": { "$ref": "#/components/headers/XRequestId" },
+                    "ETag": { "$ref": "#/components/headers/ETag" }
+                }
+            })),
+        )
+    }
+}
+
+/// What the gateway answers on any operation it proxies, whatever the service: its rate
+/// limit, and a service that fails, cannot be reached or is slow (and 500 for a fault).
+const GATEWAY_RESPONSES: [(&str, &str); 5] = [
+    ("429", "TooManyRequests"),
+    ("500", "InternalError"),
+    ("502", "BadGateway"),
+    ("503", "ServiceUnavailable"),
+    ("504", "GatewayTimeout"),
+];
+
+/// Completes a merged document: every operation under `/api/v1` answers the gateway's own
+/// responses, every response names `x-request-id`, and the components hold `NotModified`.
+pub fn finish(doc: &mut OpenApi) {
+    let components = doc.components.get_or_insert_with(Components::new);
+    let (name, not_modified) = <NotModified as utoipa::ToResponse>::response();
+    components.responses.insert(name.to_owned(), not_modified);
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let proxied = path.starts_with("/api/v1/");
+        for operation in operations(item) {
+            if proxied {
+                for (status, response) in GATEWAY_RESPONSES {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| {
+                            RefOr::Ref(utoipa::openapi::Ref::from_response_name(response))
+                        });
+                }
+            }
+            for response in operation.responses.responses.values_mut() {
+                if let RefOr::T(response) = response {
+                    response
+                        .headers
+                        .entry("x-request-id".to_owned())
+                        .or_insert_with(request_id_header);
+                }
+            }
+        }
+    }
+}
+
+fn request_id_header() -> RefOr<Header> {
+    RefOr::Ref(utoipa::openapi::Ref::new("#/components/headers/XRequestId"))
+}
+
+fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.options,
+        &mut item.head,
+        &mut item.patch,
+        &mut item.trace,
+    ]
+    .into_iter()
+    .filter_map(Option::as_mut)
+}
+
+/// An OpenAPI document as the JSON a server answers with.
+pub fn to_json(doc: &OpenApi) -> String {
+    serde_json::to_string(doc).expect("an OpenAPI document serialises")
+}
