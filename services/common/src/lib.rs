@@ -11,7 +11,6 @@ pub mod json;
 pub mod listener;
 pub mod ops;
 pub mod pagination;
-pub mod promotion;
 pub mod query;
 pub mod server;
 pub mod settings;

@@ -25,7 +25,7 @@ use axum::http::StatusCode;
 use serde_json::json;
 use souk_common::ApiError;
 use souk_common::client::CallError;
-use souk_common::promotion::QuoteLine;
+use souk_contract::promotions::QuoteLine;
 use souk_contract::ErrorCode;
 use souk_contract::payments::{ConfirmationLine, OrderConfirmation};
 use uuid::Uuid;
