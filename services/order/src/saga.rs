@@ -503,7 +503,7 @@ async fn apply_payment(
             .bind(&payment.payment_intent_id)
             .bind(to)
             .bind(OrderStatus::Paid)
-            .bind(status)
+            .bind(payment.status)
             .execute(&state.db)
             .await
             .map_err(db_failed)?;
