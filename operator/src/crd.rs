@@ -68,6 +68,10 @@ pub struct ShopSpec {
     /// Migration Jobs.
     #[serde(default)]
     pub migration: MigrationSpec,
+    /// OpenTelemetry traces of every service, sent to a collector. Without it no service
+    /// exports traces (and none pays for them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telemetry: Option<TelemetrySpec>,
 }
 
 fn default_log() -> String {
@@ -323,6 +327,64 @@ impl Default for MigrationSpec {
             backoff_limit: default_backoff(),
             active_deadline_seconds: default_deadline(),
         }
+    }
+}
+
+/// Where and which traces the services export (the standard `OTEL_*` variables).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    cel,
+    validation = Rule::new("!has(self.samplerRatio) || (has(self.sampler) && self.sampler.endsWith('traceidratio'))").message("telemetry.samplerRatio needs sampler traceidratio or parentbased_traceidratio").reason(Reason::FieldValueInvalid)
+)]
+pub struct TelemetrySpec {
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: an OpenTelemetry collector's OTLP/HTTP address, e.g.
+    /// `http://otel-collector.observability:4318` (`/v1/traces` is appended). Plain `http`
+    /// only: the services refuse `https` at start.
+    #[schemars(regex(pattern = r"^http://[^\s/?#]+(/\S*)?$"))]
+    #[schemars(length(min = 8, max = 2048))]
+    pub otlp_endpoint: String,
+    /// `OTEL_TRACES_SAMPLER`; parent-based, always on when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampler: Option<TraceSampler>,
+    /// `OTEL_TRACES_SAMPLER_ARG`: the share of traces a `traceidratio` sampler keeps (1 when
+    /// omitted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub sampler_ratio: Option<f64>,
+}
+
+/// The samplers of the OpenTelemetry specification that the services' SDK implements.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TraceSampler {
+    AlwaysOn,
+    AlwaysOff,
+    Traceidratio,
+    ParentbasedAlwaysOn,
+    ParentbasedAlwaysOff,
+    ParentbasedTraceidratio,
+}
+
+impl TraceSampler {
+    /// The value of `OTEL_TRACES_SAMPLER`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TraceSampler::AlwaysOn => "always_on",
+            TraceSampler::AlwaysOff => "always_off",
+            TraceSampler::Traceidratio => "traceidratio",
+            TraceSampler::ParentbasedAlwaysOn => "parentbased_always_on",
+            TraceSampler::ParentbasedAlwaysOff => "parentbased_always_off",
+            TraceSampler::ParentbasedTraceidratio => "parentbased_traceidratio",
+        }
+    }
+
+    /// Whether it takes a ratio (`samplerRatio`).
+    pub fn takes_ratio(self) -> bool {
+        matches!(
+            self,
+            TraceSampler::Traceidratio | TraceSampler::ParentbasedTraceidratio
+        )
     }
 }
 

@@ -23,7 +23,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Resource;
 use serde_json::{Value, json};
 
-use crate::crd::{SecretKeyRef, ServiceSpec, Shop};
+use crate::crd::{SecretKeyRef, ServiceSpec, Shop, TelemetrySpec};
 use crate::names::{self, HTTP_PORT, OPS_PORT, Svc};
 use crate::secrets;
 
@@ -168,6 +168,30 @@ pub fn service_env(shop: &Shop, svc: Svc) -> Vec<EnvVar> {
             }
         }
         _ => {}
+    }
+    if let Some(telemetry) = &shop.spec.telemetry {
+        e.extend(telemetry_env(telemetry, &name, svc));
+    }
+    e
+}
+
+/// The OpenTelemetry variables of a traced service: where to send spans, which to keep, and
+/// the names its spans go by (`souk-<service>`, as `souk serve` names them, in the Shop's
+/// `service.namespace`, so that two Shops sending to one collector stay apart).
+fn telemetry_env(telemetry: &TelemetrySpec, shop: &str, svc: Svc) -> Vec<EnvVar> {
+    let mut e = vec![
+        env(env::OTLP_ENDPOINT, telemetry.otlp_endpoint.clone()),
+        env(env::OTEL_SERVICE_NAME, format!("souk-{}", svc.name())),
+        env(
+            env::OTEL_RESOURCE_ATTRIBUTES,
+            format!("service.namespace={shop}"),
+        ),
+    ];
+    if let Some(sampler) = telemetry.sampler {
+        e.push(env(env::TRACES_SAMPLER, sampler.as_str()));
+    }
+    if let Some(ratio) = telemetry.sampler_ratio {
+        e.push(env(env::TRACES_SAMPLER_ARG, ratio.to_string()));
     }
     e
 }

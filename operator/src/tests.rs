@@ -55,6 +55,7 @@ pub fn base_shop() -> Shop {
             admin: None,
             ingress: None,
             migration: MigrationSpec::default(),
+            telemetry: None,
         },
     );
     shop.metadata.namespace = Some("shops".into());
@@ -498,6 +499,126 @@ fn managed_statefulset_autoscaling_ingress_with_tls() {
         .clone()
         .unwrap();
     assert!(allowed.contains(&"migrate".to_string()) && !allowed.contains(&"gateway".to_string()));
+}
+
+#[test]
+fn no_telemetry_no_otel_variables() {
+    let shop = base_shop();
+    let c = desired(&shop, &inputs(DbBackend::External, rolled_plans("1.2.0")));
+    for svc in Svc::ALL {
+        let d: Deployment = parse(find(&c, "Deployment", &format!("demo-{}", svc.name())).unwrap());
+        let otel: Vec<_> = env_of(&d)
+            .into_keys()
+            .filter(|name| name.starts_with("OTEL_"))
+            .collect();
+        assert!(otel.is_empty(), "{}: {otel:?}", svc.name());
+    }
+}
+
+#[test]
+fn telemetry_sets_the_otel_variables_of_every_service() {
+    let mut shop = base_shop();
+    shop.spec.telemetry = Some(TelemetrySpec {
+        otlp_endpoint: "http://otel-collector.observability:4318".into(),
+        sampler: Some(TraceSampler::ParentbasedTraceidratio),
+        sampler_ratio: Some(0.25),
+    });
+    let c = desired(&shop, &inputs(DbBackend::External, rolled_plans("1.2.0")));
+    for svc in Svc::ALL {
+        let d: Deployment = parse(find(&c, "Deployment", &format!("demo-{}", svc.name())).unwrap());
+        let env = env_of(&d);
+        let value = |name: &str| env[name]["value"].as_str().unwrap().to_owned();
+        assert_eq!(
+            value("OTEL_EXPORTER_OTLP_ENDPOINT"),
+            "http://otel-collector.observability:4318"
+        );
+        assert_eq!(value("OTEL_SERVICE_NAME"), format!("souk-{}", svc.name()));
+        assert_eq!(value("OTEL_RESOURCE_ATTRIBUTES"), "service.namespace=demo");
+        assert_eq!(value("OTEL_TRACES_SAMPLER"), "parentbased_traceidratio");
+        assert_eq!(value("OTEL_TRACES_SAMPLER_ARG"), "0.25");
+    }
+    // Migration Jobs only migrate: nothing to trace.
+    let job = crate::objects::migration_job(&shop, Svc::Order, "1.2.0");
+    let job_env = job.spec.unwrap().template.spec.unwrap().containers[0]
+        .env
+        .clone()
+        .unwrap();
+    assert!(job_env.iter().all(|e| !e.name.starts_with("OTEL_")));
+
+    // Without a sampler the services' default stands: no sampler variables.
+    shop.spec.telemetry = Some(TelemetrySpec {
+        otlp_endpoint: "http://127.0.0.1:4318".into(),
+        sampler: None,
+        sampler_ratio: None,
+    });
+    let d = crate::objects::deployment(&shop, Svc::Gateway, "1.2.0");
+    let env = env_of(&d);
+    assert_eq!(
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"],
+        "http://127.0.0.1:4318"
+    );
+    assert!(!env.contains_key("OTEL_TRACES_SAMPLER"));
+    assert!(!env.contains_key("OTEL_TRACES_SAMPLER_ARG"));
+}
+
+#[test]
+fn sampler_names_are_the_sdk_values() {
+    for sampler in [
+        TraceSampler::AlwaysOn,
+        TraceSampler::AlwaysOff,
+        TraceSampler::Traceidratio,
+        TraceSampler::ParentbasedAlwaysOn,
+        TraceSampler::ParentbasedAlwaysOff,
+        TraceSampler::ParentbasedTraceidratio,
+    ] {
+        assert_eq!(
+            serde_json::to_value(sampler).unwrap(),
+            json!(sampler.as_str())
+        );
+        assert_eq!(
+            sampler.takes_ratio(),
+            sampler.as_str().ends_with("traceidratio")
+        );
+    }
+}
+
+#[test]
+fn telemetry_schema_and_rules() {
+    let t = &spec_schema()["properties"]["telemetry"];
+    assert_eq!(t["required"], json!(["otlpEndpoint"]));
+    assert_eq!(
+        t["properties"]["sampler"]["enum"],
+        json!([
+            "always_on",
+            "always_off",
+            "traceidratio",
+            "parentbased_always_on",
+            "parentbased_always_off",
+            "parentbased_traceidratio"
+        ])
+    );
+    assert_eq!(
+        t["properties"]["samplerRatio"]["maximum"].as_f64(),
+        Some(1.0)
+    );
+    let pattern = t["properties"]["otlpEndpoint"]["pattern"].as_str().unwrap();
+    assert!(pattern.starts_with("^http://"), "{pattern}");
+
+    let mut shop = base_shop();
+    shop.spec.telemetry = Some(TelemetrySpec {
+        otlp_endpoint: "http://collector:4318".into(),
+        sampler: Some(TraceSampler::Traceidratio),
+        sampler_ratio: Some(0.1),
+    });
+    assert!(Shop::validate_cel(&shop).is_ok());
+    assert!(validate::validate(&shop).is_ok());
+    for sampler in [None, Some(TraceSampler::ParentbasedAlwaysOn)] {
+        shop.spec.telemetry.as_mut().unwrap().sampler = sampler;
+        let err = Shop::validate_cel(&shop).unwrap_err().to_string();
+        assert!(err.contains("samplerRatio needs sampler"), "{err}");
+        let msg = validate::validate(&shop).unwrap_err();
+        assert!(msg.contains("telemetry.samplerRatio"), "{msg}");
+    }
 }
 
 fn base64_decode(s: &str) -> Vec<u8> {

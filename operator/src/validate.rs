@@ -39,6 +39,14 @@ pub fn validate(shop: &Shop) -> Result<(), String> {
             }
         }
     }
+    if let Some(t) = &shop.spec.telemetry
+        && t.sampler_ratio.is_some()
+        && !t.sampler.is_some_and(|s| s.takes_ratio())
+    {
+        problems.push(
+            "telemetry.samplerRatio needs sampler traceidratio or parentbased_traceidratio".into(),
+        );
+    }
     let db = &shop.spec.database;
     match db.mode {
         DatabaseMode::External if db.external.is_none() => {

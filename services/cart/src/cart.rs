@@ -14,9 +14,9 @@ use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
 use serde::{Deserialize, Serialize};
 use souk_common::error::parse_id;
-use souk_common::promotion::QuoteLine;
 use souk_common::{ApiError, ApiResult, AuthUser, FieldError, Json, ServiceCaller};
 use souk_contract::ErrorCode;
+use souk_contract::promotions::QuoteLine;
 use uuid::Uuid;
 
 use crate::AppState;

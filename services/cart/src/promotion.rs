@@ -1,5 +1,5 @@
 //! `PUT`/`DELETE /api/v1/cart/promotion`: one promotion code per cart. The order service owns
-//! promotions and prices them (`POST /internal/promotions/quote`); the cart only remembers the
+//! promotions and prices them (`souk_contract::promotions::QUOTE`); the cart only remembers the
 //! code and shows what the order service says it is worth now.
 //!
 //! `GET /cart` shows a stored code that stopped applying (expired, used up, the cart changed)
@@ -13,9 +13,9 @@ use axum::http::{Method, StatusCode};
 use axum::routing::put;
 use serde::{Deserialize, Serialize};
 use souk_common::client::CallError;
-use souk_common::promotion::{Quote, QuoteLine, QuoteRequest};
 use souk_common::{ApiError, ApiResult, AuthUser, Json};
 use souk_contract::ErrorCode;
+use souk_contract::promotions::{self, Quote, QuoteLine, QuoteRequest};
 use uuid::Uuid;
 
 use crate::AppState;
@@ -66,12 +66,7 @@ async fn quote(
     };
     state
         .orders
-        .call(
-            Method::POST,
-            "/internal/promotions/quote",
-            Some(&body),
-            None,
-        )
+        .call::<QuoteRequest, Quote>(Method::POST, promotions::QUOTE, Some(&body), None)
         .await
 }
 

@@ -12,7 +12,6 @@ pub mod listener;
 pub mod openapi;
 pub mod ops;
 pub mod pagination;
-pub mod promotion;
 pub mod query;
 pub mod server;
 pub mod settings;

@@ -1,18 +1,28 @@
 //! Tracing set-up, request ids and traces across services (OpenTelemetry).
 
-use souk_contract::env;
+// Traces are exported only when `OTLP_ENDPOINT` or `OTLP_TRACES_ENDPOINT` is set: standard
+// OpenTelemetry variables, read by the exporter itself along with `OTEL_EXPORTER_OTLP_HEADERS`
+// and `OTEL_EXPORTER_OTLP_TIMEOUT`; the SDK reads the sampler (`env::TRACES_SAMPLER`, default
+// parent-based, always on).
+use souk_contract::env::{self, OTEL_SERVICE_NAME, OTLP_ENDPOINT, OTLP_TRACES_ENDPOINT};
 use std::io::IsTerminal;
 
 use axum::http::{HeaderMap, HeaderName, Request};
 use opentelemetry::propagation::TextMapPropagator;
-use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::trace::{SpanId, TraceContextExt as _, TraceId, TracerProvider as _};
 use opentelemetry_http::{HeaderExtractor, HeaderInjector};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+use std::sync::{Arc, OnceLock};
 use tower_http::request_id::{MakeRequestId, RequestId};
+use tracing::dispatcher::WeakDispatch;
+use tracing::{Dispatch, Event, Subscriber};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::{LookupSpan, Registry};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
@@ -20,17 +30,6 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Which logs are written when `RUST_LOG` is unset.
 pub const DEFAULT_FILTER: &str = "info,sqlx=warn";
-
-/// Where spans are sent (OTLP over HTTP/protobuf, e.g. `http://otel-collector:4318`); traces
-/// are exported only when this or [`OTLP_TRACES_ENDPOINT`] is set. Standard OpenTelemetry
-/// variables, read by the exporter itself along with `OTEL_EXPORTER_OTLP_HEADERS` and
-/// `OTEL_EXPORTER_OTLP_TIMEOUT`; the sampler is `OTEL_TRACES_SAMPLER` (default: parent-based,
-/// always on).
-pub const OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
-/// Like [`OTLP_ENDPOINT`], the full URL for traces (no `/v1/traces` appended).
-pub const OTLP_TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
-/// The exported `service.name` (default: the name `init` is given).
-pub const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
 
 /// What becomes a span in a trace, whatever `RUST_LOG` says about logs: Souk's own spans and
 /// events. The HTTP stacks are left out, the exporter's own among them (its requests would
@@ -114,27 +113,115 @@ pub fn init_logs(default_filter: &str) {
 /// Installs the global subscriber once; later calls (tests, in-process services) do nothing.
 /// Logs are JSON, one object per line, unless stdout is a terminal (see [`LogFormat::choose`]),
 /// filtered by `RUST_LOG` (else `default_filter`). With `tracer`, spans also go to it, filtered
-/// on their own so that quiet logs still leave whole traces.
+/// on their own so that quiet logs still leave whole traces, and each JSON line written inside
+/// a span carries its `trace_id` and `span_id`.
 pub fn init_logs_and_traces(default_filter: &str, tracer: Option<SdkTracer>) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let terminal = std::io::stdout().is_terminal();
     let format = LogFormat::choose(std::env::var(env::LOG_FORMAT).ok().as_deref(), terminal);
-    let logs = tracing_subscriber::fmt::layer().with_target(false);
+    // Colours only for a person at a terminal, never into a file or a log collector.
+    let _ = dispatch(filter, format, terminal, tracer, std::io::stdout).try_init();
+}
+
+/// The subscriber `init_logs_and_traces` installs, writing its log lines to `writer`.
+fn dispatch<W>(
+    filter: EnvFilter,
+    format: LogFormat,
+    ansi: bool,
+    tracer: Option<SdkTracer>,
+    writer: W,
+) -> Dispatch
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let logs = tracing_subscriber::fmt::layer()
+        .with_target(false)
+        .with_writer(writer);
+    // Set once the dispatch exists: the trace ids are read through it.
+    let this = Arc::new(OnceLock::new());
     let logs = match format {
+        // Without traces there is no id to add, and nothing is looked up per line.
+        LogFormat::Json if tracer.is_some() => logs
+            .json()
+            .event_format(WithTraceIds {
+                json: tracing_subscriber::fmt::format().json().with_target(false),
+                dispatch: this.clone(),
+            })
+            .boxed(),
         LogFormat::Json => logs.json().boxed(),
-        // Colours only for a person at a terminal, never into a file or a log collector.
-        LogFormat::Text => logs.with_ansi(terminal).boxed(),
+        LogFormat::Text => logs.with_ansi(ansi).boxed(),
     };
     let traces = tracer.map(|tracer| {
         tracing_opentelemetry::layer()
             .with_tracer(tracer)
             .with_filter(EnvFilter::new(TRACE_FILTER))
     });
-    let _ = tracing_subscriber::registry()
-        .with(logs.with_filter(filter))
-        .with(traces)
-        .try_init();
+    let dispatch = Dispatch::new(
+        tracing_subscriber::registry()
+            .with(logs.with_filter(filter))
+            .with(traces),
+    );
+    let _ = this.set(dispatch.downgrade());
+    dispatch
+}
+
+/// JSON log lines that also name the trace and span they were written in (the innermost span
+/// that is part of a trace), so that logs and traces join.
+struct WithTraceIds<E> {
+    json: E,
+    /// The subscriber the spans live in. Not `dispatcher::get_default`: inside an event that
+    /// answers no dispatcher when a scoped one is set (as in tests).
+    dispatch: Arc<OnceLock<WeakDispatch>>,
+}
+
+impl<S, N, E> FormatEvent<S, N> for WithTraceIds<E>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    E: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        let Some((trace_id, span_id)) = self.trace_ids(event) else {
+            return self.json.format_event(ctx, writer, event);
+        };
+        let mut line = String::new();
+        self.json.format_event(ctx, Writer::new(&mut line), event)?;
+        // One JSON object and its newline: the ids go in before the closing brace.
+        match line.strip_suffix("}\n") {
+            Some(object) => writeln!(
+                writer,
+                "{object},\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\"}}"
+            ),
+            None => writer.write_str(&line),
+        }
+    }
+}
+
+impl<E> WithTraceIds<E> {
+    /// The ids of the innermost span around `event` that belongs to a trace; spans are looked
+    /// up in the registry itself, so a span the log filter leaves out still counts.
+    fn trace_ids(&self, event: &Event<'_>) -> Option<(TraceId, SpanId)> {
+        let dispatch = self.dispatch.get()?.upgrade()?;
+        let registry = dispatch.downcast_ref::<Registry>()?;
+        let leaf = if event.is_contextual() {
+            registry.current_span().id().cloned()
+        } else {
+            event.parent().cloned()
+        }?;
+        let span = registry.span(&leaf)?;
+        span.scope().find_map(|span| {
+            let context = tracing_opentelemetry::get_otel_context(&span.id(), &dispatch)?;
+            let otel_span = context.span();
+            let ids = otel_span.span_context();
+            ids.is_valid().then(|| (ids.trace_id(), ids.span_id()))
+        })
+    }
 }
 
 /// W3C Trace Context (`traceparent`, `tracestate`): what every service reads and writes.
@@ -194,7 +281,121 @@ impl MakeRequestId for MakeRequestUuid {
 
 #[cfg(test)]
 mod tests {
-    use super::LogFormat;
+    use std::sync::{Arc, Mutex};
+
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::Request;
+    use axum::routing::get;
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+    use serde_json::Value;
+    use tower::ServiceExt;
+    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::fmt::MakeWriter;
+
+    use super::{LogFormat, dispatch};
+
+    /// Log lines written to memory.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Captured {
+        type Writer = Captured;
+
+        fn make_writer(&'a self) -> Self::Writer {
+            self.clone()
+        }
+    }
+
+    impl Captured {
+        fn lines(&self) -> Vec<Value> {
+            String::from_utf8(self.0.lock().unwrap().clone())
+                .unwrap()
+                .lines()
+                .map(|line| serde_json::from_str(line).unwrap())
+                .collect()
+        }
+    }
+
+    const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const CLIENT_SPAN_ID: &str = "00f067aa0ba902b7";
+
+    /// The JSON lines a service writes while serving one request with a `traceparent`,
+    /// through the layers every service wears.
+    async fn log_of_a_traced_request(traced: bool) -> Vec<Value> {
+        let captured = Captured::default();
+        let provider = SdkTracerProvider::builder().build();
+        let tracer = traced.then(|| provider.tracer("test"));
+        let dispatch = dispatch(
+            EnvFilter::new("info"),
+            LogFormat::Json,
+            false,
+            tracer,
+            captured.clone(),
+        );
+        // The test runs on one thread: the request is served under this subscriber.
+        let _default = tracing::dispatcher::set_default(&dispatch);
+        let routes = Router::new().route(
+            "/hello",
+            get(|| async {
+                tracing::info!("saying hello");
+                "hello"
+            }),
+        );
+        let app = crate::server::wrap("test", routes, Vec::new());
+        let request = Request::get("/hello")
+            .header("traceparent", format!("00-{TRACE_ID}-{CLIENT_SPAN_ID}-01"))
+            .body(Body::empty())
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        captured.lines()
+    }
+
+    #[tokio::test]
+    async fn a_traced_request_logs_its_trace_id_and_span_id() {
+        let lines = log_of_a_traced_request(true).await;
+        let hello = lines
+            .iter()
+            .find(|line| line["fields"]["message"] == "saying hello")
+            .unwrap_or_else(|| panic!("no hello in {lines:#?}"));
+        assert_eq!(hello["trace_id"], TRACE_ID, "{hello}");
+        // The request span's own id: a child of the caller's span, in the same trace.
+        let span_id = hello["span_id"].as_str().unwrap();
+        assert!(
+            span_id.len() == 16 && span_id.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{hello}"
+        );
+        assert_ne!(span_id, CLIENT_SPAN_ID);
+        assert_ne!(span_id, "0000000000000000");
+        // Everything else is as without traces.
+        assert_eq!(hello["span"]["name"], "request", "{hello}");
+        assert_eq!(hello["level"], "INFO");
+    }
+
+    #[tokio::test]
+    async fn without_traces_log_lines_carry_no_ids() {
+        let lines = log_of_a_traced_request(false).await;
+        let hello = lines
+            .iter()
+            .find(|line| line["fields"]["message"] == "saying hello")
+            .unwrap_or_else(|| panic!("no hello in {lines:#?}"));
+        assert!(hello.get("trace_id").is_none(), "{hello}");
+        assert!(hello.get("span_id").is_none(), "{hello}");
+        assert_eq!(hello["span"]["name"], "request", "{hello}");
+    }
 
     #[test]
     fn json_unless_a_terminal_or_asked_otherwise() {

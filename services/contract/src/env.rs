@@ -43,3 +43,19 @@ pub const SMTP_URL: &str = "SOUK_SMTP_URL";
 pub const ADMIN_PASSWORD: &str = "SOUK_ADMIN_PASSWORD";
 /// The first admin, created at start-up.
 pub const ADMIN_EMAIL: &str = "SOUK_ADMIN_EMAIL";
+
+// Standard OpenTelemetry variables: the services read them (traces are exported only when an
+// endpoint is set) and the operator sets them from a Shop's `telemetry`.
+/// Where spans are sent (OTLP over HTTP/protobuf, e.g. `http://otel-collector:4318`;
+/// `/v1/traces` is appended).
+pub const OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+/// Like `OTLP_ENDPOINT`, the full URL for traces (nothing appended).
+pub const OTLP_TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+/// The exported `service.name` (default: `souk-<service>`, `souk` for `souk up`).
+pub const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
+/// Which spans are kept: `parentbased_always_on` (default), `traceidratio`, …
+pub const TRACES_SAMPLER: &str = "OTEL_TRACES_SAMPLER";
+/// The sampler's argument: the ratio of a `traceidratio` sampler.
+pub const TRACES_SAMPLER_ARG: &str = "OTEL_TRACES_SAMPLER_ARG";
+/// Attributes of every span's resource (`key=value,…`), e.g. `service.namespace`.
+pub const OTEL_RESOURCE_ATTRIBUTES: &str = "OTEL_RESOURCE_ATTRIBUTES";

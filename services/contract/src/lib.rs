@@ -12,6 +12,7 @@ mod error_code;
 pub mod openapi;
 pub mod orders;
 pub mod payments;
+pub mod promotions;
 pub mod reservations;
 mod service;
 pub mod stripe;

@@ -1,13 +1,13 @@
 //! Whether a code applies to a cart, and what it takes off: the cart's quote
-//! (`POST /internal/promotions/quote`, read only) and checkout's redemption, which decides the
+//! (`souk_contract::promotions::QUOTE`, read only) and checkout's redemption, which decides the
 //! same way but under a lock on the promotion's row, in the transaction that lets the order go
 //! on to reserve stock.
 
 use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
-use souk_common::promotion::{LineShare, PromotionRef, Quote, QuoteLine, QuoteRequest};
 use souk_common::{ApiResult, Json, ServiceCaller};
+use souk_contract::promotions::{self, LineShare, PromotionRef, Quote, QuoteLine, QuoteRequest};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -15,7 +15,7 @@ use crate::AppState;
 use crate::discount::{self, Kind};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/internal/promotions/quote", post(quote))
+    Router::new().route(promotions::QUOTE, post(quote))
 }
 
 /// A promotion as seen through one of its codes, with what is already redeemed of it.

@@ -25,9 +25,9 @@ use axum::http::StatusCode;
 use serde_json::json;
 use souk_common::ApiError;
 use souk_common::client::CallError;
-use souk_common::promotion::QuoteLine;
 use souk_contract::ErrorCode;
 use souk_contract::payments::{ConfirmationLine, OrderConfirmation};
+use souk_contract::promotions::QuoteLine;
 use uuid::Uuid;
 
 use crate::clients::{RequestedItem, ReservedLine};
@@ -474,7 +474,7 @@ async fn charge(state: &AppState, row: &OrderRow, driver: Driver) -> Result<(), 
     };
     crash_at(state, FaultPoint::AfterCharge, row.id)?;
     apply_payment(state, row, SagaState::Charging, &payment).await?;
-    if payment.status == PaymentStatus::Succeeded.as_str() {
+    if payment.status == PaymentStatus::Succeeded {
         crash_at(state, FaultPoint::AfterPaid, row.id)?;
     }
     Ok(())
@@ -489,11 +489,7 @@ async fn apply_payment(
     payment: &crate::clients::Payment,
 ) -> Result<(), Stop> {
     let id = row.id;
-    let status: PaymentStatus = payment
-        .status
-        .parse()
-        .map_err(|e| Stop::Interrupted(ApiError::internal(e)))?;
-    match status {
+    match payment.status {
         PaymentStatus::Succeeded => {
             let to = SagaState::Completing;
             checked(row, from, to, Some(OrderStatus::Paid))?;
@@ -507,7 +503,7 @@ async fn apply_payment(
             .bind(&payment.payment_intent_id)
             .bind(to)
             .bind(OrderStatus::Paid)
-            .bind(status)
+            .bind(payment.status)
             .execute(&state.db)
             .await
             .map_err(db_failed)?;
@@ -632,11 +628,7 @@ async fn check_payment(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
         .sync_payment(row.id)
         .await
         .map_err(interrupted)?;
-    let status: PaymentStatus = payment
-        .status
-        .parse()
-        .map_err(|e| Stop::Interrupted(ApiError::internal(e)))?;
-    match status {
+    match payment.status {
         PaymentStatus::Succeeded | PaymentStatus::Failed => {
             apply_payment(state, row, SagaState::AwaitingPayment, &payment).await
         }
@@ -682,7 +674,7 @@ async fn cancel_payment(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
         .map_err(interrupted)?;
     if payment
         .as_ref()
-        .is_some_and(|p| p.status == PaymentStatus::Succeeded.as_str())
+        .is_some_and(|p| p.status == PaymentStatus::Succeeded)
     {
         tracing::warn!(order_id = %row.id, "the payment succeeded before it could be cancelled; refunding");
         transition(

@@ -144,19 +144,9 @@ text_enum!(
     }
 );
 
-text_enum!(
-    /// The order's payment (shown in the API as `payment.status`).
-    PaymentStatus {
-        Pending => "pending",
-        Processing => "processing",
-        RequiresAction => "requires_action",
-        Succeeded => "succeeded",
-        Failed => "failed",
-        Canceled => "canceled",
-        Refunded => "refunded",
-        NotRequired => "not_required",
-    }
-);
+/// The order's payment (shown in the API as `payment.status`): the payment service's status,
+/// plus `pending` before any charge and `not_required` for an order of total 0.
+pub use souk_contract::payments::PaymentStatus;
 
 /// Who may make a status move.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use souk_common::error::parse_id;
 use souk_common::{ApiError, ApiResult, FieldError, Json, ServiceCaller};
 use souk_contract::ErrorCode;
-use souk_contract::payments::{ChargeRequest, Payment};
+use souk_contract::payments::{ChargeRequest, Payment, PaymentStatus};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -42,7 +42,7 @@ struct Row {
     amount_refunded_cents: i64,
     currency: String,
     payment_method: String,
-    status: String,
+    status: PaymentStatus,
     payment_intent_id: Option<String>,
     client_secret: Option<String>,
     next_action: Option<sqlx::types::Json<serde_json::Value>>,
@@ -55,10 +55,9 @@ impl From<Row> for Payment {
         Payment {
             order_id: row.order_id,
             // Recorded but Stripe's answer not known yet: to the caller, it is in progress.
-            status: if row.status == "pending" {
-                "processing".to_owned()
-            } else {
-                row.status
+            status: match row.status {
+                PaymentStatus::Pending => PaymentStatus::Processing,
+                status => status,
             },
             payment_intent_id: row.payment_intent_id,
             client_secret: row.client_secret,
@@ -143,7 +142,10 @@ async fn charge(
         ));
     }
     // A final answer is already known: no need to ask Stripe again.
-    if matches!(row.status.as_str(), "succeeded" | "failed" | "refunded") {
+    if matches!(
+        row.status,
+        PaymentStatus::Succeeded | PaymentStatus::Failed | PaymentStatus::Refunded
+    ) {
         return Ok(Json(row.into()));
     }
 
@@ -159,19 +161,30 @@ async fn charge(
         .await;
     let mut action: (Option<String>, Option<serde_json::Value>) = (None, None);
     let (status, pi, code, message) = match outcome {
-        Ok(ChargeOutcome::Succeeded { payment_intent_id }) => {
-            ("succeeded", Some(payment_intent_id), None, None)
-        }
-        Ok(ChargeOutcome::Processing { payment_intent_id }) => {
-            ("processing", Some(payment_intent_id), None, None)
-        }
+        Ok(ChargeOutcome::Succeeded { payment_intent_id }) => (
+            PaymentStatus::Succeeded,
+            Some(payment_intent_id),
+            None,
+            None,
+        ),
+        Ok(ChargeOutcome::Processing { payment_intent_id }) => (
+            PaymentStatus::Processing,
+            Some(payment_intent_id),
+            None,
+            None,
+        ),
         Ok(ChargeOutcome::RequiresAction {
             payment_intent_id,
             client_secret,
             next_action,
         }) => {
             action = (client_secret, next_action);
-            ("requires_action", Some(payment_intent_id), None, None)
+            (
+                PaymentStatus::RequiresAction,
+                Some(payment_intent_id),
+                None,
+                None,
+            )
         }
         Ok(ChargeOutcome::Declined {
             payment_intent_id,
@@ -180,7 +193,12 @@ async fn charge(
             message,
         }) => {
             tracing::info!(order_id = %req.order_id, %code, ?decline_code, "card declined");
-            ("failed", payment_intent_id, Some(code), Some(message))
+            (
+                PaymentStatus::Failed,
+                payment_intent_id,
+                Some(code),
+                Some(message),
+            )
         }
         // Stripe refused the payment method (unknown id, unusable card): a final answer,
         // the payment failed.
@@ -190,7 +208,7 @@ async fn charge(
             message,
             ..
         }) => (
-            "failed",
+            PaymentStatus::Failed,
             None,
             Some(code.unwrap_or_else(|| "payment_method_invalid".to_owned())),
             Some(message),
@@ -213,7 +231,7 @@ async fn charge(
     .bind(action.1.map(sqlx::types::Json))
     .execute(&state.db)
     .await?;
-    tracing::info!(order_id = %req.order_id, status, payment_intent_id = ?pi, "charge");
+    tracing::info!(order_id = %req.order_id, %status, payment_intent_id = ?pi, "charge");
     let row = load(&state.db, req.order_id)
         .await?
         .ok_or_else(|| ApiError::internal("payment row vanished"))?;
@@ -240,18 +258,18 @@ async fn existing(db: &PgPool, order_id: &str) -> ApiResult<(Uuid, Row)> {
 }
 
 /// What a PaymentIntent's state means for a payment; None: still undecided.
-fn settled_status(intent: &IntentState) -> Option<&'static str> {
+fn settled_status(intent: &IntentState) -> Option<PaymentStatus> {
     match intent {
-        IntentState::Succeeded => Some("succeeded"),
+        IntentState::Succeeded => Some(PaymentStatus::Succeeded),
         // Authentication failed or the card was declined on a later attempt.
-        IntentState::RequiresPaymentMethod => Some("failed"),
-        IntentState::Canceled => Some("canceled"),
+        IntentState::RequiresPaymentMethod => Some(PaymentStatus::Failed),
+        IntentState::Canceled => Some(PaymentStatus::Canceled),
         _ => None,
     }
 }
 
 /// Records a final state learnt from Stripe, unless the payment is already final.
-async fn settle(db: &PgPool, order_id: Uuid, status: &str) -> ApiResult<Row> {
+async fn settle(db: &PgPool, order_id: Uuid, status: PaymentStatus) -> ApiResult<Row> {
     sqlx::query(
         "UPDATE payments SET status = $2,
                 failure_code = CASE WHEN $2 = 'failed' THEN COALESCE(failure_code, 'payment_failed') END,
@@ -262,7 +280,7 @@ async fn settle(db: &PgPool, order_id: Uuid, status: &str) -> ApiResult<Row> {
     .bind(status)
     .execute(db)
     .await?;
-    tracing::info!(%order_id, status, "payment settled from Stripe");
+    tracing::info!(%order_id, %status, "payment settled from Stripe");
     load(db, order_id)
         .await?
         .ok_or_else(|| ApiError::internal("payment row vanished"))
@@ -270,8 +288,8 @@ async fn settle(db: &PgPool, order_id: Uuid, status: &str) -> ApiResult<Row> {
 
 fn undecided(row: &Row) -> bool {
     matches!(
-        row.status.as_str(),
-        "pending" | "processing" | "requires_action"
+        row.status,
+        PaymentStatus::Pending | PaymentStatus::Processing | PaymentStatus::RequiresAction
     )
 }
 
@@ -344,10 +362,13 @@ async fn refund(
     Path(order_id): Path<String>,
 ) -> ApiResult<Json<Payment>> {
     let (order_id, row) = existing(&state.db, &order_id).await?;
-    if row.status == "refunded" {
+    if row.status == PaymentStatus::Refunded {
         return Ok(Json(row.into()));
     }
-    let (true, Some(pi)) = (row.status == "succeeded", row.payment_intent_id.clone()) else {
+    let (true, Some(pi)) = (
+        row.status == PaymentStatus::Succeeded,
+        row.payment_intent_id.clone(),
+    ) else {
         return Err(ApiError::conflict(
             ErrorCode::NotRefundable,
             format!("a {} payment cannot be refunded", Payment::from(row).status),

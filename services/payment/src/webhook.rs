@@ -17,6 +17,7 @@ use souk_common::client::CallError;
 use souk_common::{ApiError, ApiResult, Json};
 use souk_contract::ErrorCode;
 use souk_contract::orders::{self, PaymentEvent, PaymentEventKind};
+use souk_contract::payments::PaymentStatus;
 use uuid::Uuid;
 
 use crate::AppState;
@@ -62,7 +63,7 @@ async fn receive(
             order_id,
         } => (
             PaymentEventKind::PaymentSucceeded,
-            "succeeded",
+            PaymentStatus::Succeeded,
             Some(payment_intent_id.as_str()),
             order_id.as_deref(),
         ),
@@ -71,7 +72,7 @@ async fn receive(
             order_id,
         } => (
             PaymentEventKind::PaymentFailed,
-            "failed",
+            PaymentStatus::Failed,
             Some(payment_intent_id.as_str()),
             order_id.as_deref(),
         ),
@@ -79,7 +80,7 @@ async fn receive(
             payment_intent_id, ..
         } => (
             PaymentEventKind::Refunded,
-            "refunded",
+            PaymentStatus::Refunded,
             payment_intent_id.as_deref(),
             None,
         ),
@@ -127,16 +128,20 @@ async fn receive(
     };
 
     // Final states are not left for an earlier one (Stripe does not promise ordering).
-    let allowed_from: &[&str] = match new_status {
-        "succeeded" => &[
-            "pending",
-            "processing",
-            "requires_action",
-            "failed",
-            "canceled",
+    let allowed_from: &[PaymentStatus] = match new_status {
+        PaymentStatus::Succeeded => &[
+            PaymentStatus::Pending,
+            PaymentStatus::Processing,
+            PaymentStatus::RequiresAction,
+            PaymentStatus::Failed,
+            PaymentStatus::Canceled,
         ],
-        "failed" => &["pending", "processing", "requires_action"],
-        _ => &["succeeded"],
+        PaymentStatus::Failed => &[
+            PaymentStatus::Pending,
+            PaymentStatus::Processing,
+            PaymentStatus::RequiresAction,
+        ],
+        _ => &[PaymentStatus::Succeeded],
     };
     let amount_refunded = match &event.kind {
         VerifiedEventKind::ChargeRefunded {

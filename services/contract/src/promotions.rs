@@ -1,11 +1,23 @@
-//! The quote the cart asks the order service for (`POST /internal/promotions/quote`): what a
-//! promotion code takes off a cart priced with current catalog prices. Always 200: a code that
-//! is unknown (`promotion: null`) or does not apply (`applicable: false` with a `reason`) is an
-//! answer the cart shows, not a failure.
+//! The order service's internal endpoint for the cart service: what a promotion code takes off
+//! a cart priced with current catalog prices. The order service owns promotions; the cart only
+//! remembers the code and shows what this answer says it is worth now.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// `POST` `QuoteRequest` -> `Quote`, read only. Always 200: a code that is unknown
+/// (`promotion: null`) or does not apply (`applicable: false` with a `reason`) is an answer the
+/// cart shows, not a failure.
+pub const QUOTE: &str = "/internal/promotions/quote";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QuoteRequest {
+    pub code: String,
+    pub user_id: Uuid,
+    pub lines: Vec<QuoteLine>,
+}
+
+/// A cart line as a promotion sees it: promotions name products (and categories), not variants.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct QuoteLine {
     pub product_id: Uuid,
@@ -21,21 +33,16 @@ impl QuoteLine {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct QuoteRequest {
-    pub code: String,
-    pub user_id: Uuid,
-    pub lines: Vec<QuoteLine>,
-}
-
 /// What the shopper sees of a promotion.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PromotionRef {
     pub code: String,
+    /// `percent` or `amount`.
     pub kind: String,
     pub value: i64,
 }
 
+/// A line's part of the discount (the parts sum to `Quote::discount_cents`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LineShare {
     pub product_id: Uuid,
