@@ -193,7 +193,10 @@ impl utoipa::PartialSchema for ValidationProblem {
 }
 impl utoipa::ToSchema for ValidationProblem {
     fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-        schemas.push(("Problem".to_owned(), <Problem as utoipa::PartialSchema>::schema()));
+        schemas.push((
+            "Problem".to_owned(),
+            <Problem as utoipa::PartialSchema>::schema(),
+        ));
         let (name, schema) = field_error_schema();
         schemas.push((name, schema));
     }
