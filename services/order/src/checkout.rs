@@ -34,7 +34,6 @@ pub(crate) struct CheckoutRequest {
     /// `pm_card_chargeDeclined` is declined.
     #[schema(min_length = 1, max_length = 255, examples("pm_card_visa"))]
     payment_method: String,
-    /// Defaults to the profile's saved address (also when null).
     #[serde(default)]
     #[schema(schema_with = crate::openapi::optional_shipping_address)]
     shipping_address: Option<ShippingAddress>,

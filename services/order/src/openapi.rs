@@ -97,9 +97,8 @@ pub(crate) fn next_action() -> RefOr<Schema> {
 
 /// Only while `status` is `requires_action`: what Stripe asks of the shopper. `type` is
 /// Stripe's (`use_stripe_sdk` for 3-D Secure 2, `redirect_to_url` with `redirect_to_url.url`).
-///
-/// The order passes Stripe's object on unchanged (`serde_json::Value`); this type only
-/// describes the members a client needs.
+// The order passes Stripe's object on unchanged (`serde_json::Value`); this type only describes
+// the members a client needs.
 #[derive(ToSchema)]
 #[allow(
     dead_code,
