@@ -84,23 +84,7 @@ fn components() -> Components {
         .insert("Problem".to_owned(), RefOr::T(problem_schema()));
     components.schemas.insert(
         "ValidationProblem".to_owned(),
-        from_json(json!({
-            "description": "A 422 problem: one `errors` entry per invalid field.",
-            "allOf": [
-                { "$ref": "#/components/schemas/Problem" },
-                {
-                    "type": "object",
-                    "required": ["errors"],
-                    "properties": {
-                        "errors": {
-                            "type": "array",
-                            "minItems": 1,
-                            "items": { "$ref": "#/components/schemas/FieldError" }
-                        }
-                    }
-                }
-            ]
-        })),
+        <ValidationProblem as utoipa::PartialSchema>::schema(),
     );
     let (name, schema) = field_error_schema();
     components.schemas.insert(name, schema);
@@ -172,6 +156,50 @@ fn problem_schema() -> Schema {
         },
         "additionalProperties": true
     }))
+}
+
+/// The `Problem` schema as a type, for a response of its own description or example:
+/// `(status = 409, description = "...", content_type = "application/problem+json", body = Problem)`.
+pub struct Problem;
+impl utoipa::PartialSchema for Problem {
+    fn schema() -> RefOr<Schema> {
+        RefOr::T(problem_schema())
+    }
+}
+impl utoipa::ToSchema for Problem {}
+
+/// The `ValidationProblem` schema (a 422 with `errors`) as a type, like `Problem`.
+pub struct ValidationProblem;
+impl utoipa::PartialSchema for ValidationProblem {
+    fn schema() -> RefOr<Schema> {
+        from_json(json!({
+            "description": "A 422 problem: one `errors` entry per invalid field.",
+            "allOf": [
+                { "$ref": "#/components/schemas/Problem" },
+                {
+                    "type": "object",
+                    "required": ["errors"],
+                    "properties": {
+                        "errors": {
+                            "type": "array",
+                            "minItems": 1,
+                            "items": { "$ref": "#/components/schemas/FieldError" }
+                        }
+                    }
+                }
+            ]
+        }))
+    }
+}
+impl utoipa::ToSchema for ValidationProblem {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((
+            "Problem".to_owned(),
+            <Problem as utoipa::PartialSchema>::schema(),
+        ));
+        let (name, schema) = field_error_schema();
+        schemas.push((name, schema));
+    }
 }
 
 /// A problem schema with members of its own: `allOf` `Problem` and an object of `properties`

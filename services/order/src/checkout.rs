@@ -10,12 +10,16 @@ use axum::routing::post;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use souk_common::address::ShippingAddress;
+use souk_common::openapi::{
+    PayloadTooLarge, Problem, Unauthorized, UnsupportedMediaType, ValidationProblem,
+};
 use souk_common::{ApiError, ApiResult, AuthUser, FieldError, Json};
 use souk_contract::ErrorCode;
 use uuid::Uuid;
 
 use crate::clients::RequestedItem;
 use crate::model::{self, Order};
+use crate::openapi::{OrderProblem, PaymentFailedProblem, StockProblem};
 use crate::saga::{self, Driver, Stop};
 use crate::state::{OrderStatus, SagaState};
 use crate::{AppState, FaultPoint};
@@ -24,21 +28,34 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/checkout", post(checkout))
 }
 
-#[derive(Deserialize, Serialize)]
-struct CheckoutRequest {
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
+pub(crate) struct CheckoutRequest {
+    /// A Stripe PaymentMethod id. Test ids work: `pm_card_visa` succeeds,
+    /// `pm_card_chargeDeclined` is declined.
+    #[schema(min_length = 1, max_length = 255, examples("pm_card_visa"))]
     payment_method: String,
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::optional_shipping_address)]
     shipping_address: Option<ShippingAddress>,
 }
 
+fn key_required() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        ErrorCode::IdempotencyKeyRequired,
+        "send an Idempotency-Key header (1-255 characters)",
+    )
+}
+
+fn key_reused() -> ApiError {
+    ApiError::conflict(
+        ErrorCode::IdempotencyKeyReused,
+        "this Idempotency-Key was used with a different request body",
+    )
+}
+
 fn idempotency_key(headers: &HeaderMap) -> ApiResult<String> {
-    let key = headers.get("idempotency-key").ok_or_else(|| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::IdempotencyKeyRequired,
-            "send an Idempotency-Key header (1-255 characters)",
-        )
-    })?;
+    let key = headers.get("idempotency-key").ok_or_else(key_required)?;
     let key = key
         .to_str()
         .map_err(|_| ApiError::bad_request("the Idempotency-Key must be visible ASCII"))?;
@@ -52,8 +69,91 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<String> {
     Ok(key.to_owned())
 }
 
+/// Buy the cart
+///
+/// Turns the caller's cart into an order: reserves stock for every line (all or nothing),
+/// prices it from the catalog (never from the client), charges `payment_method` through
+/// Stripe, then empties the bought lines from the cart and queues one confirmation e-mail.
+///
+/// **Idempotency-Key** (required, 1-255 visible ASCII characters, scoped to the user): the
+/// same key with the same body (compared after normalisation) answers as the first request
+/// did, with the same order and no second charge; if the first request is still running the
+/// retry waits up to ~10 s for it, then answers 409 `checkout_in_progress`. The same key with
+/// a different body is 409 `idempotency_key_reused`. A missing key is 400
+/// `idempotency_key_required`; an empty or over-255-character key is 400
+/// `idempotency_key_invalid`. **One cart, one purchase**: a checkout claims the cart first;
+/// while it runs (including while a payment waits for the shopper), another checkout of the
+/// same cart, with any key, is 409 `checkout_in_progress`; once paid, the bought lines are
+/// gone (409 `cart_empty`); a checkout that ends unpaid gives the cart back unchanged. A
+/// checkout refused before anything was reserved (409 `cart_empty`, `insufficient_stock`,
+/// `product_unavailable`, or 422) leaves no order and frees the key for a new attempt.
+///
+/// **Outcomes**: 201 with the order, `status: paid` normally, or `status: pending` when
+/// Stripe needs more time or the shopper's action. **3-D Secure** (test id
+/// `pm_card_threeDSecure2Required`): 201 with `status: pending` and `payment: {status:
+/// "requires_action", payment_intent_id, client_secret, next_action}`; the client finishes the
+/// challenge with Stripe.js, and the order becomes `paid` or `payment_failed` from Stripe's
+/// webhook, or, when none arrives, from the order service asking Stripe (after 2 s, then
+/// backing off to once a minute). The stock stays reserved for the **payment window of 20
+/// minutes** (`SOUK_PAYMENT_WINDOW_SECS`; the reservation is held 10 minutes longer so it is
+/// never swept and resold first); when the window ends the PaymentIntent is cancelled at
+/// Stripe, then the stock released and the cart given back (`status: cancelled`). The shopper
+/// may cancel a waiting order the same way (`POST /api/v1/orders/{id}/cancel`). A success that
+/// still arrives for an order no longer waiting (cancelled, expired, failed) is refunded
+/// automatically: the order shows `payment.status: refunded` and
+/// `payment.amount_refunded_cents`. A declined card is 402 `payment_failed` with the order
+/// (`status: payment_failed`, stock released) in the problem's `order` member.
+/// `shipping_address` defaults to the profile's; with neither it is 422 (field
+/// `shipping_address`). The body is parsed (400/415/422) before the key is checked. A
+/// promotion code applied to the cart is re-checked and redeemed atomically with the order,
+/// before any stock is reserved: `usage_limit`, `per_customer_limit` and single-use codes
+/// hold under any concurrency.
+#[utoipa::path(
+    post,
+    path = "/api/v1/checkout",
+    tag = "order",
+    operation_id = "checkout",
+    security(("bearer" = [])),
+    params(
+        ("Idempotency-Key" = String, Header,
+            description = "1-255 visible ASCII characters, unique per checkout attempt (a UUID is a good choice). See the operation's description.",
+            min_length = 1, max_length = 255,
+            example = "0193a1f2-4b5c-7d6e-8f90-a1b2c3d4e5f6"),
+    ),
+    request_body(
+        content = CheckoutRequest,
+        description = "How to pay and where to ship.",
+        example = json!({"payment_method": "pm_card_visa"}),
+    ),
+    responses(
+        (status = 201, description = "The order.", body = Order),
+        (status = 400,
+            description = "`idempotency_key_required`, `idempotency_key_invalid`, or `malformed_request` (malformed JSON, or a key that is not visible ASCII).",
+            content_type = "application/problem+json", body = Problem,
+            example = key_required_example),
+        (status = 401, response = Unauthorized),
+        (status = 402,
+            description = "`payment_failed`: the card was declined; the failed order is in `order`.",
+            content_type = "application/problem+json", body = PaymentFailedProblem),
+        (status = 409,
+            description = "`cart_empty`; `insufficient_stock` or `product_unavailable` (with `product_ids`, nothing reserved); `idempotency_key_reused`; `checkout_in_progress`. `promotion_unavailable` (with `reason`): the cart's promotion code can no longer be used (expired, used up, limit reached, switched off); no order is made, nothing is reserved or charged, the cart and its code stay.",
+            content_type = "application/problem+json", body = StockProblem,
+            example = key_reused_example),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422,
+            description = "`validation_failed`: `payment_method` empty or over 255 characters, an invalid `shipping_address.*` field, or no shipping address at all.",
+            content_type = "application/problem+json", body = ValidationProblem),
+        (status = 500,
+            description = "`internal_error`: an unexpected fault. If the order was already created it is in the problem's `order` member and is finished in the background (retry with the same key to see its outcome).",
+            content_type = "application/problem+json", body = OrderProblem),
+        (status = 503,
+            description = "`service_unavailable`: a service behind the order service could not be reached. If the order was already created it is in the problem's `order` member and is finished in the background (retry with the same key to see its outcome).",
+            content_type = "application/problem+json", body = OrderProblem),
+    ),
+)]
 #[tracing::instrument(skip_all)]
-async fn checkout(
+pub(crate) async fn checkout(
     State(state): State<AppState>,
     user: AuthUser,
     headers: HeaderMap,
@@ -167,10 +267,7 @@ async fn existing(
                 .await?;
             Ok(None)
         }
-        Some((_, stored, false)) if stored != hash => Err(ApiError::conflict(
-            ErrorCode::IdempotencyKeyReused,
-            "this Idempotency-Key was used with a different request body",
-        )),
+        Some((_, stored, false)) if stored != hash => Err(key_reused()),
         Some((id, _, false)) => Ok(Some(id)),
         None => Ok(None),
     }
@@ -207,12 +304,81 @@ fn with_order(e: ApiError, order: Option<Order>) -> ApiError {
 /// 201 with the order; a declined card is 402 with the order in the problem's `order` member.
 fn respond(order: Order) -> ApiResult<Response> {
     if order.status == OrderStatus::PaymentFailed {
-        let e = ApiError::new(
-            StatusCode::PAYMENT_REQUIRED,
-            ErrorCode::PaymentFailed,
-            "the card was declined",
-        );
-        return Err(with_order(e, Some(order)));
+        return Err(payment_failed(order));
     }
     Ok((StatusCode::CREATED, Json(order)).into_response())
+}
+
+fn payment_failed(order: Order) -> ApiError {
+    let e = ApiError::new(
+        StatusCode::PAYMENT_REQUIRED,
+        ErrorCode::PaymentFailed,
+        "the card was declined",
+    );
+    with_order(e, Some(order))
+}
+
+// Examples for the document, rendered by the code that answers.
+
+fn key_required_example() -> serde_json::Value {
+    key_required().body()
+}
+
+fn key_reused_example() -> serde_json::Value {
+    key_reused().body()
+}
+
+/// A declined order of two tees, as the 402 carries it.
+pub(crate) fn payment_failed_example() -> serde_json::Value {
+    use crate::model::{OrderItem, PAYMENT_PROVIDER, PaymentView};
+    use crate::state::PaymentStatus;
+    use chrono::TimeZone;
+    let at = |secs| {
+        chrono::Utc
+            .with_ymd_and_hms(2026, 11, 25, 10, 15, secs)
+            .single()
+            .expect("a valid time")
+    };
+    let product_id = Uuid::from_u128(0x0193a1f2_7c4e_7d3a_9b1e_2f5c8d9e0a1b);
+    let order = Order {
+        id: Uuid::from_u128(0x0193a1f2_9d11_7b70_8c2e_5a4b3c2d1e0f),
+        user_id: Uuid::from_u128(0x0193a1f0_1111_7222_8333_444455556666),
+        status: OrderStatus::PaymentFailed,
+        items: vec![OrderItem {
+            product_id,
+            variant_id: product_id,
+            option_values: sqlx::types::Json(Default::default()),
+            sku: "TEE-BLK-M".to_owned(),
+            name: "Black tee, M".to_owned(),
+            quantity: 2,
+            unit_price_cents: 1999,
+            line_total_cents: 3998,
+            discount_cents: 0,
+        }],
+        subtotal_cents: 3998,
+        discount_cents: 0,
+        promotion_code: None,
+        total_cents: 3998,
+        currency: "usd".to_owned(),
+        shipping_address: ShippingAddress {
+            name: "Ada Lovelace".to_owned(),
+            line1: "12 St James's Square".to_owned(),
+            line2: None,
+            city: "London".to_owned(),
+            state: None,
+            postal_code: "SW1Y 4JH".to_owned(),
+            country: "GB".to_owned(),
+        },
+        payment: PaymentView {
+            status: PaymentStatus::Failed,
+            provider: PAYMENT_PROVIDER,
+            payment_intent_id: Some("pi_3Q0abc".to_owned()),
+            client_secret: None,
+            next_action: None,
+            amount_refunded_cents: 0,
+        },
+        created_at: at(0),
+        updated_at: at(2),
+    };
+    payment_failed(order).body()
 }

@@ -3,7 +3,10 @@
 //! among the eligible lines in proportion to their totals by the largest-remainder method, so
 //! the shares sum exactly to the discount and no share exceeds its line's total.
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `percent`: `value` percent (1-100) of the eligible lines, rounded half-up once per order.
+/// `amount`: `value` cents off the eligible lines, at most their total.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(as = PromotionKind, rename_all = "snake_case")]
 pub enum Kind {
     /// 1–100 percent of the eligible subtotal.
     Percent,

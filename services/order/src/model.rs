@@ -34,49 +34,88 @@ pub struct OrderRow {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct OrderItem {
     pub product_id: Uuid,
+    /// The variant bought (a product without options: the product's id).
     pub variant_id: Uuid,
     /// The options it was bought in; `{}` for a product without options.
+    #[schema(schema_with = crate::openapi::option_values)]
     pub option_values: sqlx::types::Json<crate::clients::OptionValues>,
     pub sku: String,
     pub name: String,
+    #[schema(minimum = 1)]
     pub quantity: i32,
+    /// The price when the stock was reserved.
+    #[schema(minimum = 0)]
     pub unit_price_cents: i64,
+    /// `unit_price_cents * quantity`.
+    #[schema(minimum = 0)]
     pub line_total_cents: i64,
-    /// This line's share of the order's discount (the shares sum to it).
+    /// This line's share of the order's discount (largest-remainder allocation over the
+    /// eligible lines; never more than `line_total_cents`). A refund of the line gives back
+    /// `line_total_cents - discount_cents`.
+    #[schema(minimum = 0)]
     pub discount_cents: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// The only payment provider (`OrderPayment.provider`).
+pub const PAYMENT_PROVIDER: &str = "stripe";
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = OrderPayment)]
 pub struct PaymentView {
+    #[schema(schema_with = crate::openapi::payment_status)]
     pub status: PaymentStatus,
+    #[schema(schema_with = crate::openapi::payment_provider)]
     pub provider: &'static str,
+    #[schema(required = true, examples("pi_3Q0abc"))]
     pub payment_intent_id: Option<String>,
-    /// While `requires_action`: for Stripe.js to finish the payment (3-D Secure).
+    /// Only while `status` is `requires_action`: the PaymentIntent's client secret, for
+    /// Stripe.js (`stripe.handleNextAction({clientSecret})`) to finish the payment (3-D
+    /// Secure) in the shopper's browser.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, examples("pi_3Q0abc_secret_xyz"))]
     pub client_secret: Option<String>,
+    /// Stripe's own object, passed on as it came.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::openapi::next_action)]
     pub next_action: Option<serde_json::Value>,
+    /// How much of the payment has been given back (a cancelled paid order, a payment that
+    /// succeeded after its order stopped waiting).
+    #[schema(minimum = 0)]
     pub amount_refunded_cents: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Order {
     pub id: Uuid,
     pub user_id: Uuid,
     pub status: OrderStatus,
+    /// Ordered by SKU.
     pub items: Vec<OrderItem>,
+    /// Sum of the lines.
+    #[schema(minimum = 0)]
     pub subtotal_cents: i64,
-    /// What the promotion took off; `total_cents = subtotal_cents - discount_cents`.
+    /// The promotion's discount (0 without one); the lines' `discount_cents` sum to it.
+    #[schema(minimum = 0)]
     pub discount_cents: i64,
+    /// The promotion code redeemed with this order (a failed or cancelled order gave it back).
+    #[schema(required = true)]
     pub promotion_code: Option<String>,
+    /// What is charged: `subtotal_cents - discount_cents` (no shipping or tax yet). 0 (a
+    /// 100 % discount): the order is paid without any charge (`payment.status` `not_required`).
+    #[schema(minimum = 0)]
     pub total_cents: i64,
+    /// Lowercase ISO 4217 code; the shop sells in one currency (default `usd`).
+    #[schema(pattern = "^[a-z]{3}$", examples("usd"))]
     pub currency: String,
+    #[schema(schema_with = crate::openapi::shipping_address)]
     pub shipping_address: ShippingAddress,
     pub payment: PaymentView,
+    /// RFC 3339, UTC.
     pub created_at: DateTime<Utc>,
+    /// RFC 3339, UTC.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -134,7 +173,7 @@ pub fn view(row: OrderRow, items: Vec<OrderItem>) -> Order {
         shipping_address: row.shipping_address.0,
         payment: PaymentView {
             status: row.payment_status,
-            provider: "stripe",
+            provider: PAYMENT_PROVIDER,
             payment_intent_id: row.payment_intent_id,
             client_secret: row.payment_client_secret.filter(|_| waiting),
             next_action: row.payment_next_action.map(|a| a.0).filter(|_| waiting),

@@ -5,7 +5,11 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use souk_common::error::parse_id;
-use souk_common::pagination::{Page, PageQuery};
+use souk_common::openapi::{
+    BadRequest, Forbidden, InvalidQuery, NotFound, PayloadTooLarge, Problem, Unauthorized,
+    UnsupportedMediaType, ValidationFailed,
+};
+use souk_common::pagination::{Page, PageItem, PageQuery};
 use souk_common::{AdminUser, ApiError, ApiResult, AuthUser, Json, Query};
 use souk_contract::ErrorCode;
 use uuid::Uuid;
@@ -26,6 +30,14 @@ pub fn router() -> Router<AppState> {
             axum::routing::patch(set_status),
         )
 }
+
+impl PageItem for Order {
+    const PAGE_NAME: &'static str = "OrderPage";
+    const PAGE_DESCRIPTION: &'static str = "A page of orders, newest first.";
+}
+
+/// The page `listMyOrders` and `listAllOrders` answer.
+pub type OrderPage = Page<Order>;
 
 async fn page(
     state: &AppState,
@@ -58,8 +70,26 @@ async fn page(
     })
 }
 
+/// The caller's orders
+///
+/// The caller's own orders, newest first, keyset-paginated.
+#[utoipa::path(
+    get,
+    path = "/api/v1/orders",
+    tag = "order",
+    operation_id = "listMyOrders",
+    security(("bearer" = [])),
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of orders.", body = OrderPage),
+        (status = 400, description = "`malformed_request`: the query string could not be parsed, or a parameter is given more than once.",
+            content_type = "application/problem+json", body = Problem),
+        (status = 401, response = Unauthorized),
+        (status = 422, response = InvalidQuery),
+    ),
+)]
 #[tracing::instrument(skip_all)]
-async fn list_mine(
+pub(crate) async fn list_mine(
     State(state): State<AppState>,
     user: AuthUser,
     Query(q): Query<PageQuery>,
@@ -67,15 +97,39 @@ async fn list_mine(
     page(&state, Some(user.id), None, &q).await.map(Json)
 }
 
-#[derive(Deserialize)]
-struct AdminQuery {
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct AdminQuery {
+    /// Only orders in this status (422, field `status`, for anything else).
+    #[param(value_type = Option<OrderStatus>)]
     status: Option<String>,
     #[serde(flatten)]
+    #[param(ignore)]
     page: PageQuery,
 }
 
+/// Every order (admin)
+///
+/// All users' orders, newest first, keyset-paginated, optionally filtered by `status`. Admins
+/// only: a customer's token is 403 `forbidden`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/orders",
+    tag = "order",
+    operation_id = "listAllOrders",
+    security(("bearer" = [])),
+    params(AdminQuery, PageQuery),
+    responses(
+        (status = 200, description = "A page of orders.", body = OrderPage),
+        (status = 400, description = "`malformed_request`: the query string could not be parsed, or a parameter is given more than once.",
+            content_type = "application/problem+json", body = Problem),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 422, response = InvalidQuery),
+    ),
+)]
 #[tracing::instrument(skip_all)]
-async fn list_all(
+pub(crate) async fn list_all(
     State(state): State<AppState>,
     _admin: AdminUser,
     Query(q): Query<AdminQuery>,
@@ -90,6 +144,15 @@ async fn list_all(
     page(&state, None, status, &q.page).await.map(Json)
 }
 
+/// An order's path.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct OrderPath {
+    /// The order's id (anything that is not a UUID is 404).
+    #[param(value_type = Uuid)]
+    id: String,
+}
+
 /// The order if the caller may see it: its owner or an admin. Anyone else gets 404, so order
 /// ids cannot be probed.
 async fn visible(state: &AppState, user: &AuthUser, id: &str) -> ApiResult<Order> {
@@ -101,22 +164,63 @@ async fn visible(state: &AppState, user: &AuthUser, id: &str) -> ApiResult<Order
     Ok(order)
 }
 
+/// An order
+///
+/// Visible to its owner and to admins. Another user's order is 404 (not 403), so order ids
+/// cannot be probed.
+#[utoipa::path(
+    get,
+    path = "/api/v1/orders/{id}",
+    tag = "order",
+    operation_id = "getOrder",
+    security(("bearer" = [])),
+    params(OrderPath),
+    responses(
+        (status = 200, description = "The order.", body = Order),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+    ),
+)]
 #[tracing::instrument(skip_all)]
-async fn get_one(
+pub(crate) async fn get_one(
     State(state): State<AppState>,
     user: AuthUser,
-    Path(id): Path<String>,
+    Path(OrderPath { id }): Path<OrderPath>,
 ) -> ApiResult<Json<Order>> {
     visible(&state, &user, &id).await.map(Json)
 }
 
-/// Owner only; `pending` and waiting for the payment (the PaymentIntent is cancelled at Stripe
-/// first, then the stock released) or `paid` (refunded, then stock released).
+/// Cancel an order
+///
+/// Owner only (anyone else, admins included, gets 404). Allowed while the order is `pending`
+/// and waiting for the shopper's payment (the PaymentIntent is cancelled at Stripe first, then
+/// the stock released and the cart given back; if the payment had succeeded meanwhile it is
+/// refunded) or `paid` (refunded first, then restocked); the answer is the order with
+/// `status: cancelled`. Any other status, or a checkout still running, is 409
+/// `illegal_transition`. No request body.
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders/{id}/cancel",
+    tag = "order",
+    operation_id = "cancelOrder",
+    security(("bearer" = [])),
+    params(OrderPath),
+    responses(
+        (status = 200, description = "The cancelled order.", body = Order),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 409, description = "`illegal_transition`: the order cannot be cancelled in its status.",
+            content_type = "application/problem+json", body = Problem,
+            example = cannot_cancel_example),
+        (status = 503, description = "`service_unavailable`: the refund or restock could not be finished now; the cancellation is completed in the background.",
+            content_type = "application/problem+json", body = Problem),
+    ),
+)]
 #[tracing::instrument(skip_all)]
-async fn cancel(
+pub(crate) async fn cancel(
     State(state): State<AppState>,
     user: AuthUser,
-    Path(id): Path<String>,
+    Path(OrderPath { id }): Path<OrderPath>,
 ) -> ApiResult<Json<Order>> {
     let id = parse_id(&id, "order")?;
     let row = model::row(&state.db, id)
@@ -144,13 +248,7 @@ async fn cancel(
     .fetch_optional(&state.db)
     .await?;
     if moved.is_none() {
-        let detail = match row.status {
-            OrderStatus::Pending => {
-                "this order's checkout is still running; try again shortly".to_owned()
-            }
-            s => format!("an order that is {s} cannot be cancelled"),
-        };
-        return Err(ApiError::conflict(ErrorCode::IllegalTransition, detail));
+        return Err(cannot_cancel(row.status));
     }
     match saga::advance(&state, id, Driver::Request).await {
         Stop::Interrupted(e) => Err(e),
@@ -158,17 +256,74 @@ async fn cancel(
     }
 }
 
-#[derive(Deserialize)]
-struct StatusChange {
+fn cannot_cancel(status: OrderStatus) -> ApiError {
+    let detail = match status {
+        OrderStatus::Pending => {
+            "this order's checkout is still running; try again shortly".to_owned()
+        }
+        s => format!("an order that is {s} cannot be cancelled"),
+    };
+    ApiError::conflict(ErrorCode::IllegalTransition, detail)
+}
+
+fn cannot_cancel_example() -> serde_json::Value {
+    cannot_cancel(OrderStatus::Shipped).body()
+}
+
+fn illegal_move(from: OrderStatus, to: &str) -> ApiError {
+    ApiError::conflict(
+        ErrorCode::IllegalTransition,
+        format!("an order that is {from} cannot become {to}"),
+    )
+}
+
+fn illegal_move_example() -> serde_json::Value {
+    illegal_move(OrderStatus::Pending, "shipped").body()
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = OrderStatusChange)]
+pub(crate) struct StatusChange {
+    #[schema(schema_with = crate::openapi::admin_status)]
     status: String,
 }
 
-/// paid -> shipped -> delivered; anything else is 409.
+/// Move an order along (admin)
+///
+/// `paid -> shipped -> delivered`, one step at a time. Any other transition (including one for
+/// an order whose checkout is still finishing) is 409 `illegal_transition`; a `status` other
+/// than `shipped` or `delivered` is 422. Admins only: a customer's token is 403 `forbidden`.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/admin/orders/{id}",
+    tag = "order",
+    operation_id = "setOrderStatus",
+    security(("bearer" = [])),
+    params(OrderPath),
+    request_body(
+        content = StatusChange,
+        description = "The new status.",
+        example = json!({"status": "shipped"}),
+    ),
+    responses(
+        (status = 200, description = "The updated order.", body = Order),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, description = "`illegal_transition`.",
+            content_type = "application/problem+json", body = Problem,
+            example = illegal_move_example),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+    ),
+)]
 #[tracing::instrument(skip_all)]
-async fn set_status(
+pub(crate) async fn set_status(
     State(state): State<AppState>,
     _admin: AdminUser,
-    Path(id): Path<String>,
+    Path(OrderPath { id }): Path<OrderPath>,
     Json(body): Json<StatusChange>,
 ) -> ApiResult<Json<Order>> {
     let id = parse_id(&id, "order")?;
@@ -193,13 +348,7 @@ async fn set_status(
         let row = model::row(&state.db, id)
             .await?
             .ok_or_else(|| ApiError::not_found("no such order"))?;
-        return Err(ApiError::conflict(
-            ErrorCode::IllegalTransition,
-            format!(
-                "an order that is {} cannot become {}",
-                row.status, body.status
-            ),
-        ));
+        return Err(illegal_move(row.status, &body.status));
     }
     Ok(Json(model::load(&state.db, id).await?))
 }

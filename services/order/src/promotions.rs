@@ -10,7 +10,11 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde::{Deserialize, Deserializer, Serialize};
 use souk_common::error::{parse_id, unique_violation};
-use souk_common::pagination::{Page, PageQuery};
+use souk_common::openapi::{
+    BadRequest, Forbidden, InvalidQuery, PayloadTooLarge, Problem, Unauthorized,
+    UnsupportedMediaType, ValidationFailed,
+};
+use souk_common::pagination::{Page, PageItem, PageQuery};
 use souk_common::{AdminUser, ApiError, ApiResult, FieldError, Json, Query};
 use souk_contract::ErrorCode;
 use uuid::Uuid;
@@ -33,27 +37,66 @@ const MAX_BATCH: i64 = 10_000;
 /// Products or categories a promotion may name.
 const MAX_TARGETS: usize = 1_000;
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
-struct Promotion {
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub(crate) struct Promotion {
     id: Uuid,
+    /// The promotion's own code, reusable within its limits; compared case-insensitively.
+    #[schema(examples("SUMMER-25"))]
     code: String,
+    #[schema(value_type = crate::discount::Kind)]
     kind: String,
+    /// Percent (1-100) or cents, per `kind`.
+    #[schema(minimum = 1)]
     value: i64,
+    /// The cart's subtotal (all lines) must reach this.
+    #[schema(minimum = 0)]
     min_subtotal_cents: i64,
+    #[schema(required = true)]
     starts_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     ends_at: Option<DateTime<Utc>>,
+    /// Most orders that may hold a redemption at once (failed and cancelled orders give theirs
+    /// back); null: no limit.
+    #[schema(required = true, minimum = 1)]
     usage_limit: Option<i32>,
+    /// Most orders of one customer that may hold a redemption; null: no limit.
+    #[schema(required = true, minimum = 1)]
     per_customer_limit: Option<i32>,
+    /// Lines of these products are eligible (with `category_ids`: either matches). Both empty:
+    /// every line.
     product_ids: Vec<Uuid>,
+    /// Lines of products directly in one of these categories are eligible.
     category_ids: Vec<Uuid>,
+    /// An inactive promotion's codes are unknown to shoppers (404 `promotion_not_found`).
     active: bool,
-    /// Orders holding a redemption now (failed and cancelled ones gave theirs back).
+    /// Orders holding a redemption now.
+    #[schema(minimum = 0)]
     redemptions: i64,
-    /// Single-use codes generated for it, and how many of them an order holds.
+    /// Single-use codes generated for this promotion.
+    #[schema(minimum = 0)]
     single_use_codes: i64,
+    /// Of those, the ones an order holds.
+    #[schema(minimum = 0)]
     single_use_codes_used: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+}
+
+impl PageItem for Promotion {
+    const PAGE_NAME: &'static str = "PromotionPage";
+    const PAGE_DESCRIPTION: &'static str = "A page of promotions, newest first.";
+}
+
+/// The page `listPromotions` answers.
+pub(crate) type PromotionPage = Page<Promotion>;
+
+/// A promotion's path.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct PromotionPath {
+    /// The promotion's id (a malformed one is 404).
+    #[param(value_type = Uuid)]
+    id: String,
 }
 
 const COLUMNS: &str = "p.id, p.code, p.kind, p.value, p.min_subtotal_cents, p.starts_at, p.ends_at,
@@ -74,24 +117,39 @@ async fn load(state: &AppState, id: Uuid) -> ApiResult<Promotion> {
     .ok_or_else(|| ApiError::not_found("no such promotion"))
 }
 
-#[derive(Deserialize)]
-struct NewPromotion {
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = PromotionCreate)]
+pub(crate) struct NewPromotion {
+    /// Trimmed; unique among all codes (case-insensitive), generated ones included: else 409
+    /// `code_taken`.
+    #[schema(pattern = "^[A-Za-z0-9_-]{3,64}$")]
     code: String,
+    #[schema(value_type = crate::discount::Kind)]
     kind: String,
+    /// Percent 1-100, or a positive number of cents in the shop's currency.
+    #[schema(minimum = 1)]
     value: i64,
     #[serde(default)]
+    #[schema(minimum = 0, nullable = false)]
     min_subtotal_cents: Option<i64>,
     #[serde(default)]
+    #[schema(nullable = false)]
     starts_at: Option<DateTime<Utc>>,
+    /// After `starts_at`.
     #[serde(default)]
+    #[schema(nullable = false)]
     ends_at: Option<DateTime<Utc>>,
     #[serde(default)]
+    #[schema(minimum = 1, nullable = false)]
     usage_limit: Option<i64>,
     #[serde(default)]
+    #[schema(minimum = 1, nullable = false)]
     per_customer_limit: Option<i64>,
     #[serde(default)]
+    #[schema(max_items = 1000, nullable = false)]
     product_ids: Option<Vec<Uuid>>,
     #[serde(default)]
+    #[schema(max_items = 1000, nullable = false)]
     category_ids: Option<Vec<Uuid>>,
 }
 
@@ -172,6 +230,10 @@ fn code_taken() -> ApiError {
     )
 }
 
+fn code_taken_example() -> serde_json::Value {
+    code_taken().body()
+}
+
 /// Every code shares one case-insensitive unique index: a violation is a taken code.
 fn code_conflict(e: sqlx::Error) -> ApiError {
     if unique_violation(&e).is_some() {
@@ -181,8 +243,42 @@ fn code_conflict(e: sqlx::Error) -> ApiError {
     }
 }
 
+/// Create a promotion (admin)
+///
+/// The promotion owns its code; single-use codes are added with `POST
+/// /promotions/{id}/codes`. Admins only: a customer's token is 403 `forbidden`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/promotions",
+    tag = "order",
+    operation_id = "createPromotion",
+    security(("bearer" = [])),
+    request_body(
+        content = NewPromotion,
+        example = json!({
+            "code": "SUMMER-25",
+            "kind": "percent",
+            "value": 25,
+            "ends_at": "2026-09-01T00:00:00Z",
+            "usage_limit": 500,
+            "per_customer_limit": 1
+        }),
+    ),
+    responses(
+        (status = 201, description = "The new promotion.", body = Promotion),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 409, description = "`code_taken`: another promotion or single-use code has this code (case-insensitive).",
+            content_type = "application/problem+json", body = Problem,
+            example = code_taken_example),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+    ),
+)]
 #[tracing::instrument(skip_all)]
-async fn create(
+pub(crate) async fn create(
     State(state): State<AppState>,
     _admin: AdminUser,
     Json(mut body): Json<NewPromotion>,
@@ -233,13 +329,20 @@ async fn create(
     Ok((StatusCode::CREATED, Json(load(&state, id).await?)).into_response())
 }
 
-#[derive(Deserialize)]
-struct Batch {
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = CodeBatchRequest)]
+pub(crate) struct Batch {
+    #[schema(minimum = 1, maximum = 10000)]
     count: i64,
 }
 
-#[derive(Serialize)]
-struct Codes {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = CodeBatch)]
+pub(crate) struct Codes {
+    /// New single-use codes: 12 characters from a CSPRNG, without 0/O/1/I/L. Each can be
+    /// redeemed by one order at a time; a failed or cancelled order gives it back.
+    // The pattern and example apply to each code: `ALPHABET`, `GENERATED_LEN` characters.
+    #[schema(pattern = "^[A-HJKMNP-Z2-9]{12}$", examples("K7QX3MZP9HTD"))]
     codes: Vec<String>,
 }
 
@@ -249,13 +352,36 @@ fn generated_code(rng: &mut impl Rng) -> String {
         .collect()
 }
 
-/// `count` new single-use codes; a collision with any existing code (astronomically rare) is
-/// simply drawn again.
+/// Generate single-use codes (admin)
+///
+/// `count` (1-10,000) new codes, unique among all codes. Admins only: a customer's token is
+/// 403 `forbidden`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/promotions/{id}/codes",
+    tag = "order",
+    operation_id = "createPromotionCodes",
+    security(("bearer" = [])),
+    params(PromotionPath),
+    request_body(content = Batch),
+    responses(
+        (status = 201, description = "The new codes.", body = Codes),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, description = "`not_found`: no such promotion (or the id is not a UUID).",
+            content_type = "application/problem+json", body = Problem),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+    ),
+)]
+// A collision with any existing code (astronomically rare) is simply drawn again.
 #[tracing::instrument(skip_all)]
-async fn generate(
+pub(crate) async fn generate(
     State(state): State<AppState>,
     _admin: AdminUser,
-    Path(id): Path<String>,
+    Path(PromotionPath { id }): Path<PromotionPath>,
     Json(body): Json<Batch>,
 ) -> ApiResult<Response> {
     let id = parse_id(&id, "promotion")?;
@@ -288,8 +414,27 @@ async fn generate(
     Ok((StatusCode::CREATED, Json(Codes { codes })).into_response())
 }
 
+/// List promotions (admin)
+///
+/// Newest first, keyset-paginated. Admins only: a customer's token is 403 `forbidden`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/promotions",
+    tag = "order",
+    operation_id = "listPromotions",
+    security(("bearer" = [])),
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of promotions.", body = PromotionPage),
+        (status = 400, description = "`malformed_request`: the query string could not be parsed, or a parameter is given more than once.",
+            content_type = "application/problem+json", body = Problem),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 422, response = InvalidQuery),
+    ),
+)]
 #[tracing::instrument(skip_all)]
-async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     _admin: AdminUser,
     Query(q): Query<PageQuery>,
@@ -308,11 +453,29 @@ async fn list(
     Ok(Json(Page::from_rows(rows, limit, |p| p.id)))
 }
 
+/// One promotion with its redemption count (admin)
+///
+/// Admins only: a customer's token is 403 `forbidden`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/promotions/{id}",
+    tag = "order",
+    operation_id = "getPromotion",
+    security(("bearer" = [])),
+    params(PromotionPath),
+    responses(
+        (status = 200, description = "The promotion.", body = Promotion),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, description = "`not_found`: no such promotion (or the id is not a UUID).",
+            content_type = "application/problem+json", body = Problem),
+    ),
+)]
 #[tracing::instrument(skip_all)]
-async fn show(
+pub(crate) async fn show(
     State(state): State<AppState>,
     _admin: AdminUser,
-    Path(id): Path<String>,
+    Path(PromotionPath { id }): Path<PromotionPath>,
 ) -> ApiResult<Json<Promotion>> {
     let id = parse_id(&id, "promotion")?;
     load(&state, id).await.map(Json)
@@ -323,23 +486,52 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
     T::deserialize(d).map(Some)
 }
 
-#[derive(Deserialize)]
-struct Change {
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = PromotionUpdate)]
+pub(crate) struct Change {
     #[serde(default)]
+    #[schema(nullable = false)]
     active: Option<bool>,
+    /// null: no end. After `starts_at`; may be in the past (ends it now).
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
     ends_at: Option<Option<DateTime<Utc>>>,
+    /// null: no limit. Lowering it below what is redeemed takes nothing back.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 1)]
     usage_limit: Option<Option<i64>>,
 }
 
-/// `active`, `ends_at` (null: no end) and `usage_limit` (null: no limit). Lowering the limit
-/// below what is redeemed takes nothing back; it stops further redemptions.
+/// Switch a promotion off or on, or change its end or usage limit (admin)
+///
+/// Only `active`, `ends_at` and `usage_limit` change; absent fields are kept, `null` clears.
+/// Admins only: a customer's token is 403 `forbidden`.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/promotions/{id}",
+    tag = "order",
+    operation_id = "updatePromotion",
+    security(("bearer" = [])),
+    params(PromotionPath),
+    request_body(content = Change),
+    responses(
+        (status = 200, description = "The promotion.", body = Promotion),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, description = "`not_found`: no such promotion (or the id is not a UUID).",
+            content_type = "application/problem+json", body = Problem),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+    ),
+)]
+// Lowering the limit below what is redeemed stops further redemptions only.
 #[tracing::instrument(skip_all)]
-async fn update(
+pub(crate) async fn update(
     State(state): State<AppState>,
     _admin: AdminUser,
-    Path(id): Path<String>,
+    Path(PromotionPath { id }): Path<PromotionPath>,
     Json(body): Json<Change>,
 ) -> ApiResult<Json<Promotion>> {
     let id = parse_id(&id, "promotion")?;

@@ -118,7 +118,9 @@ pub struct UnknownState {
 }
 
 text_enum!(
-    /// The order's status, as the API shows it.
+    /// `pending -> paid -> shipped -> delivered`; `pending -> payment_failed`;
+    /// `pending | paid -> cancelled` (a paid order is refunded first).
+    #[derive(utoipa::ToSchema)]
     OrderStatus {
         Pending => "pending",
         Paid => "paid",
