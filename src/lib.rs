@@ -1,13 +1,11 @@
-//! The `souk` runner: the whole platform in one process (`souk up`, and the test harness), or one
-//! service alone (`souk serve`, what a container runs).
+//! The `souk` runner: the whole platform in one process (`souk up`, and the test kit's harness),
+//! or one service alone (`souk serve`, what a container runs).
 
-pub use souk_common::emulators;
 pub mod demo;
 pub mod local_db;
 pub mod local_stripe;
 pub mod openapi;
 pub mod platform;
-pub mod testing;
 
 /// Every service, in start-up order (the gateway needs the user service's keys).
 pub const SERVICES: [&str; 6] = ["user", "product", "cart", "payment", "order", "gateway"];

@@ -7,13 +7,16 @@
     reason = "`souk up` tells its user where payments go"
 )]
 
+pub mod emulator;
+
 use souk_contract::env;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::bail;
-use souk_common::emulators::{self, StripeEmulator};
 use souk_common::settings;
+
+use self::emulator::StripeEmulator;
 
 use crate::platform::{LOCAL_STRIPE_SECRET_KEY, LOCAL_STRIPE_WEBHOOK_SECRET, StripeSettings};
 
@@ -83,13 +86,13 @@ fn quiet(command: &mut Command) -> bool {
 /// An interpreter with the emulator's packages: the system's, else a private virtual
 /// environment under the state directory, made and filled (once) here.
 fn emulator_python(state_dir: &Path) -> Option<String> {
-    let system = emulators::python();
-    if emulators::python_deps_available_in(&system) {
+    let system = emulator::python();
+    if emulator::python_deps_available_in(&system) {
         return Some(system);
     }
     let venv = state_dir.join("python");
     let venv_python = venv.join("bin").join("python3").display().to_string();
-    if emulators::python_deps_available_in(&venv_python) {
+    if emulator::python_deps_available_in(&venv_python) {
         return Some(venv_python);
     }
     if !quiet(Command::new(&system).arg("--version")) {
@@ -120,14 +123,14 @@ fn emulator_python(state_dir: &Path) -> Option<String> {
             "-q",
             "-r",
         ])
-        .arg(emulators::requirements_file())
+        .arg(emulator::requirements_file())
         .stdin(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    if !installed || !emulators::python_deps_available_in(&venv_python) {
+    if !installed || !emulator::python_deps_available_in(&venv_python) {
         println!(
             "payments unavailable: installing {} failed (see above); checkout answers 503",
-            emulators::requirements_file().display()
+            emulator::requirements_file().display()
         );
         return None;
     }

@@ -8,45 +8,18 @@
 )]
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
-use souk_common::emulators::StripeEmulator;
-use souk_common::testing::test_server_url;
+use souk_testkit::{TestDatabases, eventually, start_stripe_emulator, test_server_url};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const KEY: &str = "sk_test_from_the_environment";
 const WEBHOOK_SECRET: &str = "whsec_from_the_environment";
 
-/// Drops the run's databases however the test ends.
-struct Databases(String);
-
-impl Drop for Databases {
-    fn drop(&mut self) {
-        let prefix = self.0.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                for service in souk::SERVICES.into_iter().filter(|s| souk::has_database(s)) {
-                    let url = souk_common::db::with_database(
-                        &test_server_url(),
-                        &format!("{prefix}_{service}"),
-                    )
-                    .unwrap();
-                    let _ = souk_common::db::drop_database(&url).await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
 /// `souk up` on databases (dropped with the guard) and a state directory of its own, paying
 /// through the Stripe at `stripe_api_base`, on free ports.
-fn souk_up(stripe_api_base: &str) -> (tokio::process::Command, Databases, std::path::PathBuf) {
+fn souk_up(stripe_api_base: &str) -> (tokio::process::Command, TestDatabases, std::path::PathBuf) {
     let id = uuid::Uuid::new_v4().simple().to_string();
     let prefix = format!("souk_test_{id}");
     let state = std::env::temp_dir().join(format!("souk_up_{id}"));
@@ -67,7 +40,7 @@ fn souk_up(stripe_api_base: &str) -> (tokio::process::Command, Databases, std::p
         .env("SOUK_ADMIN_PASSWORD", "admin-password-1")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null());
-    (up, Databases(prefix), state)
+    (up, TestDatabases::new(&prefix), state)
 }
 
 async fn call(req: reqwest::RequestBuilder) -> (u16, Value) {
@@ -78,9 +51,9 @@ async fn call(req: reqwest::RequestBuilder) -> (u16, Value) {
 
 #[tokio::test]
 async fn souk_up_pays_through_the_stripe_named_by_the_environment() {
-    let emulator = StripeEmulator::start().expect("the test's Stripe emulator starts");
+    let emulator = start_stripe_emulator().expect("the test's Stripe emulator starts");
     let (mut up, databases, state) = souk_up(&emulator.url());
-    let prefix = databases.0.clone();
+    let prefix = databases.prefix().to_owned();
     let mut up = up
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -197,23 +170,20 @@ async fn souk_up_pays_through_the_stripe_named_by_the_environment() {
     )
     .await
     .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let refunds: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM processed_events WHERE event_type = 'refunded'",
-        )
-        .fetch_one(&db)
-        .await
-        .unwrap();
-        if refunds == 1 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the charge.refunded webhook never arrived"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        "the charge.refunded webhook",
+        Duration::from_secs(15),
+        async || -> i64 {
+            sqlx::query_scalar(
+                "SELECT count(*) FROM processed_events WHERE event_type = 'refunded'",
+            )
+            .fetch_one(&db)
+            .await
+            .unwrap()
+        },
+        |refunds| *refunds == 1,
+    )
+    .await;
     db.close().await;
     // A clean stop, so the databases can be dropped.
     let pid = up.id().unwrap().to_string();

@@ -164,15 +164,14 @@ impl Browser {
 
     /// Waits until the JavaScript expression is true in the page.
     pub async fn until(&self, expression: &str) {
-        let deadline = Instant::now() + WAIT;
         let script = format!("return Boolean({expression});");
-        while self.eval(&script).await != Value::Bool(true) {
-            assert!(
-                Instant::now() < deadline,
-                "never true within {WAIT:?}: {expression}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        souk_testkit::eventually(
+            &format!("{expression} true in the page"),
+            WAIT,
+            async || self.eval(&script).await,
+            |value| *value == Value::Bool(true),
+        )
+        .await;
     }
 
     pub async fn eval(&self, script: &str) -> Value {

@@ -5,11 +5,12 @@
 //! gateway, `X-Gateway-Cache: hit` one the gateway answered from its own short-lived cache.
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
 use souk_common::caller::{Caller, Role};
+use souk_testkit::eventually;
 
 use crate::catalog::{create_category, create_product};
 use crate::helpers::{App, Resp};
@@ -23,21 +24,7 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = Resp>,
 {
-    let start = Instant::now();
-    loop {
-        let res = read().await;
-        if fresh(&res) {
-            return;
-        }
-        assert!(
-            start.elapsed() < BOUND,
-            "{what}: still stale after {:?}: {} {}",
-            start.elapsed(),
-            res.status,
-            res.body
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually(what, BOUND, async || read().await, fresh).await;
 }
 
 /// Reads until the answer comes from memory (the listener is up and the entry is stored).
@@ -46,19 +33,17 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = Resp>,
 {
-    let start = Instant::now();
-    loop {
-        let res = read().await;
-        assert_eq!(res.status, 200, "{what}: {}", res.body);
-        if x_cache(&res) == "hit" {
-            return res;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "{what}: never served from the cache"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        &format!("{what} served from the cache"),
+        Duration::from_secs(10),
+        async || {
+            let res = read().await;
+            assert_eq!(res.status, 200, "{what}: {}", res.body);
+            res
+        },
+        |res| x_cache(res) == "hit",
+    )
+    .await
 }
 
 fn x_cache(res: &Resp) -> &str {
@@ -395,19 +380,17 @@ fn gateway_cache(res: &Resp) -> &str {
 
 /// Reads through the gateway until it answers from its own memory.
 async fn until_gateway_hit(app: &App, path: &str) -> Resp {
-    let start = Instant::now();
-    loop {
-        let res = app.get(path, None).await;
-        assert_eq!(res.status, 200, "{path}: {}", res.body);
-        if gateway_cache(&res) == "hit" {
-            return res;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "{path}: never served from the gateway's cache"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    eventually(
+        &format!("{path} served from the gateway's cache"),
+        Duration::from_secs(10),
+        async || {
+            let res = app.get(path, None).await;
+            assert_eq!(res.status, 200, "{path}: {}", res.body);
+            res
+        },
+        |res| gateway_cache(res) == "hit",
+    )
+    .await
 }
 
 /// A change the gateway does not see pass (made on the product service itself, as a write

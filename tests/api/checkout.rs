@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{App, Resp, Session, eventually, fast_recovery};
+use crate::helpers::{App, Resp, Session, fast_recovery};
+use souk_testkit::eventually;
 
 const ADDRESS: &str = r#"{"name": "Ann Smith", "line1": "1 Main St", "city": "Springfield", "postal_code": "12345", "country": "US"}"#;
 

@@ -2,7 +2,7 @@
 //! into an empty shop, once, with pictures the gateway serves.
 
 use souk::demo::{DEMO_SHOPPER, Seeded, seed};
-use souk::testing::{ADMIN_EMAIL, ADMIN_PASSWORD};
+use souk_testkit::{ADMIN_EMAIL, ADMIN_PASSWORD};
 
 use serde_json::json;
 

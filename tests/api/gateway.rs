@@ -3,9 +3,8 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
-use souk_common::caller::{
-    Caller, InternalAuth, PRINCIPAL, PRINCIPAL_SIG, PRINCIPAL_TS, ProofTarget, Role,
-};
+use souk_common::caller::{Caller, PRINCIPAL, PRINCIPAL_SIG, PRINCIPAL_TS, Role};
+use souk_testkit::Internal;
 use souk_user::tokens::{TokenKeys, generate_private_key_pem};
 
 use crate::helpers::App;
@@ -32,7 +31,7 @@ async fn bad_tokens_are_401() {
 
     let user_id: uuid::Uuid = me.id.parse().unwrap();
     // Expired: the right key, but a lifetime in the past.
-    let expired = TokenKeys::from_pem(souk::testing::test_signing_key_pem(), -120).unwrap();
+    let expired = TokenKeys::from_pem(souk_testkit::test_signing_key_pem(), -120).unwrap();
     me_status(
         &app,
         &expired.access_token(user_id, Role::Customer).unwrap(),
@@ -147,28 +146,19 @@ async fn a_direct_call_with_forged_identity_is_401() {
         .await;
     res.expect(401, Some("unauthorized"));
     // Principal with a proof made with the wrong secret.
-    let mut headers = reqwest::header::HeaderMap::new();
     let caller = Caller::User {
         id: me.id.parse().unwrap(),
         role: Role::Admin,
     };
-    let target = ProofTarget {
-        service: "user",
-        method: &reqwest::Method::GET,
-        path_and_query: "/api/v1/admin/users",
-        body: b"",
-    };
-    InternalAuth::new("a-guessed-secret-a-guessed-secret").sign_into(
-        &caller,
-        &target,
-        &mut headers,
+    let guessed = Internal::new("a-guessed-secret-a-guessed-secret").request(
+        user_service,
+        "user",
+        reqwest::Method::GET,
+        "/api/v1/admin/users",
+        Some(&caller),
+        None,
     );
-    let res = app
-        .send(
-            http.get(format!("{user_service}/api/v1/admin/users"))
-                .headers(headers),
-        )
-        .await;
+    let res = app.send(Internal::over_http(http, guessed)).await;
     res.expect(401, Some("unauthorized"));
     // Internal endpoints refuse users, even genuine ones.
     let path = format!("/internal/users/{}", me.id);
@@ -236,19 +226,14 @@ async fn a_captured_proof_works_only_for_its_own_request() {
     let product = app.platform.url("product");
     let path = "/internal/products";
     let for_service = |service: &str| {
-        let mut headers = reqwest::header::HeaderMap::new();
-        let target = ProofTarget {
+        app.signed_to(
+            product,
             service,
-            method: &reqwest::Method::GET,
-            path_and_query: path,
-            body: b"",
-        };
-        InternalAuth::new(souk::testing::TEST_INTERNAL_SECRET).sign_into(
-            &order,
-            &target,
-            &mut headers,
-        );
-        app.http.get(format!("{product}{path}")).headers(headers)
+            reqwest::Method::GET,
+            path,
+            Some(&order),
+            None,
+        )
     };
     app.send(for_service("cart"))
         .await

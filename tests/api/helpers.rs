@@ -2,41 +2,13 @@
 
 #![allow(dead_code, reason = "each test module uses its own part of these")]
 
-use std::fmt::Debug;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use souk::platform::PlatformConfig;
-use souk::testing::{ADMIN_EMAIL, ADMIN_PASSWORD, TestPlatform};
-
-/// How often `eventually` reads again: often enough not to slow a test down, seldom enough not
-/// to load the services it is waiting for.
-const POLL_INTERVAL: Duration = Duration::from_millis(100);
-
-/// Reads with `read` until `done` holds for what it returns, and returns that. Panics once
-/// `within` has passed, naming `what` was awaited and the last value read, so a timeout shows
-/// how far things got.
-pub async fn eventually<T: Debug>(
-    what: &str,
-    within: Duration,
-    mut read: impl AsyncFnMut() -> T,
-    done: impl Fn(&T) -> bool,
-) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        let last = read().await;
-        if done(&last) {
-            return last;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not within {within:?}; last read: {last:?}"
-        );
-        tokio::time::sleep(POLL_INTERVAL).await;
-    }
-}
+use souk_testkit::{ADMIN_EMAIL, ADMIN_PASSWORD, Internal, Payload, TestPlatform};
 
 /// Order recovery within about a second: a crashed checkout's lease runs out after 1 s and the
 /// recovery loop looks every 200 ms (60 s and 10 s by default).
@@ -341,27 +313,15 @@ impl App {
         caller: Option<&souk_common::Caller>,
         body: Option<&Value>,
     ) -> reqwest::RequestBuilder {
-        let body = body.map(|b| serde_json::to_vec(b).expect("JSON encodes"));
-        let mut headers = HeaderMap::new();
-        if let Some(caller) = caller {
-            let target = souk_common::caller::ProofTarget {
-                service,
-                method: &method,
-                path_and_query: path,
-                body: body.as_deref().unwrap_or_default(),
-            };
-            souk_common::InternalAuth::new(souk::testing::TEST_INTERNAL_SECRET).sign_into(
-                caller,
-                &target,
-                &mut headers,
-            );
-        }
-        let url = format!("{base}{path}");
-        let mut req = self.http.request(method, url).headers(headers);
-        if let Some(body) = body {
-            req = req.header("content-type", "application/json").body(body);
-        }
-        req
+        let request = Internal::default().request(
+            base,
+            service,
+            method,
+            path,
+            caller,
+            body.map(Payload::json),
+        );
+        Internal::over_http(&self.http, request)
     }
 
     /// Calls `service` directly as the order service would.

@@ -12,7 +12,8 @@ use souk::platform::{LOCAL_STRIPE_SECRET_KEY, LOCAL_STRIPE_WEBHOOK_SECRET};
 use souk_common::{Caller, Role};
 use uuid::Uuid;
 
-use crate::helpers::{App, eventually};
+use crate::helpers::App;
+use souk_testkit::eventually;
 
 const WEBHOOK: &str = "/api/v1/payments/webhook";
 

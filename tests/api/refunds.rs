@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 use souk::platform::LOCAL_STRIPE_SECRET_KEY;
 
 use crate::checkout::{checkout, product, shopper_with_cart, stock};
-use crate::helpers::{App, eventually};
+use crate::helpers::App;
+use souk_testkit::eventually;
 
 #[tokio::test]
 async fn a_dashboard_partial_refund_then_cancel_refunds_only_the_rest() {

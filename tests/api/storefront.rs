@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use souk::testing::{ADMIN_EMAIL, ADMIN_PASSWORD};
+use souk_testkit::{ADMIN_EMAIL, ADMIN_PASSWORD};
 
 use crate::browser::Browser;
 use crate::helpers::{App, Session};
@@ -231,8 +231,8 @@ async fn shopper_journey_by_clicking_then_the_back_office_ships_it() {
     browser.text_contains("#flash", "signed out").await;
     sign_in(
         &browser,
-        souk::testing::ADMIN_EMAIL,
-        souk::testing::ADMIN_PASSWORD,
+        souk_testkit::ADMIN_EMAIL,
+        souk_testkit::ADMIN_PASSWORD,
     )
     .await;
     browser.click("#nav-admin").await;

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 use souk::platform::LOCAL_STRIPE_SECRET_KEY;
-use souk::testing::{ADMIN_EMAIL, ADMIN_PASSWORD};
+use souk_testkit::{ADMIN_EMAIL, ADMIN_PASSWORD};
 
 use crate::browser::Browser;
 use crate::checkout::product;

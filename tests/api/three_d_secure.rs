@@ -10,7 +10,8 @@ use souk::platform::LOCAL_STRIPE_SECRET_KEY;
 use crate::checkout::{
     cancel, checkout, product, shopper_with_cart, stock, stock_becomes, wait_for_mail,
 };
-use crate::helpers::{App, Session, eventually, fast_recovery, short_payment_window};
+use crate::helpers::{App, Session, fast_recovery, short_payment_window};
+use souk_testkit::eventually;
 
 const THREE_DS: &str = "pm_card_threeDSecure2Required";
 

@@ -6,10 +6,11 @@ use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 
 use serde_json::json;
-use souk::testing::{FinishedSpan, Trace};
+use souk_testkit::{FinishedSpan, Trace};
 
 use crate::checkout::{product, shopper_with_cart};
-use crate::helpers::{App, eventually};
+use crate::helpers::App;
+use souk_testkit::eventually;
 
 const SERVICES: [&str; 6] = ["gateway", "user", "product", "cart", "order", "payment"];
 

@@ -1,7 +1,7 @@
 //! Accounts, sign-in, tokens, profiles and admins, through the gateway.
 
 use serde_json::json;
-use souk::testing::ADMIN_EMAIL;
+use souk_testkit::ADMIN_EMAIL;
 
 use crate::helpers::App;
 
@@ -360,7 +360,7 @@ async fn a_flood_of_failed_sign_ins_from_one_address_does_not_lock_out_other_sho
     app.login(&shopper.email, "correct-horse-1")
         .await
         .expect(200, None);
-    app.login(souk::testing::ADMIN_EMAIL, souk::testing::ADMIN_PASSWORD)
+    app.login(souk_testkit::ADMIN_EMAIL, souk_testkit::ADMIN_PASSWORD)
         .await
         .expect(200, None);
 }
@@ -418,7 +418,7 @@ async fn seeding_never_promotes_an_account_whose_password_it_did_not_set() {
     app.login(&squatter.email, "correct-horse-1")
         .await
         .expect(200, None);
-    app.login(ADMIN_EMAIL, souk::testing::ADMIN_PASSWORD)
+    app.login(ADMIN_EMAIL, souk_testkit::ADMIN_PASSWORD)
         .await
         .expect(200, None);
     let admins: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE role = 'admin'")

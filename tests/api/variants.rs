@@ -483,7 +483,7 @@ async fn bad_variants_are_refused_and_change_nothing() {
 /// are keyed by that variant.
 #[tokio::test]
 async fn the_migrations_carry_existing_products_and_lines_over() {
-    let server = souk_common::testing::test_server_url();
+    let server = souk_testkit::test_server_url();
     let before = |m: &sqlx::migrate::Migrator| sqlx::migrate::Migrator {
         migrations: m
             .migrations

@@ -165,7 +165,7 @@ mod tests {
     use std::time::Duration;
 
     use super::{DATABASE_PATIENCE, retrying};
-    use crate::testing::test_server_url;
+    use souk_testkit::test_server_url;
 
     /// A port that refuses connections until `after`, then forwards to the test server.
     async fn late_server(after: Duration) -> String {

@@ -5,7 +5,6 @@ pub mod caller;
 pub mod client;
 pub mod client_net;
 pub mod db;
-pub mod emulators;
 pub mod error;
 pub mod json;
 pub mod listener;
@@ -16,7 +15,6 @@ pub mod query;
 pub mod server;
 pub mod settings;
 pub mod telemetry;
-pub mod testing;
 pub mod text;
 pub mod token;
 

@@ -8,8 +8,8 @@
 
 use lettre::message::Message;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
-use souk_common::emulators::{SinkTls, SmtpSink};
 use souk_payment::email::{read_ca_file, smtp_transport};
+use souk_testkit::{SinkTls, SmtpSink};
 
 fn message(subject: &str) -> Message {
     Message::builder()

@@ -12,15 +12,15 @@
 
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ::stripe::{Client, ClientBuilder};
 use axum::http::HeaderMap;
-use souk_common::emulators::StripeEmulator;
 use souk_payment::stripe::{
     ChargeOutcome, IntentState, StripeCallError, StripeGateway, VerifiedEventKind, WebhookError,
     verify_webhook,
 };
+use souk_testkit::{StripeEmulator, eventually, start_stripe_emulator};
 use stripe_core::payment_intent::ListPaymentIntent;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
@@ -28,12 +28,12 @@ use uuid::Uuid;
 const SECRET_KEY: &str = "sk_test_souk_emulator";
 const WEBHOOK_SECRET: &str = "whsec_souk_test";
 
-/// The shared emulator process (souk_common::emulators), plus views for these tests.
+/// The shared emulator process (souk_testkit), plus views for these tests.
 struct Emulator(StripeEmulator);
 
 impl Emulator {
     fn start() -> Self {
-        Self(StripeEmulator::start().unwrap_or_else(|e| panic!("{e:#}")))
+        Self(start_stripe_emulator().unwrap_or_else(|e| panic!("{e:#}")))
     }
 
     fn base(&self) -> String {
@@ -379,10 +379,13 @@ async fn webhooks_are_delivered_signed_and_verified() {
     stripe.refund(&key(), &paid, None).await.unwrap();
 
     // localstripe delivers about 1 s after the action.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while deliveries.lock().unwrap().len() < 3 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        "three webhook deliveries",
+        Duration::from_secs(15),
+        async || deliveries.lock().unwrap().len(),
+        |delivered| *delivered >= 3,
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await; // nothing else should arrive
     let deliveries = deliveries.lock().unwrap().clone();
     assert_eq!(deliveries.len(), 3, "{deliveries:#?}");

@@ -92,6 +92,13 @@ impl FromRef<AppState> for InternalAuth {
 
 pub async fn app(config: Config) -> anyhow::Result<Router> {
     let db = souk_common::db::connect(&config.database_url, config.db_max_connections).await?;
+    Ok(app_on(config, db))
+}
+
+/// The service on a pool made by the caller (`app` connects one): its routes, and the
+/// reservation sweeper and the cache's listener, which stop when the router is dropped. On a
+/// lazy pool, requests refused before any query are answered without a database.
+pub fn app_on(config: Config, db: PgPool) -> Router {
     let (stop, stopped) = tokio::sync::watch::channel(());
     tokio::spawn(reservations::sweeper(
         db.clone(),
@@ -121,9 +128,5 @@ pub async fn app(config: Config) -> anyhow::Result<Router> {
             server::openapi(&["/api/v1/products", "/api/v1/categories"]),
         )
         .with_state(state);
-    Ok(server::wrap(
-        "product",
-        routes,
-        vec![ops::database_check(db)],
-    ))
+    server::wrap("product", routes, vec![ops::database_check(db)])
 }

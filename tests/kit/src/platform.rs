@@ -6,18 +6,15 @@
     reason = "test support: the test's output is where a failing test's causes show"
 )]
 
-mod traces;
-
 use std::net::SocketAddr;
 
-use souk_common::testing::test_server_url;
-
-use crate::emulators::{SmtpSink, StripeEmulator};
-use crate::platform::{
+use souk::platform::{
     LOCAL_STRIPE_WEBHOOK_SECRET, PlatformConfig, PlatformOptions, RunningPlatform, StripeSettings,
 };
-pub use traces::{FinishedSpan, Trace};
 
+use crate::{SmtpSink, StripeEmulator, test_server_url, traces};
+
+/// The internal secret of every test platform: what [`crate::Internal`] signs with.
 pub const TEST_INTERNAL_SECRET: &str = "test-internal-secret-test-internal-secret";
 
 pub struct TestPlatform {
@@ -50,7 +47,7 @@ impl TestPlatform {
     }
 
     pub async fn start_shop_with(adjust: impl FnOnce(&mut PlatformConfig)) -> anyhow::Result<Self> {
-        let stripe = StripeEmulator::start()?;
+        let stripe = crate::start_stripe_emulator()?;
         let smtp = SmtpSink::start()?;
         Self::launch(Some((stripe, smtp)), adjust).await
     }
@@ -98,10 +95,7 @@ impl TestPlatform {
         };
         let mail_dir = opts.mail_dir.clone();
         // Databases are dropped on every exit path, even if start-up fails half-way.
-        let guard = DropDatabases {
-            server: opts.server_url.clone(),
-            prefix: prefix.clone(),
-        };
+        let guard = TestDatabases::new(&prefix);
         // Small pools: two tests run at once per core and PostgreSQL allows 100 connections.
         let platform = RunningPlatform::start(opts, |c| {
             c.user.db_max_connections = TEST_POOL_SIZE;
@@ -148,7 +142,7 @@ impl TestPlatform {
     /// One more instance of `service` on the same databases and configuration, on a port of
     /// its own (as a second replica behind a load balancer would run); stops when dropped.
     pub async fn start_replica(&self, service: &str) -> anyhow::Result<Replica> {
-        let app = crate::platform::build_app(service, &self.platform.config).await?;
+        let app = souk::platform::build_app(service, &self.platform.config).await?;
         let listener = souk_common::server::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let url = format!("http://{}", listener.local_addr()?);
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
@@ -196,14 +190,25 @@ pub fn test_signing_key_pem() -> &'static str {
     KEY.get_or_init(souk_user::tokens::generate_private_key_pem)
 }
 
-struct DropDatabases {
-    server: String,
+/// Drops the databases `<prefix>_<service>` of every service when it goes out of scope, however
+/// the test ends (a platform started by `souk up` in a child process, say).
+pub struct TestDatabases {
     prefix: String,
 }
 
-impl DropDatabases {
-    fn drop_all(server: &str, prefix: &str) {
-        let (server, prefix) = (server.to_owned(), prefix.to_owned());
+impl TestDatabases {
+    pub fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn drop_all(prefix: &str) {
+        let (server, prefix) = (test_server_url(), prefix.to_owned());
         let _ = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -212,10 +217,7 @@ impl DropDatabases {
                 return;
             };
             rt.block_on(async {
-                for service in crate::SERVICES
-                    .into_iter()
-                    .filter(|s| crate::has_database(s))
-                {
+                for service in souk::SERVICES.into_iter().filter(|s| souk::has_database(s)) {
                     if let Ok(url) =
                         souk_common::db::with_database(&server, &format!("{prefix}_{service}"))
                         && let Err(e) = souk_common::db::drop_database(&url).await
@@ -229,9 +231,9 @@ impl DropDatabases {
     }
 }
 
-impl Drop for DropDatabases {
+impl Drop for TestDatabases {
     fn drop(&mut self) {
-        Self::drop_all(&self.server, &self.prefix);
+        Self::drop_all(&self.prefix);
     }
 }
 
@@ -239,7 +241,7 @@ impl Drop for TestPlatform {
     fn drop(&mut self) {
         // Stop the services first so their pools let go of the databases.
         self.platform.shutdown_now();
-        DropDatabases::drop_all(&test_server_url(), &self.prefix);
+        TestDatabases::drop_all(&self.prefix);
         let _ = std::fs::remove_dir_all(&self.mail_dir);
     }
 }
