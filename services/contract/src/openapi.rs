@@ -8,6 +8,18 @@ use std::sync::LazyLock;
 
 use serde_json::{Map, Value};
 
+/// A string schema that allows one value (JSON Schema `const`), for a `schema_with`: utoipa's
+/// derive has no `const`, and `const` itself is not an OpenAPI extension, so it is set as a
+/// raw member of the schema.
+pub fn const_string(value: &str) -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::extensions::Extensions;
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .extensions(Some(Extensions::from_iter([("const", value)])))
+        .build()
+}
+
 /// The whole public API, as JSON text.
 pub const DOCUMENT: &str = include_str!("../openapi.json");
 
