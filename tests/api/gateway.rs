@@ -425,7 +425,8 @@ async fn keys_openapi_and_ops_routes_are_served() {
     );
     let spec = app.get("/openapi.json", None).await;
     assert_eq!(spec.expect(200, None)["openapi"], "3.1.0");
-    assert_eq!(&spec.body, souk_contract::openapi::document());
+    let generated = serde_json::to_value(souk::openapi::document()).unwrap();
+    assert_eq!(spec.body, generated);
     // The product and cart services serve their part of the same document.
     for (service, prefixes) in [
         ("product", &["/api/v1/products", "/api/v1/categories"][..]),

@@ -22,7 +22,7 @@ const OWN_PATHS: [&str; 5] = [
 ];
 
 fn doc() -> Value {
-    serde_json::from_str(crate::OPENAPI).expect("openapi.json is valid JSON")
+    serde_json::from_str(souk_contract::openapi::DOCUMENT).expect("openapi.json is valid JSON")
 }
 
 /// `(path, method, operation)` for every operation in the document.
