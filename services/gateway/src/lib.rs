@@ -8,8 +8,6 @@ pub mod client_addr;
 pub mod demo_images;
 mod docs;
 mod keys;
-#[cfg(test)]
-mod openapi_tests;
 mod proxy;
 mod ratelimit;
 pub mod routes;

@@ -116,10 +116,7 @@ pub async fn app(config: Config) -> anyhow::Result<Router> {
         .merge(categories::router())
         .merge(reservations::router())
         .merge(variants::router())
-        .route(
-            "/openapi.json",
-            server::openapi(&["/api/v1/products", "/api/v1/categories"]),
-        )
+        .route("/openapi.json", server::openapi(openapi()))
         .with_state(state);
     Ok(server::wrap(
         "product",
