@@ -143,7 +143,10 @@ async fn serve(service: &str) -> anyhow::Result<()> {
         "cart" => souk_cart::app(souk_cart::Config::from_env()?).await?,
         "order" => souk_order::app(souk_order::Config::from_env()?).await?,
         "payment" => souk_payment::app(souk_payment::Config::from_env()?).await?,
-        _ => souk_gateway::app(souk_gateway::Config::from_env()?).await?,
+        _ => {
+            let openapi = souk_gateway::OpenApiJson::new(souk::openapi::document_json());
+            souk_gateway::app(souk_gateway::Config::from_env(openapi)?).await?
+        }
     };
     let ops_addr = settings::ops_addr()?;
     let limits = server::ConnectionLimits::from_env()?;

@@ -21,6 +21,9 @@ pub fn document() -> OpenApi {
     doc
 }
 
+#[cfg(test)]
+mod tests;
+
 /// `document()` as the JSON the gateway serves.
 pub fn document_json() -> String {
     souk_common::openapi::to_json(&document())

@@ -13,6 +13,7 @@ mod catalog_cache;
 mod checkout;
 mod checkout_once;
 mod demo;
+mod docs_page;
 mod faults;
 mod front_door;
 mod fuzz;

@@ -92,7 +92,7 @@ pub async fn app(config: Config) -> anyhow::Result<Router> {
         .merge(cart::router())
         .merge(claims::router())
         .merge(promotion::router())
-        .route("/openapi.json", server::openapi(&["/api/v1/cart"]))
+        .route("/openapi.json", server::openapi(openapi()))
         .with_state(state);
     // Readiness is the database only: reads keep working (stale prices) without the catalog.
     Ok(server::wrap("cart", routes, vec![ops::database_check(db)]))

@@ -71,20 +71,87 @@ pub fn prometheus() -> &'static PrometheusHandle {
 
 pub fn router(checks: Vec<ReadyCheck>) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics_page))
         .with_state(Arc::new(checks))
 }
 
-async fn metrics_page(ops: Option<Extension<OpsListener>>) -> Response {
+// Every service answers these; the public API's document describes them as the gateway's,
+// the only service the public reaches.
+
+/// A plain-text body that is always `value`, for the document.
+macro_rules! text_body {
+    ($name:ident, $value:literal) => {
+        pub struct $name;
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::RefOr::T(utoipa::openapi::schema::Schema::Object(
+                    souk_contract::openapi::const_string($value),
+                ))
+            }
+        }
+        impl utoipa::ToSchema for $name {}
+    };
+}
+text_body!(AliveBody, "ok");
+text_body!(ReadyBody, "ready");
+
+/// Liveness
+///
+/// `ok` while the process serves requests. Not rate-limited.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "gateway",
+    operation_id = "getHealthz",
+    security(),
+    responses((status = 200, description = "Alive.", content_type = "text/plain", body = inline(AliveBody)))
+)]
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Prometheus metrics
+///
+/// Prometheus text exposition format (request counts and latencies per service, route and
+/// status). Served only on the ops listener (`SOUK_OPS_ADDR`), never through the public port,
+/// where this path is 404.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "gateway",
+    operation_id = "getMetrics",
+    security(),
+    responses(
+        (status = 200, description = "Metrics.", content_type = "text/plain", body = String),
+        (status = 404, response = crate::openapi::NotFound),
+    )
+)]
+pub async fn metrics_page(ops: Option<Extension<OpsListener>>) -> Response {
     match ops {
         Some(_) => prometheus().render().into_response(),
         None => ApiError::not_found("no such endpoint").into_response(),
     }
 }
 
-async fn ready(
+/// Readiness
+///
+/// 200 `ready` once the gateway knows the token verification keys (the user service has
+/// answered), else 503 with `not ready` as plain text (on the ops listener, `SOUK_OPS_ADDR`:
+/// the reason). Not rate-limited.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "gateway",
+    operation_id = "getReadyz",
+    security(),
+    responses(
+        (status = 200, description = "Ready.", content_type = "text/plain", body = inline(ReadyBody)),
+        (status = 503, description = "Not ready; the body says why.", content_type = "text/plain", body = String),
+    )
+)]
+pub async fn ready(
     State(checks): State<Arc<Vec<ReadyCheck>>>,
     ops: Option<Extension<OpsListener>>,
 ) -> Response {

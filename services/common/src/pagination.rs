@@ -13,14 +13,46 @@ pub const MAX_LIMIT: i64 = 100;
 
 /// Query parameters as strings, so a malformed value is our 422, not a framework rejection.
 /// Documented as what a client may send: `params(PageQuery)` in a `#[utoipa::path]`.
-#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Default, serde::Deserialize)]
 pub struct PageQuery {
-    /// Page size, 1-100 (default 20); anything else is 422 (field `limit`).
-    #[param(schema_with = limit_schema)]
     pub limit: Option<String>,
-    /// Opaque `next_cursor` from the previous page; one this endpoint did not issue is 422 (field `cursor`).
     pub cursor: Option<String>,
+}
+
+/// By hand: the derive drops a parameter's description when its schema is given
+/// (`schema_with`), and `limit` is documented as the integer a client sends, not the string
+/// it is read as.
+impl utoipa::IntoParams for PageQuery {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::Required;
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let param = |name: &str, description: String, schema| {
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Query)
+                .required(Required::False)
+                .description(Some(description))
+                .schema(Some(schema))
+                .build()
+        };
+        vec![
+            param(
+                "limit",
+                format!(
+                    "Page size, 1-{MAX_LIMIT} (default {DEFAULT_LIMIT}); anything else is 422 (field `limit`)."
+                ),
+                limit_schema(),
+            ),
+            param(
+                "cursor",
+                "Opaque `next_cursor` from the previous page; one this endpoint did not issue is 422 (field `cursor`).".to_owned(),
+                ObjectBuilder::new().schema_type(Type::String).build(),
+            ),
+        ]
+    }
 }
 
 /// `limit` as a client sends it: an integer in range (the field is a string only to answer
@@ -198,12 +230,19 @@ mod tests {
         assert_eq!(limit["name"], "limit");
         assert_eq!(limit["in"], "query");
         assert_eq!(limit["required"], false);
+        assert!(
+            limit["description"]
+                .as_str()
+                .unwrap()
+                .starts_with("Page size, 1-100")
+        );
         assert_eq!(
             limit["schema"],
             serde_json::json!({"type": "integer", "minimum": 1, "maximum": 100, "default": 20})
         );
         assert_eq!(operation["parameters"][1]["name"], "cursor");
         assert_eq!(operation["parameters"][1]["schema"]["type"], "string");
+        assert_eq!(operation["parameters"][1]["in"], "query");
     }
 
     #[test]

@@ -85,10 +85,16 @@ async fn scope_request_id(req: axum::extract::Request, next: axum::middleware::N
     }
 }
 
-/// `GET /openapi.json` for a service: its part of the public API's document (the paths under
-/// `prefixes`, see `souk_contract::openapi::subset`), cut and encoded once, here.
-pub fn openapi<S: Clone + Send + Sync + 'static>(prefixes: &[&str]) -> MethodRouter<S> {
-    let document = Bytes::from(souk_contract::openapi::subset(prefixes).to_string());
+/// `GET /openapi.json` for a service: its part of the public API's document (`part`, the
+/// service's `openapi()`, in the shared frame and finished as the whole document is), encoded
+/// once, here.
+pub fn openapi<S: Clone + Send + Sync + 'static>(
+    part: utoipa::openapi::OpenApi,
+) -> MethodRouter<S> {
+    let mut doc = crate::openapi::base();
+    doc.merge(part);
+    crate::openapi::finish(&mut doc);
+    let document = Bytes::from(crate::openapi::to_json(&doc));
     get(move || {
         let document = document.clone();
         async move { ([(header::CONTENT_TYPE, "application/json")], document) }

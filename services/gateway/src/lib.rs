@@ -6,9 +6,8 @@ pub use openapi::openapi;
 mod catalog_cache;
 pub mod client_addr;
 pub mod demo_images;
+mod docs;
 mod keys;
-#[cfg(test)]
-mod openapi_tests;
 mod proxy;
 mod ratelimit;
 pub mod routes;
@@ -76,6 +75,25 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Stripe.js for the storefront's checkout; None: the storefront says payments are off.
     pub stripe_js: Option<StripeJs>,
+    /// What `/openapi.json` serves (and `/docs` shows).
+    pub openapi: OpenApiJson,
+}
+
+/// The public API's OpenAPI document as JSON, encoded once. The runner generates it from the
+/// services' code (`souk::openapi`), which the gateway does not depend on.
+#[derive(Clone)]
+pub struct OpenApiJson(Bytes);
+
+impl OpenApiJson {
+    pub fn new(json: String) -> Self {
+        Self(Bytes::from(json))
+    }
+}
+
+impl std::fmt::Debug for OpenApiJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "OpenApiJson({} bytes)", self.0.len())
+    }
 }
 
 /// Where the storefront loads Stripe.js from, and the publishable key it gives it.
@@ -108,7 +126,8 @@ pub fn stripe_js_from_env() -> Result<Option<StripeJs>, ConfigError> {
 }
 
 impl Config {
-    pub fn from_env() -> Result<Self, ConfigError> {
+    /// The settings from the environment; `openapi` is the document to serve.
+    pub fn from_env(openapi: OpenApiJson) -> Result<Self, ConfigError> {
         Ok(Self {
             internal_secret: settings::internal_secret()?,
             upstreams: Upstreams {
@@ -135,6 +154,7 @@ impl Config {
             catalog_cache_ttl: catalog_cache_ttl_from_env()?,
             trusted_proxies: trusted_proxies_from_env()?,
             stripe_js: stripe_js_from_env()?,
+            openapi,
         })
     }
 }
@@ -190,9 +210,6 @@ pub struct Shared {
     catalog_cache: catalog_cache::CatalogCache,
 }
 
-/// The whole public API, served at `/openapi.json`.
-const OPENAPI: &str = souk_contract::openapi::DOCUMENT;
-
 pub async fn app(config: Config) -> anyhow::Result<Router> {
     let internal = InternalAuth::new(&config.internal_secret);
     let mut connector = HttpConnector::new();
@@ -232,10 +249,8 @@ pub async fn app(config: Config) -> anyhow::Result<Router> {
     let routes = Router::new()
         .merge(storefront)
         .route("/.well-known/jwks.json", get(jwks))
-        .route(
-            "/openapi.json",
-            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
-        )
+        .route("/openapi.json", get(openapi_json))
+        .merge(docs::router())
         .fallback(proxy::forward)
         .with_state(state);
     Ok(server::layers("gateway", routes, vec![keys_check(keys)]))
@@ -254,6 +269,22 @@ fn keys_check(keys: Arc<keys::KeyStore>) -> ReadyCheck {
     })
 }
 
+/// Token verification keys
+///
+/// The Ed25519 public keys (RFC 8037 JWKs) that verify access tokens, as published by the user
+/// service. Not rate-limited. Cacheable for 5 minutes.
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "gateway",
+    operation_id = "getJwks",
+    security(),
+    responses(
+        (status = 200, description = "The key set.", body = souk_contract::users::JwkSet,
+            headers(("Cache-Control" = String, description = "`public, max-age=300`"))),
+        (status = 503, response = inline(openapi::KeysUnavailable)),
+    )
+)]
 async fn jwks(State(state): State<AppState>) -> Response {
     if state.keys.published().keys.is_empty() && state.keys.refresh().await.is_err() {
         return ApiError::unavailable("verification keys are not available yet").into_response();
@@ -264,4 +295,24 @@ async fn jwks(State(state): State<AppState>) -> Response {
         header::HeaderValue::from_static("public, max-age=300"),
     );
     res
+}
+
+/// This document
+///
+/// The whole public API as OpenAPI 3.1. Not rate-limited. The same document is shown as a
+/// page at `/docs`.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "gateway",
+    operation_id = "getOpenApi",
+    security(),
+    responses((status = 200, description = "This document.", body = Object))
+)]
+async fn openapi_json(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        state.config.openapi.0.clone(),
+    )
+        .into_response()
 }

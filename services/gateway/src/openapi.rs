@@ -1,11 +1,38 @@
 //! This service's part of the public API's OpenAPI document, generated from its handlers'
 //! `#[utoipa::path]` annotations and its bodies' `ToSchema` derives. The runner merges every
-//! service's part into the document the gateway serves (`souk::openapi`).
+//! service's part into the document the gateway serves (`souk::openapi`). The gateway's own
+//! paths: the keys, the document itself, and the health and metrics paths every service has
+//! (`souk_common::ops`), which the public reaches on the gateway only.
 
 use utoipa::OpenApi;
 
+/// 503 from `/.well-known/jwks.json` before the user service has answered.
+pub(crate) struct KeysUnavailable;
+
+impl<'r> utoipa::ToResponse<'r> for KeysUnavailable {
+    fn response() -> (&'r str, utoipa::openapi::RefOr<utoipa::openapi::Response>) {
+        (
+            "KeysUnavailable",
+            utoipa::openapi::RefOr::T(souk_common::openapi::problem_response(
+                "`service_unavailable`: the keys have not been fetched from the user service yet.",
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                souk_contract::ErrorCode::ServiceUnavailable,
+                "verification keys are not available yet",
+                "Problem",
+                false,
+            )),
+        )
+    }
+}
+
 #[derive(OpenApi)]
-#[openapi()]
+#[openapi(paths(
+    crate::jwks,
+    crate::openapi_json,
+    souk_common::ops::healthz,
+    souk_common::ops::ready,
+    souk_common::ops::metrics_page,
+))]
 struct ApiDoc;
 
 /// This service's operations and the schemas they use.

@@ -123,10 +123,7 @@ pub fn app_on(config: Config, db: PgPool) -> Router {
         .merge(categories::router())
         .merge(reservations::router())
         .merge(variants::router())
-        .route(
-            "/openapi.json",
-            server::openapi(&["/api/v1/products", "/api/v1/categories"]),
-        )
+        .route("/openapi.json", server::openapi(openapi()))
         .with_state(state);
     server::wrap("product", routes, vec![ops::database_check(db)])
 }

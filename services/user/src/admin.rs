@@ -5,6 +5,10 @@ use axum::extract::{Path, State};
 use axum::routing::{get, patch};
 use serde::Deserialize;
 use souk_common::error::parse_id;
+use souk_common::openapi::{
+    BadRequest, Forbidden, InvalidQuery, NotFound, PayloadTooLarge, Unauthorized,
+    UnsupportedMediaType, ValidationFailed,
+};
 use souk_common::pagination::{Page, PageQuery};
 use souk_common::{AdminUser, ApiError, ApiResult, FieldError, Json, Query, Role};
 use souk_contract::ErrorCode;
@@ -12,6 +16,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::auth::{insert_user, validate_email, validate_password};
+use crate::openapi::problems;
 use crate::profile::Profile;
 use crate::profile_columns;
 use crate::{AppState, password};
@@ -22,12 +27,34 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/admin/users/{id}", patch(set_role))
 }
 
+/// The page `listUsers` answers.
+pub(crate) type UserPage = Page<Profile>;
+
+/// List accounts (admin)
+///
+/// Every account, newest first, keyset-paginated. Admins only: a customer's token is 403
+/// `forbidden`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/users",
+    tag = "user",
+    operation_id = "listUsers",
+    security(("bearer" = [])),
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of profiles.", body = UserPage),
+        (status = 400, response = inline(MalformedQuery)),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 422, response = InvalidQuery),
+    )
+)]
 #[tracing::instrument(skip_all)]
-async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     _admin: AdminUser,
     Query(page): Query<PageQuery>,
-) -> ApiResult<Json<Page<Profile>>> {
+) -> ApiResult<Json<UserPage>> {
     let limit = page.limit()?;
     let after: Option<Uuid> = page.cursor()?;
     // Ids are UUID v7, so id order is creation order: newest first, keyset on id.
@@ -43,13 +70,49 @@ async fn list(
     Ok(Json(Page::from_rows(rows, limit, |p| p.id)))
 }
 
-#[derive(Deserialize)]
-struct RoleChange {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct RoleChange {
+    // Read as text so an unknown role is our 422 naming `role`.
+    #[schema(value_type = Role)]
     role: String,
 }
 
+problems! {
+    MalformedQuery: BAD_REQUEST, MalformedRequest,
+        "malformed query string",
+        "`malformed_request`: the query string could not be parsed, or a parameter is given more than once.";
+    LastAdmin: CONFLICT, LastAdmin,
+        "the last admin cannot be demoted",
+        "`last_admin`: the last admin cannot be demoted.";
+}
+
+/// Change an account's role (admin)
+///
+/// Sets `role` to `customer` or `admin`. Demoting the last admin is 409 `last_admin`. The
+/// gateway picks up the new role within its session cache time (default 10 s). Admins only: a
+/// customer's token is 403 `forbidden`.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/admin/users/{id}",
+    tag = "user",
+    operation_id = "setUserRole",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The user's id (anything that is not a UUID is 404).")),
+    request_body(content = RoleChange, description = "The new role.", example = json!({"role": "admin"})),
+    responses(
+        (status = 200, description = "The updated profile.", body = Profile),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = inline(LastAdmin)),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+    )
+)]
 #[tracing::instrument(skip_all)]
-async fn set_role(
+pub(crate) async fn set_role(
     State(state): State<AppState>,
     _admin: AdminUser,
     Path(id): Path<String>,

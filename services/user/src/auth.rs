@@ -10,12 +10,16 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use souk_common::error::unique_violation;
+use souk_common::openapi::{
+    BadRequest, InvalidToken, PayloadTooLarge, Unauthorized, UnsupportedMediaType, ValidationFailed,
+};
 use souk_common::{ApiError, ApiResult, AuthUser, FieldError, Json, Role};
 use souk_contract::ErrorCode;
 use souk_contract::users::{self, JwkSet};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
+use crate::openapi::problems;
 use crate::profile::{Profile, validate_name};
 use crate::profile_columns;
 use crate::{AppState, password, throttle, tokens};
@@ -29,21 +33,53 @@ pub fn router() -> Router<AppState> {
         .route(users::JWKS, get(jwks))
 }
 
-#[derive(Serialize)]
-struct TokenResponse {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    user: Option<Profile>,
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct TokenPair {
+    /// A JWT (EdDSA); send as `Authorization: Bearer <token>`.
     access_token: String,
+    /// Opaque; single use (rotated by `/api/v1/auth/refresh`).
     refresh_token: String,
+    #[schema(schema_with = bearer)]
     token_type: &'static str,
+    /// Access token lifetime in seconds (default 900).
+    #[schema(examples(900))]
     expires_in: i64,
 }
 
-#[derive(Deserialize)]
-struct Registration {
+/// `token_type` has one value.
+fn bearer() -> utoipa::openapi::schema::Object {
+    souk_contract::openapi::const_string("Bearer")
+}
+
+/// A token pair plus the account's profile: what register, login and refresh answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct RegisteredSession {
+    user: Profile,
+    #[serde(flatten)]
+    tokens: TokenPair,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = RegisterRequest)]
+pub(crate) struct Registration {
+    #[schema(format = Email, max_length = 254)]
     email: String,
+    #[schema(min_length = 8, max_length = 1024)]
     password: String,
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
+}
+
+problems! {
+    EmailTaken: CONFLICT, EmailTaken,
+        "an account with this e-mail already exists",
+        "`email_taken`: an account with this e-mail already exists (case-insensitive).";
+    InvalidCredentials: UNAUTHORIZED, InvalidCredentials,
+        "wrong e-mail or password",
+        "`invalid_credentials` (unknown e-mail or wrong password), or `unauthorized` when an invalid access token was sent in `Authorization`.";
+    InvalidRefreshToken: UNAUTHORIZED, InvalidRefreshToken,
+        "the refresh token is invalid, expired or revoked",
+        "`invalid_refresh_token`: unknown, expired, spent or revoked (or `unauthorized` when an invalid access token was sent in `Authorization`).";
 }
 
 pub fn validate_email(email: &str, errors: &mut Vec<FieldError>) -> String {
@@ -82,13 +118,41 @@ pub fn validate_password(password: &str, errors: &mut Vec<FieldError>) {
     }
 }
 
+/// Create a customer account
+///
+/// Creates a `customer` account (a request can never make itself admin) and signs it in. The
+/// e-mail is trimmed; the name is trimmed and must be 1-100 characters; the password must be
+/// 8-1024 characters. Several invalid fields are reported together in `errors`. Registrations
+/// are limited per client address (default 30 an hour): over it, 429 `rate_limited` with
+/// `Retry-After` until the hour ends; invalid requests (422) are not counted.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/register",
+    tag = "user",
+    operation_id = "register",
+    security((), ("bearer" = [])),
+    request_body(
+        content = Registration,
+        description = "The new account.",
+        example = json!({"email": "ada@example.com", "password": "correct horse battery", "name": "Ada"})
+    ),
+    responses(
+        (status = 201, description = "The account and its first token pair.", body = RegisteredSession),
+        (status = 400, response = BadRequest),
+        (status = 401, response = InvalidToken),
+        (status = 409, response = inline(EmailTaken)),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+    )
+)]
 #[tracing::instrument(skip_all)]
-async fn register(
+pub(crate) async fn register(
     State(state): State<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     Json(body): Json<Registration>,
-) -> ApiResult<(StatusCode, Json<TokenResponse>)> {
+) -> ApiResult<(StatusCode, Json<RegisteredSession>)> {
     let mut errors = Vec::new();
     let email = validate_email(&body.email, &mut errors);
     validate_password(&body.password, &mut errors);
@@ -123,9 +187,9 @@ async fn register(
     tracing::info!(user_id = %profile.id, "registered");
     Ok((
         StatusCode::CREATED,
-        Json(TokenResponse {
-            user: Some(profile),
-            ..tokens
+        Json(RegisteredSession {
+            user: profile,
+            tokens,
         }),
     ))
 }
@@ -158,7 +222,7 @@ async fn issue(
     user_id: Uuid,
     role: Role,
     family: Uuid,
-) -> ApiResult<TokenResponse> {
+) -> ApiResult<TokenPair> {
     let access_token = state
         .keys
         .access_token(user_id, role)
@@ -175,8 +239,7 @@ async fn issue(
     .bind(state.config.refresh_ttl_days as i32)
     .execute(&mut **tx)
     .await?;
-    Ok(TokenResponse {
-        user: None,
+    Ok(TokenPair {
         access_token,
         refresh_token,
         token_type: "Bearer",
@@ -184,8 +247,9 @@ async fn issue(
     })
 }
 
-#[derive(Deserialize)]
-struct Credentials {
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = LoginRequest)]
+pub(crate) struct Credentials {
     email: String,
     password: String,
 }
@@ -236,13 +300,44 @@ async fn admit_sign_in(state: &AppState, account: &str, address: &str) -> ApiRes
     Ok(())
 }
 
+/// Sign in with e-mail and password
+///
+/// Answers a new token pair and the account's profile (`user`). An unknown e-mail and a wrong
+/// password get the same 401 `invalid_credentials`. Failed sign-ins are counted per account
+/// (default 5 in a 15-minute window): the failure that reaches the limit locks the account for
+/// 1 minute, each next lock twice as long as the last (at most 15 minutes); a sign-in with the
+/// right password after a lock clears the count and the backoff. Per client address the limit
+/// is only for floods across many accounts (default 1000 failures in 15 minutes, then 15
+/// minutes' lock). While locked, every attempt is 429 `rate_limited` with `Retry-After`, even
+/// with the right password. Attempts are counted before the password is checked, so parallel
+/// guesses cannot exceed the limit.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    tag = "user",
+    operation_id = "login",
+    security((), ("bearer" = [])),
+    request_body(
+        content = Credentials,
+        description = "The credentials.",
+        example = json!({"email": "ada@example.com", "password": "correct horse battery"})
+    ),
+    responses(
+        (status = 200, description = "Signed in.", body = RegisteredSession),
+        (status = 400, response = BadRequest),
+        (status = 401, response = inline(InvalidCredentials)),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+    )
+)]
 #[tracing::instrument(skip_all)]
-async fn login(
+pub(crate) async fn login(
     State(state): State<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     Json(body): Json<Credentials>,
-) -> ApiResult<Json<TokenResponse>> {
+) -> ApiResult<Json<RegisteredSession>> {
     let limits = state.config.login_limits;
     let account = throttle::account_key(&body.email);
     let address = throttle::address_key(&client_address(&headers, peer.map(|c| c.0.0)));
@@ -283,12 +378,18 @@ async fn login(
     let mut tx = state.db.begin().await?;
     let tokens = issue(&state, &mut tx, id, role, Uuid::now_v7()).await?;
     tx.commit().await?;
-    let user = Some(crate::profile::load(&state.db, id).await?);
-    Ok(Json(TokenResponse { user, ..tokens }))
+    let user = crate::profile::load(&state.db, id).await?;
+    Ok(Json(RegisteredSession { user, tokens }))
 }
 
-#[derive(Deserialize)]
-struct RefreshRequest {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct RefreshRequest {
+    refresh_token: String,
+}
+
+/// The same member as `RefreshRequest`, named for what it ends.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct LogoutRequest {
     refresh_token: String,
 }
 
@@ -300,11 +401,33 @@ fn invalid_refresh() -> ApiError {
     )
 }
 
+/// Exchange a refresh token for a new pair
+///
+/// Rotation: the refresh token sent is spent and stops working; the answer carries a new
+/// access token and a new refresh token of the same session, and the account's profile
+/// (`user`). Presenting an already spent refresh token again is treated as a leak: every
+/// token of that session is revoked.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/refresh",
+    tag = "user",
+    operation_id = "refreshTokens",
+    security((), ("bearer" = [])),
+    request_body(content = RefreshRequest, description = "The refresh token to spend."),
+    responses(
+        (status = 200, description = "A new token pair.", body = RegisteredSession),
+        (status = 400, response = BadRequest),
+        (status = 401, response = inline(InvalidRefreshToken)),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+    )
+)]
 #[tracing::instrument(skip_all)]
-async fn refresh(
+pub(crate) async fn refresh(
     State(state): State<AppState>,
     Json(body): Json<RefreshRequest>,
-) -> ApiResult<Json<TokenResponse>> {
+) -> ApiResult<Json<RegisteredSession>> {
     let hash = tokens::hash_refresh_token(&body.refresh_token);
     let mut tx = state.db.begin().await?;
     // Spend the token: only one concurrent refresh can win this update.
@@ -326,8 +449,8 @@ async fn refresh(
     let role = Role::parse(&role).ok_or_else(|| ApiError::internal("unknown role in database"))?;
     let tokens = issue(&state, &mut tx, user_id, role, family).await?;
     tx.commit().await?;
-    let user = Some(crate::profile::load(&state.db, user_id).await?);
-    Ok(Json(TokenResponse { user, ..tokens }))
+    let user = crate::profile::load(&state.db, user_id).await?;
+    Ok(Json(RegisteredSession { user, tokens }))
 }
 
 /// A spent token presented again means it leaked: revoke every token of its family.
@@ -346,11 +469,32 @@ async fn revoke_family_if_reused(db: &PgPool, hash: &[u8]) -> ApiResult<()> {
     Ok(())
 }
 
+/// End a session
+///
+/// Revokes every refresh token of the session the given refresh token belongs to, if it
+/// belongs to the caller. An unknown refresh token, or another user's, changes nothing and is
+/// still 204. Access tokens already issued stay valid until they expire (`expires_in`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    tag = "user",
+    operation_id = "logout",
+    security(("bearer" = [])),
+    request_body(content = LogoutRequest, description = "The session's current refresh token."),
+    responses(
+        (status = 204, description = "Signed out (or nothing to do)."),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+    )
+)]
 #[tracing::instrument(skip_all)]
-async fn logout(
+pub(crate) async fn logout(
     State(state): State<AppState>,
     user: AuthUser,
-    Json(body): Json<RefreshRequest>,
+    Json(body): Json<LogoutRequest>,
 ) -> ApiResult<StatusCode> {
     // Ends the whole session (every rotation of this token); another user's token is untouched.
     sqlx::query(

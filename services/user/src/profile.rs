@@ -7,6 +7,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use souk_common::address::ShippingAddress;
 use souk_common::error::parse_id;
+use souk_common::openapi::{
+    BadRequest, PayloadTooLarge, Unauthorized, UnsupportedMediaType, ValidationFailed,
+};
+use souk_common::pagination::PageItem;
 use souk_common::{ApiError, ApiResult, AuthUser, FieldError, Json, Role, ServiceCaller};
 use souk_contract::users;
 use sqlx::PgPool;
@@ -20,14 +24,26 @@ pub fn router() -> Router<AppState> {
         .route("/internal/users/{id}", get(internal_user))
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+/// A user's profile.
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[schema(as = User)]
 pub struct Profile {
     pub id: Uuid,
+    #[schema(format = Email)]
     pub email: String,
     pub name: String,
+    // Read as the column's text; `Role::parse` accepts only the two roles the column holds.
+    #[schema(value_type = Role)]
     pub role: String,
+    #[schema(value_type = Option<ShippingAddress>, required = true)]
     pub shipping_address: Option<sqlx::types::Json<ShippingAddress>>,
+    /// RFC 3339, UTC.
     pub created_at: DateTime<Utc>,
+}
+
+impl PageItem for Profile {
+    const PAGE_NAME: &'static str = "UserPage";
+    const PAGE_DESCRIPTION: &'static str = "A page of profiles, newest first.";
 }
 
 /// The columns a `Profile` reads, as a macro so queries stay `&'static str` (no per-request
@@ -52,8 +68,22 @@ pub async fn load(db: &PgPool, id: Uuid) -> ApiResult<Profile> {
     .ok_or_else(|| ApiError::unauthorized("this account no longer exists"))
 }
 
+/// The caller's profile
+///
+/// The signed-in user's profile. A valid token for an account that no longer exists is 401.
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/me",
+    tag = "user",
+    operation_id = "getMe",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The profile.", body = Profile),
+        (status = 401, response = Unauthorized),
+    )
+)]
 #[tracing::instrument(skip_all)]
-async fn me(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<Profile>> {
+pub(crate) async fn me(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<Profile>> {
     load(&state.db, user.id).await.map(Json)
 }
 
@@ -66,11 +96,15 @@ where
     Option::<T>::deserialize(de).map(Some)
 }
 
-#[derive(Deserialize)]
-struct ProfileUpdate {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct ProfileUpdate {
+    /// Cannot be null.
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = String, min_length = 1, max_length = 100)]
     name: Option<Option<String>>,
+    /// `null` removes the saved address.
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<ShippingAddress>)]
     shipping_address: Option<Option<ShippingAddress>>,
 }
 
@@ -82,8 +116,43 @@ pub fn validate_name(name: &str, errors: &mut Vec<FieldError>) -> String {
     name
 }
 
+/// Change name or default shipping address
+///
+/// Fields absent from the body are left as they are. `name` cannot be null.
+/// `shipping_address: null` removes the saved address; an address object replaces it whole
+/// (fields trimmed, `country` upper-cased; errors name e.g. `shipping_address.country`). The
+/// role cannot be changed here (unknown fields such as `role` are ignored).
+#[utoipa::path(
+    patch,
+    path = "/api/v1/users/me",
+    tag = "user",
+    operation_id = "updateMe",
+    security(("bearer" = [])),
+    request_body(
+        content = ProfileUpdate,
+        description = "The fields to change.",
+        example = json!({
+            "name": "Ada Lovelace",
+            "shipping_address": {
+                "name": "Ada Lovelace",
+                "line1": "12 St James's Square",
+                "city": "London",
+                "postal_code": "SW1Y 4JH",
+                "country": "GB"
+            }
+        })
+    ),
+    responses(
+        (status = 200, description = "The updated profile.", body = Profile),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+    )
+)]
 #[tracing::instrument(skip_all)]
-async fn update_me(
+pub(crate) async fn update_me(
     State(state): State<AppState>,
     user: AuthUser,
     Json(update): Json<ProfileUpdate>,

@@ -1,7 +1,8 @@
-//! The served OpenAPI document (`openapi.json`) checked against the router, so that neither can
-//! drift from the other silently: every prefix `routes::resolve` knows is documented, every
-//! documented `/api/v1` path resolves with the access its `security` claims, every operation
-//! names its errors as problem+json, and every `$ref` resolves.
+//! The generated OpenAPI document checked for itself and against the gateway's router, so
+//! that neither can drift from the other silently: every operation is named, tagged and
+//! summarised, every prefix `routes::resolve` knows is documented, every documented `/api/v1`
+//! path resolves with the access its `security` claims, every operation names its errors as
+//! problem+json, every `$ref` resolves, and `Problem.code` is the contract's `ErrorCode`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,9 +11,10 @@ use serde_json::Value;
 
 use souk_contract::openapi::{METHODS, under};
 
-use crate::routes::{self, API_PREFIX, Access, Route};
+use souk_gateway::routes::{self, API_PREFIX, Access, Route};
 
-/// The gateway's own routes (see `app` and `server::layers`): served, never proxied.
+/// The gateway's own routes (see `souk_gateway::app` and `server::layers`): served, never
+/// proxied. (`/docs` is a page, not an operation.)
 const OWN_PATHS: [&str; 5] = [
     "/.well-known/jwks.json",
     "/openapi.json",
@@ -22,7 +24,7 @@ const OWN_PATHS: [&str; 5] = [
 ];
 
 fn doc() -> Value {
-    serde_json::from_str(crate::OPENAPI).expect("openapi.json is valid JSON")
+    serde_json::to_value(super::document()).expect("the document is JSON")
 }
 
 /// `(path, method, operation)` for every operation in the document.
@@ -80,7 +82,7 @@ fn is_problem_schema(doc: &Value, schema: &Value) -> bool {
 /// The path segments `resolve` matches on, read from its source: every lower-case string
 /// literal in the function body. A prefix added to the router is therefore probed here too.
 fn router_segments() -> BTreeSet<String> {
-    let source = include_str!("routes.rs");
+    let source = include_str!("../../services/gateway/src/routes.rs");
     let start = source
         .find("pub fn resolve")
         .expect("routes::resolve exists");
@@ -146,6 +148,12 @@ fn is_openapi_3_1_served_from_the_root() {
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
     );
+    let tags: BTreeSet<&str> = doc["tags"]
+        .as_array()
+        .expect("tags")
+        .iter()
+        .map(|t| t["name"].as_str().expect("a tag has a name"))
+        .collect();
     let mut seen = BTreeSet::new();
     for (path, method, op) in operations(&doc) {
         let id = op["operationId"]
@@ -153,6 +161,15 @@ fn is_openapi_3_1_served_from_the_root() {
             .unwrap_or_else(|| panic!("{method} {path} has no operationId"))
             .to_owned();
         assert!(seen.insert(id.clone()), "duplicate operationId {id}");
+        assert!(
+            op["summary"].as_str().is_some_and(|s| !s.is_empty()),
+            "{method} {path} has no summary"
+        );
+        let op_tags = op["tags"].as_array().map(Vec::as_slice).unwrap_or_default();
+        assert!(
+            op_tags.len() == 1 && op_tags[0].as_str().is_some_and(|t| tags.contains(t)),
+            "{method} {path} is not in exactly one of the document's tags: {op_tags:?}"
+        );
         assert!(
             op["security"].is_array(),
             "{method} {path} has no explicit security"
@@ -175,7 +192,7 @@ fn every_router_prefix_is_documented() {
     for prefix in &prefixes {
         assert!(
             paths.iter().any(|p| under(p, prefix)),
-            "the router serves {prefix} but openapi.json documents no path under it"
+            "the router serves {prefix} but the document has no path under it"
         );
     }
 }
@@ -347,11 +364,11 @@ fn problem_codes_are_the_contracts_error_codes() {
     let unknown: Vec<_> = documented_set.difference(&declared).collect();
     assert!(
         undocumented.is_empty(),
-        "ErrorCode not in openapi.json: {undocumented:?}"
+        "ErrorCode not in the document: {undocumented:?}"
     );
     assert!(
         unknown.is_empty(),
-        "openapi.json codes ErrorCode lacks: {unknown:?}"
+        "the document's codes ErrorCode lacks: {unknown:?}"
     );
 
     let mut example_codes = Vec::new();
