@@ -8,9 +8,14 @@ use axum::routing::{get, put};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use souk_common::error::parse_id;
-use souk_common::pagination::{Page, PageQuery};
+use souk_common::openapi::{
+    BadRequest, Forbidden, InvalidQuery, InvalidToken, NotFound, NotModified, PayloadTooLarge,
+    Unauthorized, UnsupportedMediaType, ValidationFailed,
+};
+use souk_common::pagination::{Page, PageItem, PageQuery};
 use souk_common::{AdminUser, ApiError, ApiResult, FieldError, Json, Query, ServiceCaller};
 use sqlx::{PgConnection, PgPool};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use souk_contract::ErrorCode;
@@ -18,6 +23,10 @@ use souk_contract::catalog::{self, Batch, ProductEntry};
 
 use crate::cache::Cached;
 use crate::listing::{self, Cursor, ListQuery, Sort};
+use crate::openapi::{
+    IF_NONE_MATCH, MalformedQuery, PRODUCT_ID, ProductInvalid, ProductUpdateInvalid, SkuTaken,
+    SkuTakenOnUpdate,
+};
 use crate::validate::{self, double_option, not_null};
 use crate::variants::{self, NewVariant, ProductOption, Variant};
 use crate::{AppState, product_columns};
@@ -33,30 +42,51 @@ pub fn router() -> Router<AppState> {
         .route(catalog::PRODUCTS, get(internal_batch))
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 pub struct Product {
     pub id: Uuid,
     pub sku: String,
     pub name: String,
     pub description: String,
+    /// The lowest price among the active variants (integer cents).
+    #[schema(minimum = 0, maximum = 100_000_000_000_i64, examples(1999))]
     pub price_cents: i64,
+    /// Lowercase ISO 4217 code; the shop sells in one currency (default `usd`).
+    #[schema(pattern = "^[a-z]{3}$", examples("usd"))]
     pub currency: String,
     pub category_ids: Vec<Uuid>,
-    /// The sum of the active variants' stock.
+    /// The sum of the active variants' stock: units available to sell.
+    #[schema(minimum = 0, maximum = 1_000_000_000, examples(50))]
     pub stock: i64,
+    /// False once archived.
     pub active: bool,
-    /// Empty for a product sold in one variant.
+    /// Empty for a product sold in one variant (whose id is the product's).
+    #[schema(value_type = Vec<ProductOption>, max_items = 3)]
     pub options: sqlx::types::Json<Vec<ProductOption>>,
-    /// Shown by `GET /products/{id}` and admin writes, not in listings.
+    /// What is sold: one per combination of option values. Shown by `GET /products/{id}` and
+    /// the admin writes; absent from listings.
     #[sqlx(skip)]
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Vec<Variant>)]
     pub variants: Option<Vec<Variant>>,
-    /// Optional picture (see `validate::image_url`); omitted when there is none.
+    /// Optional picture: an absolute http(s) URL of visible ASCII, at most 2,048 characters.
+    /// Omitted when the product has none.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, max_length = 2048, examples("https://cdn.example.com/teapot.png"))]
     pub image_url: Option<String>,
+    /// RFC 3339, UTC.
     pub created_at: DateTime<Utc>,
+    /// RFC 3339, UTC.
     pub updated_at: DateTime<Utc>,
 }
+
+impl PageItem for Product {
+    const PAGE_NAME: &'static str = "ProductPage";
+    const PAGE_DESCRIPTION: &'static str = "A page of active products in the requested order.";
+}
+
+/// The page `listProducts` answers.
+pub type ProductPage = Page<Product>;
 
 async fn load(conn: &mut PgConnection, id: Uuid) -> ApiResult<Product> {
     let mut product: Product = sqlx::query_as(concat!(
@@ -86,9 +116,33 @@ pub async fn subtree(db: &PgPool, id: Uuid) -> ApiResult<Vec<Uuid>> {
     .await?)
 }
 
-/// Active products only. Filters: `category` (with sub-categories), `q` (full-text search on
-/// name and description, English stemming, web-search syntax), `min_price`/`max_price`
-/// (inclusive cents); `sort`; keyset pagination. Pages are cached by their query string.
+/// List and search products
+///
+/// Active products only (archived ones are hidden), keyset-paginated: products added meanwhile
+/// never shift or repeat rows. A `next_cursor` belongs to its `sort`: using it with another sort
+/// is 422 (field `cursor`). A malformed query string is 400; an invalid filter value, `limit` or
+/// `cursor` is 422 naming the parameter in `errors[].field`. An unknown `category` id simply
+/// matches nothing.
+// Pages are cached by their query string.
+#[utoipa::path(
+    get,
+    path = "/api/v1/products",
+    tag = "product",
+    operation_id = "listProducts",
+    security((), ("bearer" = [])),
+    params(
+        ListQuery,
+        PageQuery,
+        ("If-None-Match" = Option<String>, Header, nullable = false, description = IF_NONE_MATCH),
+    ),
+    responses(
+        (status = 200, description = "A page of products.", body = ProductPage, headers(("ETag" = String, description = "A strong validator of this representation; send it back as `If-None-Match` to get 304 while it is unchanged."))),
+        (status = 304, response = NotModified),
+        (status = 400, response = inline(MalformedQuery)),
+        (status = 401, response = InvalidToken),
+        (status = 422, response = InvalidQuery),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn list(
     State(state): State<AppState>,
@@ -168,8 +222,28 @@ async fn list_from_db(state: &AppState, query: ListQuery) -> ApiResult<Page<Prod
     }))
 }
 
-/// Any product by id, archived ones too (`active: false`), so past orders can link to them.
-/// Served from the cache when it holds the product; `ETag` + `If-None-Match` answer 304.
+/// A product
+///
+/// Any product by id, archived ones too (`active: false`), so past orders can link to them. An
+/// id that is not a UUID is 404.
+// Served from the cache when it holds the product; `ETag` + `If-None-Match` answer 304.
+#[utoipa::path(
+    get,
+    path = "/api/v1/products/{id}",
+    tag = "product",
+    operation_id = "getProduct",
+    security((), ("bearer" = [])),
+    params(
+        ("id" = Uuid, Path, description = PRODUCT_ID),
+        ("If-None-Match" = Option<String>, Header, nullable = false, description = IF_NONE_MATCH),
+    ),
+    responses(
+        (status = 200, description = "The product.", body = Product, headers(("ETag" = String, description = "A strong validator of this representation; send it back as `If-None-Match` to get 304 while it is unchanged."))),
+        (status = 304, response = NotModified),
+        (status = 401, response = InvalidToken),
+        (status = 404, response = NotFound),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn show(
     State(state): State<AppState>,
@@ -189,24 +263,45 @@ async fn show(
     Ok(product.respond(&headers, false))
 }
 
-#[derive(Deserialize)]
+/// Without `options`: `price_cents` and `stock` are required and the product is its own one
+/// variant. With `options`: `variants` (1-300) are required and `price_cents`/`stock` must be
+/// left out (422): each variant has its own.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = ProductCreate)]
 struct NewProduct {
+    /// No whitespace.
+    #[schema(min_length = 1, max_length = 64, pattern = r"^\s*\S+\s*$")]
     sku: String,
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
+    #[schema(max_length = 10_000)]
     description: String,
-    /// Required without options; with options each variant has its own.
+    /// Integer cents (minor units). Required without options; with options each variant has
+    /// its own.
     #[serde(default)]
+    #[schema(value_type = i64, minimum = 0, maximum = 100_000_000_000_i64, examples(1999))]
     price_cents: Option<i64>,
+    /// Must be the shop's currency (case-insensitive).
+    #[schema(examples("usd"))]
     currency: String,
     #[serde(default)]
+    #[schema(max_items = 50)]
     category_ids: Option<Vec<Uuid>>,
+    /// Units available to sell.
     #[serde(default)]
+    #[schema(value_type = i64, minimum = 0, maximum = 1_000_000_000, examples(50))]
     stock: Option<i64>,
+    /// An absolute http(s) URL (`https://cdn.example.com/teapot.png`) of visible ASCII
+    /// (percent-encode the rest), at most 2,048 characters. Anything else is 422.
     #[serde(default)]
+    #[schema(value_type = String, max_length = 2048, examples("https://cdn.example.com/teapot.png"))]
     image_url: Option<String>,
     #[serde(default)]
+    #[schema(max_items = 3)]
     options: Vec<ProductOption>,
+    /// Each names one value of every option (422 otherwise); combinations are distinct (422).
     #[serde(default)]
+    #[schema(value_type = Vec<NewVariant>, min_items = 1, max_items = 300)]
     variants: Option<Vec<NewVariant>>,
 }
 
@@ -279,6 +374,50 @@ async fn set_categories(conn: &mut PgConnection, product: Uuid, ids: &[Uuid]) ->
     Ok(())
 }
 
+/// Create a product (admin)
+///
+/// Text fields are trimmed. `currency` must be the shop's currency (default `usd`;
+/// case-insensitive, stored lowercase). `category_ids` (at most 50, duplicates ignored) must
+/// name existing categories, else 422 `category_not_found`. Admins only: a customer's token is
+/// 403 `forbidden`. A product may have `options` (at most 3) and then `variants`, one per
+/// combination it sells, each with its own SKU, price and stock; without options it is its own
+/// one variant (same id).
+#[utoipa::path(
+    post,
+    path = "/api/v1/products",
+    tag = "product",
+    operation_id = "createProduct",
+    security(("bearer" = [])),
+    request_body(
+        content = NewProduct,
+        description = "The new product.",
+        examples(
+            ("simple" = (summary = "One variant", value = json!({
+                "sku": "TEE-BLK-M", "name": "Black tee, M", "description": "Organic cotton.",
+                "price_cents": 1999, "currency": "usd", "stock": 50
+            }))),
+            ("options" = (summary = "Sizes", value = json!({
+                "sku": "TEE-BLK", "name": "Black tee", "description": "Organic cotton.",
+                "currency": "usd",
+                "options": [{"name": "size", "values": ["S", "M", "L"]}],
+                "variants": [
+                    {"sku": "TEE-BLK-S", "option_values": {"size": "S"}, "price_cents": 1999, "stock": 20},
+                    {"sku": "TEE-BLK-M", "option_values": {"size": "M"}, "price_cents": 1999, "stock": 30}
+                ]
+            }))),
+        ),
+    ),
+    responses(
+        (status = 201, description = "The new product.", body = Product),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 409, response = inline(SkuTaken)),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = inline(ProductInvalid)),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn create(
     State(state): State<AppState>,
@@ -357,34 +496,81 @@ async fn create(
     Ok((StatusCode::CREATED, Json(product)))
 }
 
-#[derive(Deserialize)]
+/// Any subset; absent fields are unchanged. Only `category_ids` and `image_url` may be null.
+#[derive(Deserialize, ToSchema)]
 struct ProductUpdate {
+    /// No whitespace.
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = String, min_length = 1, max_length = 64, pattern = r"^\s*\S+\s*$")]
     sku: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = String, min_length = 1, max_length = 200)]
     name: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = String, max_length = 10_000)]
     description: Option<Option<String>>,
+    /// Only for a product without options (else 422: set it per variant).
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = i64, minimum = 0, maximum = 100_000_000_000_i64, examples(1999))]
     price_cents: Option<Option<i64>>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = String, examples("usd"))]
     currency: Option<Option<String>>,
-    /// `null` or `[]` clears the categories.
+    /// Replaces the categories; `null` or `[]` removes them all.
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Vec<Uuid>>, max_items = 50)]
     category_ids: Option<Option<Vec<Uuid>>>,
+    /// Only for a product without options (else 422: set it per variant).
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = i64, minimum = 0, maximum = 1_000_000_000, examples(50))]
     stock: Option<Option<i64>>,
     /// `true` brings an archived product back.
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = bool)]
     active: Option<Option<bool>>,
-    /// `null` removes the picture.
+    /// `null` removes the picture. An absolute http(s) URL
+    /// (`https://cdn.example.com/teapot.png`) of visible ASCII (percent-encode the rest), at
+    /// most 2,048 characters. Anything else is 422.
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>, max_length = 2048, examples("https://cdn.example.com/teapot.png"))]
     image_url: Option<Option<String>>,
-    /// Refused: options are fixed when the product is created.
+    /// Refused (422): options are fixed when the product is created. Not in the document,
+    /// which describes what a client may send.
     #[serde(default)]
+    #[schema(ignore)]
     options: Option<serde_json::Value>,
 }
 
+/// Change a product (admin)
+///
+/// Any subset of the product's fields; absent fields are left as they are, and `null` is 422
+/// except for `category_ids`, where `null` or `[]` removes every category, and `image_url`,
+/// where `null` removes the picture. `active: true` brings an archived product back. Same rules
+/// as on creation. Admins only: a customer's token is 403 `forbidden`.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/products/{id}",
+    tag = "product",
+    operation_id = "updateProduct",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = PRODUCT_ID)),
+    request_body(
+        content = ProductUpdate,
+        description = "The fields to change.",
+        example = json!({"price_cents": 1799}),
+    ),
+    responses(
+        (status = 200, description = "The updated product.", body = Product),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = inline(SkuTakenOnUpdate)),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = inline(ProductUpdateInvalid)),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn update(
     State(state): State<AppState>,
@@ -481,7 +667,26 @@ async fn update(
     Ok(Json(product))
 }
 
-/// Archives (never deletes): past orders and reservations keep their lines. Idempotent.
+/// Archive a product (admin)
+///
+/// Archives, never deletes: the product gets `active: false`, disappears from
+/// `GET /api/v1/products`, cannot be added to a cart or bought, and past orders keep their
+/// lines. Idempotent: archiving an archived product is 204 again. Admins only: a customer's
+/// token is 403 `forbidden`.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/products/{id}",
+    tag = "product",
+    operation_id = "archiveProduct",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = PRODUCT_ID)),
+    responses(
+        (status = 204, description = "Archived."),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn archive(
     State(state): State<AppState>,
@@ -503,12 +708,43 @@ async fn archive(
         .ok_or_else(|| ApiError::not_found("no such product"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = StockUpdate)]
 struct StockBody {
+    /// Units available to sell.
+    #[schema(minimum = 0, maximum = 1_000_000_000, examples(50))]
     stock: i64,
 }
 
-/// Sets the stock available to sell (units held by open reservations are not included).
+/// Set a product's stock (admin)
+///
+/// Sets the units available to sell (0 to 1,000,000,000). Units held by open checkout
+/// reservations are not included. Admins only: a customer's token is 403 `forbidden`. Only for
+/// a product without options: one with options is 422
+/// (`PATCH /products/{id}/variants/{variant_id}` sets each variant's stock).
+#[utoipa::path(
+    put,
+    path = "/api/v1/products/{id}/stock",
+    tag = "product",
+    operation_id = "setProductStock",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = PRODUCT_ID)),
+    request_body(
+        content = StockBody,
+        description = "The new stock.",
+        example = json!({"stock": 120}),
+    ),
+    responses(
+        (status = 200, description = "The updated product.", body = Product),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn set_stock(
     State(state): State<AppState>,

@@ -6,12 +6,21 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use souk_common::error::{parse_id, unique_violation};
+use souk_common::openapi::{
+    BadRequest, Forbidden, InvalidToken, NotFound, PayloadTooLarge, Unauthorized,
+    UnsupportedMediaType,
+};
 use souk_common::{AdminUser, ApiError, ApiResult, FieldError, Json};
 use souk_contract::ErrorCode;
 use sqlx::PgConnection;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::AppState;
+use crate::openapi::{
+    CATEGORY_ID, CategoryInUse, CategoryInvalid, CategoryUpdateInvalid, SlugTaken,
+    SlugTakenOnUpdate,
+};
 use crate::validate::{self, double_option, not_null};
 
 pub fn router() -> Router<AppState> {
@@ -23,20 +32,36 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 pub struct Category {
     pub id: Uuid,
     pub name: String,
     pub slug: String,
+    /// Null for a top-level category.
+    #[schema(required = true)]
     pub parent_id: Option<Uuid>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct CategoryList {
     items: Vec<Category>,
 }
 
-/// Every category (a shop has few), parents before children, then by name.
+/// Every category
+///
+/// The whole category tree as a flat list (a shop has few categories, so this is not paginated
+/// and has no `next_cursor`): parents before their children, siblings by name.
+#[utoipa::path(
+    get,
+    path = "/api/v1/categories",
+    tag = "product",
+    operation_id = "listCategories",
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "All categories.", body = CategoryList),
+        (status = 401, response = InvalidToken),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn list(State(state): State<AppState>) -> ApiResult<Json<CategoryList>> {
     let items = sqlx::query_as(
@@ -53,6 +78,22 @@ async fn list(State(state): State<AppState>) -> ApiResult<Json<CategoryList>> {
     Ok(Json(CategoryList { items }))
 }
 
+/// A category
+///
+/// One category by id (served by the product service).
+#[utoipa::path(
+    get,
+    path = "/api/v1/categories/{id}",
+    tag = "product",
+    operation_id = "getCategory",
+    security((), ("bearer" = [])),
+    params(("id" = Uuid, Path, description = CATEGORY_ID)),
+    responses(
+        (status = 200, description = "The category.", body = Category),
+        (status = 401, response = InvalidToken),
+        (status = 404, response = NotFound),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn show(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Category>> {
     let id = parse_id(&id, "category")?;
@@ -64,20 +105,31 @@ async fn show(State(state): State<AppState>, Path(id): Path<String>) -> ApiResul
         .ok_or_else(|| ApiError::not_found("no such category"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = CategoryCreate)]
 struct NewCategory {
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$",
+        examples("t-shirts")
+    )]
     slug: String,
     #[serde(default)]
     parent_id: Option<Uuid>,
 }
 
+/// The 409 `slug_taken` detail.
+pub const SLUG_TAKEN: &str = "a category with this slug already exists";
+/// The 409 `category_in_use` detail.
+pub const CATEGORY_IN_USE: &str =
+    "the category still has sub-categories or products; move or archive them first";
+
 fn slug_taken(e: sqlx::Error) -> ApiError {
     match unique_violation(&e) {
-        Some("categories_slug_key") => ApiError::conflict(
-            ErrorCode::SlugTaken,
-            "a category with this slug already exists",
-        ),
+        Some("categories_slug_key") => ApiError::conflict(ErrorCode::SlugTaken, SLUG_TAKEN),
         _ => e.into(),
     }
 }
@@ -112,6 +164,34 @@ async fn check_parent(conn: &mut PgConnection, parent: Uuid) -> ApiResult<()> {
     }
 }
 
+/// Create a category (admin)
+///
+/// `parent_id` (optional) must name an existing category, else 422 `category_not_found`.
+/// Admins only: a customer's token is 403 `forbidden`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/categories",
+    tag = "product",
+    operation_id = "createCategory",
+    security(("bearer" = [])),
+    request_body(
+        content = NewCategory,
+        description = "The new category.",
+        example = json!({
+            "name": "T-shirts", "slug": "t-shirts", "parent_id": "0193a1f2-7c4e-7d3a-9b1e-2f5c8d9e0a1b"
+        }),
+    ),
+    responses(
+        (status = 201, description = "The new category.", body = Category),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 409, response = inline(SlugTaken)),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = inline(CategoryInvalid)),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn create(
     State(state): State<AppState>,
@@ -144,17 +224,51 @@ async fn create(
     Ok((StatusCode::CREATED, Json(category)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct CategoryUpdate {
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = String, min_length = 1, max_length = 100)]
     name: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(
+        value_type = String,
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$",
+        examples("t-shirts")
+    )]
     slug: Option<Option<String>>,
-    /// `null` makes it a top-level category.
+    /// `null` makes it top-level.
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Uuid>)]
     parent_id: Option<Option<Uuid>>,
 }
 
+/// Change a category (admin)
+///
+/// Absent fields are left as they are; `name` and `slug` cannot be null; `parent_id: null`
+/// makes it a top-level category. Moving a category under itself or one of its sub-categories
+/// is 422 (field `parent_id`). Admins only: a customer's token is 403 `forbidden`.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/categories/{id}",
+    tag = "product",
+    operation_id = "updateCategory",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = CATEGORY_ID)),
+    request_body(content = CategoryUpdate, description = "The fields to change."),
+    responses(
+        (status = 200, description = "The updated category.", body = Category),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = inline(SlugTakenOnUpdate)),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = inline(CategoryUpdateInvalid)),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn update(
     State(state): State<AppState>,
@@ -213,7 +327,25 @@ async fn update(
     Ok(Json(category))
 }
 
-/// 409 `category_in_use` while it has sub-categories or products (archived ones included).
+/// Delete a category (admin)
+///
+/// Deletes an empty category. While it has sub-categories or products (archived ones included)
+/// the answer is 409 `category_in_use`. Admins only: a customer's token is 403 `forbidden`.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/categories/{id}",
+    tag = "product",
+    operation_id = "deleteCategory",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = CATEGORY_ID)),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = inline(CategoryInUse)),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn remove(
     State(state): State<AppState>,
@@ -236,7 +368,7 @@ async fn remove(
         }
         Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => Err(ApiError::conflict(
             ErrorCode::CategoryInUse,
-            "the category still has sub-categories or products; move or archive them first",
+            CATEGORY_IN_USE,
         )),
         Err(e) => Err(e.into()),
     }

@@ -51,6 +51,7 @@
 
 use serde::{Deserialize, Serialize};
 use souk_common::ApiError;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 #[macro_export]
@@ -137,8 +138,9 @@ macro_rules! after_price_desc {
     };
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(default = "newest")]
 pub enum Sort {
     Newest,
     PriceAsc,
@@ -191,15 +193,30 @@ pub struct Cursor {
     pub id: Uuid,
 }
 
-/// Query parameters as strings, validated here so bad values are problem+json.
-#[derive(Debug, Default, Deserialize)]
+/// Query parameters as strings, validated here so bad values are problem+json; documented as
+/// what a client may send (`limit` and `cursor` by `PageQuery`).
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// A category id; products of its sub-categories (at any depth) are included.
+    #[param(value_type = Option<Uuid>)]
     pub category: Option<String>,
+    /// Full-text search on name and description (English stemming, web-search syntax:
+    /// `"quoted phrase"`, `or`, `-excluded`). At most 200 characters.
+    #[param(max_length = 200)]
     pub q: Option<String>,
+    /// Lowest `price_cents`, inclusive.
+    #[param(value_type = Option<i64>, minimum = 0)]
     pub min_price: Option<String>,
+    /// Highest `price_cents`, inclusive.
+    #[param(value_type = Option<i64>, minimum = 0)]
     pub max_price: Option<String>,
+    /// `newest` (default), `price_asc` or `price_desc` (ties broken by id).
+    #[param(value_type = Option<Sort>, inline)]
     pub sort: Option<String>,
+    #[param(ignore)]
     pub limit: Option<String>,
+    #[param(ignore)]
     pub cursor: Option<String>,
 }
 

@@ -2,13 +2,142 @@
 //! `#[utoipa::path]` annotations and its bodies' `ToSchema` derives. The runner merges every
 //! service's part into the document the gateway serves (`souk::openapi`).
 
+use std::borrow::Cow;
+
+use axum::http::StatusCode;
+use souk_common::openapi::problem_response;
+use souk_contract::ErrorCode;
 use utoipa::OpenApi;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::{RefOr, Response};
+
+use crate::{catalog, categories, variants};
 
 #[derive(OpenApi)]
-#[openapi()]
+#[openapi(
+    paths(
+        catalog::list,
+        catalog::create,
+        catalog::show,
+        catalog::update,
+        catalog::archive,
+        catalog::set_stock,
+        variants::create,
+        variants::update,
+        categories::list,
+        categories::create,
+        categories::show,
+        categories::update,
+        categories::remove,
+    ),
+    components(schemas(OptionValuesSchema))
+)]
 struct ApiDoc;
 
 /// This service's operations and the schemas they use.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
+}
+
+/// The `{id}` of a product's paths.
+pub const PRODUCT_ID: &str = "The product's id (anything that is not a UUID is 404).";
+/// The `{variant_id}` of a variant's path.
+pub const VARIANT_ID: &str = "The variant's id (anything that is not a UUID is 404).";
+/// The `{id}` of a category's paths.
+pub const CATEGORY_ID: &str = "The category's id (anything that is not a UUID is 404).";
+/// The conditional reads' request header.
+pub const IF_NONE_MATCH: &str = "An `ETag` from an earlier answer: when the product (or page) is unchanged the answer is 304 without a body.";
+
+/// `OptionValues` (`souk_contract::catalog::OptionValues`): that is an alias of a map, which
+/// cannot carry a derive, and the bounds on its names and values are checked by
+/// `variants::options`; so its schema is built here, as the one place that describes it.
+pub struct OptionValuesSchema;
+
+impl utoipa::PartialSchema for OptionValuesSchema {
+    fn schema() -> RefOr<Schema> {
+        let value = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(50));
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .additional_properties(Some(value))
+            .max_properties(Some(variants::MAX_OPTIONS))
+            .description(Some(
+                "The variant's value for each of the product's options, e.g. `{\"size\": \"M\"}`; \
+                 `{}` for a product without options.",
+            ))
+            .examples([serde_json::json!({"size": "M", "colour": "black"})])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for OptionValuesSchema {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("OptionValues")
+    }
+}
+
+/// Error responses of this service's own (inlined where used, as `response = inline(Name)`):
+/// a description and a problem body whose example `ApiError` renders from the same detail the
+/// handler sends.
+macro_rules! problem_responses {
+    ($( $name:ident: $status:ident, $code:ident, $schema:literal, $detail:expr,
+        $description:literal; )+) => {
+        $(
+            #[doc = $description]
+            pub struct $name;
+            impl<'r> utoipa::ToResponse<'r> for $name {
+                fn response() -> (&'r str, RefOr<Response>) {
+                    (
+                        stringify!($name),
+                        RefOr::T(problem_response(
+                            $description,
+                            StatusCode::$status,
+                            ErrorCode::$code,
+                            $detail,
+                            $schema,
+                            false,
+                        )),
+                    )
+                }
+            }
+        )+
+    };
+}
+
+problem_responses! {
+    MalformedQuery: BAD_REQUEST, MalformedRequest, "Problem",
+        "query parameter `sort` is given more than once",
+        "`malformed_request`: the query string could not be parsed, or a parameter is given more than once.";
+    SkuTaken: CONFLICT, SkuTaken, "Problem", variants::SKU_TAKEN,
+        "`sku_taken`: a product or variant with this SKU already exists.";
+    SkuTakenOnUpdate: CONFLICT, SkuTaken, "Problem", variants::SKU_TAKEN,
+        "`sku_taken`: another product or variant has this SKU.";
+    ProductInvalid: UNPROCESSABLE_ENTITY, ValidationFailed, "ValidationProblem",
+        "price_cents: must be an integer number of cents from 0 to 100000000000",
+        "`validation_failed` (invalid field values), or `category_not_found` (field `category_ids` names an unknown category).";
+    ProductUpdateInvalid: UNPROCESSABLE_ENTITY, ValidationFailed, "ValidationProblem",
+        "name: cannot be null",
+        "`validation_failed`, or `category_not_found` (field `category_ids`).";
+    VariantConflict: CONFLICT, SkuTaken, "Problem", variants::SKU_TAKEN,
+        "`sku_taken`: a product or variant with this SKU already exists. `too_many_variants`: the product has 300 variants.";
+    VariantInvalid: UNPROCESSABLE_ENTITY, ValidationFailed, "ValidationProblem",
+        "option_values: \"XXL\" is not a value of option \"size\" (S, M, L)",
+        "`validation_failed`: invalid field values; `option_values` naming an option the product does not have, a value outside the option's values, or a combination another variant of this product already has; or the product has no options.";
+    VariantUpdateInvalid: UNPROCESSABLE_ENTITY, ValidationFailed, "ValidationProblem",
+        "option_values: \"XXL\" is not a value of option \"size\" (S, M, L)",
+        "`validation_failed`: invalid field values; `option_values` naming an option the product does not have, a value outside the option's values, or a combination another variant of this product already has; `active: false` for the one variant of a product without options.";
+    SlugTaken: CONFLICT, SlugTaken, "Problem", categories::SLUG_TAKEN,
+        "`slug_taken`: a category with this slug already exists.";
+    SlugTakenOnUpdate: CONFLICT, SlugTaken, "Problem", categories::SLUG_TAKEN,
+        "`slug_taken`: another category has this slug.";
+    CategoryInUse: CONFLICT, CategoryInUse, "Problem", categories::CATEGORY_IN_USE,
+        "`category_in_use`: it still has sub-categories or products.";
+    CategoryInvalid: UNPROCESSABLE_ENTITY, ValidationFailed, "ValidationProblem",
+        "slug: must be 1 to 64 characters of a-z, 0-9 and inner hyphens",
+        "`validation_failed`, or `category_not_found` (field `parent_id`).";
+    CategoryUpdateInvalid: UNPROCESSABLE_ENTITY, ValidationFailed, "ValidationProblem",
+        "parent_id: cannot be the category itself or one of its sub-categories",
+        "`validation_failed` (including a cycle through `parent_id`), or `category_not_found` (field `parent_id`).";
 }

@@ -16,15 +16,23 @@ use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
 use serde::{Deserialize, Serialize};
 use souk_common::error::{parse_id, unique_violation};
+use souk_common::openapi::{
+    BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType,
+};
 use souk_common::pagination::MAX_LIMIT;
 use souk_common::{AdminUser, ApiError, ApiResult, FieldError, Json, Query, ServiceCaller};
 use souk_contract::ErrorCode;
 use souk_contract::catalog::{self, Batch, VariantEntry};
 use sqlx::PgConnection;
 use sqlx::types::Json as Jsonb;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::AppState;
+use crate::openapi::{
+    OptionValuesSchema, PRODUCT_ID, SkuTakenOnUpdate, VARIANT_ID, VariantConflict, VariantInvalid,
+    VariantUpdateInvalid,
+};
 use crate::validate::{self, double_option, not_null};
 
 pub const MAX_OPTIONS: usize = 3;
@@ -39,32 +47,56 @@ pub fn router() -> Router<AppState> {
         .route(catalog::VARIANTS, get(internal_batch))
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+#[schema(examples(json!({"name": "size", "values": ["S", "M", "L"]})))]
 pub struct ProductOption {
+    /// Unique within the product (case-insensitive).
+    #[schema(min_length = 1, max_length = 50)]
     pub name: String,
+    /// Distinct values.
+    #[schema(min_items = 1, max_items = 100, min_length = 1, max_length = 50)]
     pub values: Vec<String>,
 }
 
 pub use souk_contract::catalog::OptionValues;
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
 pub struct Variant {
+    /// What cart lines and order lines are keyed by. For a product without options: the
+    /// product's own id.
     pub id: Uuid,
     pub sku: String,
+    #[schema(value_type = OptionValuesSchema)]
     pub option_values: Jsonb<OptionValues>,
+    /// Integer cents (minor units).
+    #[schema(minimum = 0, maximum = 100_000_000_000_i64, examples(1999))]
     pub price_cents: i64,
+    /// Units of this variant available to sell.
+    #[schema(minimum = 0, maximum = 1_000_000_000, examples(50))]
     pub stock: i64,
+    /// False: not for sale (the product's other variants may be).
     pub active: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = VariantCreate)]
 pub struct NewVariant {
+    /// No whitespace; unique among all products and variants.
+    #[schema(min_length = 1, max_length = 64, pattern = r"^\s*\S+\s*$")]
     sku: String,
+    // Required for the document: a product that takes new variants has options, so `{}` is
+    // always 422 here (the default only lets the create-product check name the field).
     #[serde(default)]
+    #[schema(value_type = OptionValuesSchema, required = true)]
     option_values: OptionValues,
+    /// Integer cents (minor units).
+    #[schema(minimum = 0, maximum = 100_000_000_000_i64, examples(1999))]
     price_cents: i64,
+    /// Units of this variant available to sell.
+    #[schema(minimum = 0, maximum = 1_000_000_000, examples(50))]
     stock: i64,
     #[serde(default)]
+    #[schema(value_type = bool, default = true)]
     active: Option<bool>,
 }
 
@@ -211,13 +243,15 @@ fn new_variant(
     }
 }
 
+/// The 409 `sku_taken` detail.
+pub const SKU_TAKEN: &str = "a product or variant with this SKU already exists";
+
 /// 409 `sku_taken` for a SKU in use; 422 for a combination the product already sells.
 pub fn conflict(e: sqlx::Error) -> ApiError {
     match unique_violation(&e) {
-        Some("variants_sku_key" | "products_sku_key") => ApiError::conflict(
-            ErrorCode::SkuTaken,
-            "a product or variant with this SKU already exists",
-        ),
+        Some("variants_sku_key" | "products_sku_key") => {
+            ApiError::conflict(ErrorCode::SkuTaken, SKU_TAKEN)
+        }
         Some("variants_combination_key") => ApiError::invalid_field(
             "option_values",
             "another variant of this product has this combination",
@@ -292,7 +326,38 @@ pub async fn lock_product(
         .ok_or_else(|| ApiError::not_found("no such product"))
 }
 
-/// `POST /products/{id}/variants`: a new combination of a product with options.
+/// Add a variant to a product with options (admin)
+///
+/// A new combination of the product's option values, with its own SKU, price and stock. The
+/// product's `price_cents` (lowest active variant) and `stock` (sum) follow. A product without
+/// options has exactly one variant (its own id) and takes no others (422). Admins only: a
+/// customer's token is 403 `forbidden`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/products/{id}/variants",
+    tag = "product",
+    operation_id = "createVariant",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = PRODUCT_ID)),
+    request_body(
+        content = NewVariant,
+        description = "The variant.",
+        example = json!({
+            "sku": "TEE-BLK-XL", "option_values": {"size": "XL"}, "price_cents": 2199, "stock": 10
+        }),
+    ),
+    responses(
+        (status = 201, description = "The new variant.", body = Variant),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = inline(VariantConflict)),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = inline(VariantInvalid)),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn create(
     State(state): State<AppState>,
@@ -345,23 +410,63 @@ async fn one(conn: &mut PgConnection, product_id: Uuid, id: Uuid) -> ApiResult<V
     .ok_or_else(|| ApiError::not_found("no such variant of this product"))
 }
 
-#[derive(Deserialize)]
+/// Any subset; absent fields are unchanged; none may be null.
+#[derive(Deserialize, ToSchema)]
 struct VariantUpdate {
+    /// No whitespace; unique among all products and variants.
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = String, min_length = 1, max_length = 64, pattern = r"^\s*\S+\s*$")]
     sku: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = OptionValuesSchema)]
     option_values: Option<Option<OptionValues>>,
+    /// Integer cents (minor units).
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = i64, minimum = 0, maximum = 100_000_000_000_i64, examples(1999))]
     price_cents: Option<Option<i64>>,
+    /// Units of this variant available to sell.
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = i64, minimum = 0, maximum = 1_000_000_000, examples(50))]
     stock: Option<Option<i64>>,
+    /// The one variant of a product without options cannot be switched off on its own: archive
+    /// the product (422).
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = bool)]
     active: Option<Option<bool>>,
 }
 
-/// `PATCH /products/{id}/variants/{variant_id}`. The one variant of a product without options
-/// is the product itself: its SKU follows the product's, and it is switched off by archiving
-/// the product.
+/// Change a variant (admin)
+///
+/// Any of `sku`, `option_values`, `price_cents`, `stock`, `active`. For a product without
+/// options its one variant is the product: its SKU follows the product's, and it is taken off
+/// sale by archiving the product. A variant of another product is 404. Admins only.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/products/{id}/variants/{variant_id}",
+    tag = "product",
+    operation_id = "updateVariant",
+    security(("bearer" = [])),
+    params(
+        ("id" = Uuid, Path, description = PRODUCT_ID),
+        ("variant_id" = Uuid, Path, description = VARIANT_ID),
+    ),
+    request_body(
+        content = VariantUpdate,
+        description = "The changes.",
+        example = json!({"price_cents": 1799, "stock": 25}),
+    ),
+    responses(
+        (status = 200, description = "The updated variant.", body = Variant),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = inline(SkuTakenOnUpdate)),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = inline(VariantUpdateInvalid)),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn update(
     State(state): State<AppState>,
