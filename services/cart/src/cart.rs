@@ -14,6 +14,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
 use serde::{Deserialize, Serialize};
 use souk_common::error::parse_id;
+use souk_common::openapi::{BadRequest, PayloadTooLarge, Unauthorized, UnsupportedMediaType};
 use souk_common::{ApiError, ApiResult, AuthUser, FieldError, Json, ServiceCaller};
 use souk_contract::ErrorCode;
 use souk_contract::promotions::QuoteLine;
@@ -22,6 +23,10 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::catalog::{self, CatalogEntry, OptionValues};
 use crate::edit;
+use crate::openapi::{
+    AddConflict, AddInvalid, CatalogUnavailable, CheckoutInProgress, LineIdNotFound, LineNotFound,
+    ProductNotSold, QuantityConflict, QuantityInvalid,
+};
 use crate::promotion::{self, CartPromotion};
 
 pub const MAX_QUANTITY: i64 = 100;
@@ -40,36 +45,54 @@ pub fn router() -> Router<AppState> {
         .route("/internal/carts/{user_id}/ordered", post(ordered))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Cart)]
 pub struct CartView {
+    /// In the order they were added.
     pub items: Vec<CartLine>,
+    /// Sum of `line_total_cents`.
+    #[schema(minimum = 0)]
     pub subtotal_cents: i64,
+    /// Lowercase ISO 4217 code; the shop sells in one currency (default `usd`).
+    #[schema(pattern = "^[a-z]{3}$", examples("usd"))]
     pub currency: String,
-    /// True when the catalog could not be asked and some prices are the last ones seen.
+    /// True when the product service could not be asked and the lines show last known prices.
     pub prices_stale: bool,
-    /// The applied promotion code (`PUT /cart/promotion`), null when there is none.
+    /// The applied code (`PUT /cart/promotion`); null when none. A code that stopped applying
+    /// stays, with `applicable: false` and a `reason`, and no discount.
+    #[schema(required = true)]
     pub promotion: Option<CartPromotion>,
-    /// What the promotion takes off now (0 unless `promotion.applicable`).
+    /// What the promotion takes off now (0 unless it applies).
+    #[schema(minimum = 0)]
     pub discount_cents: i64,
     /// `subtotal_cents - discount_cents`.
+    #[schema(minimum = 0)]
     pub total_cents: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CartLine {
     pub product_id: Uuid,
-    /// What the line is keyed by: the product's id for a product without options.
+    /// The line's key: the variant bought (a product without options: the product's id).
     pub variant_id: Uuid,
     /// `{}` for a product without options.
+    #[schema(schema_with = crate::openapi::option_values)]
     pub option_values: OptionValues,
     pub name: String,
+    #[schema(minimum = 1, maximum = 100)]
     pub quantity: i64,
+    /// Current catalog price, or the last known one when `price_stale`.
+    #[schema(minimum = 0)]
     pub unit_price_cents: i64,
+    /// `unit_price_cents * quantity`.
+    #[schema(minimum = 0)]
     pub line_total_cents: i64,
-    /// True when `unit_price_cents` is the last known price, not a current one.
+    /// True when the product service could not be asked and `unit_price_cents` (and `name`)
+    /// are the last known ones.
     pub price_stale: bool,
-    /// Whether the line can be bought as it is (product active, enough stock); `null` when
-    /// the catalog could not be asked.
+    /// Whether the line can be bought as it is (product active, enough stock); null when the
+    /// product service could not be asked.
+    #[schema(required = true)]
     pub available: Option<bool>,
 }
 
@@ -228,8 +251,28 @@ async fn remember(state: &AppState, user: Uuid, products: &[CatalogEntry]) {
     }
 }
 
+/// The caller's cart
+///
+/// Prices are never frozen: every read asks the catalog for current names, prices and stock.
+/// When the product service cannot answer, reads still answer 200 with each line's last known
+/// name and price, flagged `price_stale: true` on the line and `prices_stale: true` on the
+/// cart (and `available: null`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/cart",
+    tag = "cart",
+    operation_id = "getCart",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The cart (possibly with stale prices).", body = CartView),
+        (status = 401, response = Unauthorized),
+    )
+)]
 #[tracing::instrument(skip_all)]
-async fn show(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<CartView>> {
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> ApiResult<Json<CartView>> {
     render(&state, user.id).await.map(Json)
 }
 
@@ -287,18 +330,53 @@ fn insufficient(p: &CatalogEntry) -> ApiError {
     )
 }
 
-#[derive(Deserialize)]
-struct AddItem {
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = CartItemAdd)]
+pub(crate) struct AddItem {
     product_id: Uuid,
-    /// Required when the product has options.
+    /// Required when the product has options (422 `variant_required`); for a product without
+    /// options it may be left out or be the product's id.
     #[serde(default)]
+    #[schema(value_type = Uuid)]
     variant_id: Option<Uuid>,
+    #[schema(minimum = 1, maximum = 100)]
     quantity: i64,
 }
 
-/// Adds to the line of the same variant if there is one.
+/// Add a product (or one of its variants) to the cart
+///
+/// Adds `quantity` to the variant's line (lines are keyed by `variant_id`; a product with
+/// options needs one), creating it if needed. A line holds 1-100 units and never more than the
+/// variant's stock; a cart holds at most 100 different variants. Needs the catalog: 503 while
+/// the product service is down. Prices are never frozen: every read asks the catalog for
+/// current names, prices and stock. When the product service cannot answer, reads still answer
+/// 200 with each line's last known name and price, flagged `price_stale: true` on the line and
+/// `prices_stale: true` on the cart (and `available: null`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/cart/items",
+    tag = "cart",
+    operation_id = "addCartItem",
+    security(("bearer" = [])),
+    request_body(
+        content = AddItem,
+        description = "The product and how many to add.",
+        example = json!({"product_id": "0193a1f2-7c4e-7d3a-9b1e-2f5c8d9e0a1b", "quantity": 2}),
+    ),
+    responses(
+        (status = 200, description = "The whole cart after the change.", body = CartView),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = inline(ProductNotSold)),
+        (status = 409, response = inline(AddConflict)),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = inline(AddInvalid)),
+        (status = 503, response = inline(CatalogUnavailable)),
+    )
+)]
 #[tracing::instrument(skip_all)]
-async fn add(
+pub(crate) async fn add(
     State(state): State<AppState>,
     user: AuthUser,
     Json(body): Json<AddItem>,
@@ -382,14 +460,45 @@ async fn add(
     render(&state, user.id).await.map(Json)
 }
 
-#[derive(Deserialize)]
-struct QuantityBody {
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = CartItemQuantity)]
+pub(crate) struct QuantityBody {
+    /// 0 removes the line.
+    #[schema(minimum = 0, maximum = 100)]
     quantity: i64,
 }
 
-/// Sets a line's quantity; 0 removes the line (and, like DELETE, is fine if there is none).
+/// Set a line's quantity
+///
+/// Sets the line's quantity (0-100); 0 removes the line (and is 200 even if there was no
+/// line). Any other quantity needs the line to exist (else 404) and the catalog (503 while the
+/// product service is down).
+#[utoipa::path(
+    patch,
+    path = "/api/v1/cart/items/{variant_id}",
+    tag = "cart",
+    operation_id = "setCartItemQuantity",
+    security(("bearer" = [])),
+    params(("variant_id" = Uuid, Path, description = "The cart line's `variant_id` (for a product without options, the product's id).")),
+    request_body(
+        content = QuantityBody,
+        description = "The new quantity.",
+        example = json!({"quantity": 3}),
+    ),
+    responses(
+        (status = 200, description = "The whole cart after the change.", body = CartView),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = inline(LineNotFound)),
+        (status = 409, response = inline(QuantityConflict)),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = inline(QuantityInvalid)),
+        (status = 503, response = inline(CatalogUnavailable)),
+    )
+)]
 #[tracing::instrument(skip_all)]
-async fn set_quantity(
+pub(crate) async fn set_quantity(
     State(state): State<AppState>,
     user: AuthUser,
     Path(variant_id): Path<String>,
@@ -448,9 +557,26 @@ async fn remove_line(state: &AppState, user: Uuid, variant_id: Uuid) -> ApiResul
     render(state, user).await.map(Json)
 }
 
-/// Removes a line; idempotent (a line that is not there is already removed).
+/// Remove a line
+///
+/// Idempotent: removing a line that is not there is 200 too. Works while the product service
+/// is down.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/cart/items/{variant_id}",
+    tag = "cart",
+    operation_id = "removeCartItem",
+    security(("bearer" = [])),
+    params(("variant_id" = Uuid, Path, description = "The cart line's `variant_id` (for a product without options, the product's id).")),
+    responses(
+        (status = 200, description = "The whole cart after the change.", body = CartView),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = inline(LineIdNotFound)),
+        (status = 409, response = inline(CheckoutInProgress)),
+    )
+)]
 #[tracing::instrument(skip_all)]
-async fn remove(
+pub(crate) async fn remove(
     State(state): State<AppState>,
     user: AuthUser,
     Path(variant_id): Path<String>,
@@ -459,9 +585,23 @@ async fn remove(
     remove_line(&state, user.id, variant_id).await
 }
 
-/// Empties the cart, its promotion code included.
+/// Empty the cart
+///
+/// Removes every line; works while the product service is down.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/cart",
+    tag = "cart",
+    operation_id = "clearCart",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Emptied."),
+        (status = 401, response = Unauthorized),
+        (status = 409, response = inline(CheckoutInProgress)),
+    )
+)]
 #[tracing::instrument(skip_all)]
-async fn clear(State(state): State<AppState>, user: AuthUser) -> ApiResult<StatusCode> {
+pub(crate) async fn clear(State(state): State<AppState>, user: AuthUser) -> ApiResult<StatusCode> {
     let mut tx = edit::begin(&state, user.id).await?;
     sqlx::query("DELETE FROM cart_items WHERE user_id = $1")
         .bind(user.id)

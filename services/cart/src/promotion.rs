@@ -13,6 +13,7 @@ use axum::http::{Method, StatusCode};
 use axum::routing::put;
 use serde::{Deserialize, Serialize};
 use souk_common::client::CallError;
+use souk_common::openapi::{BadRequest, PayloadTooLarge, Unauthorized, UnsupportedMediaType};
 use souk_common::{ApiError, ApiResult, AuthUser, Json};
 use souk_contract::ErrorCode;
 use souk_contract::promotions::{self, Quote, QuoteLine, QuoteRequest};
@@ -22,24 +23,31 @@ use crate::AppState;
 use crate::cart::{self, CartView};
 use crate::catalog::CatalogEntry;
 use crate::edit;
+use crate::openapi::{CheckoutInProgress, PromotionNotApplicable, PromotionNotFound};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/cart/promotion", put(apply).delete(remove))
 }
 
 /// The longest code the order service issues or accepts.
-const MAX_CODE_LEN: usize = 64;
+pub(crate) const MAX_CODE_LEN: usize = 64;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CartPromotion {
+    /// As the shop spells it.
     pub code: String,
     /// `percent` or `amount`; null when no promotion has this code any more.
+    #[schema(schema_with = crate::openapi::promotion_kind, required = true)]
     pub kind: Option<String>,
+    #[schema(required = true)]
     pub value: Option<i64>,
-    /// Whether it takes something off this cart now; null when that cannot be known.
+    /// Whether it takes something off this cart now; null when that cannot be known (the
+    /// order service or the catalog is down; no discount is shown). Checkout decides for good.
+    #[schema(required = true)]
     pub applicable: Option<bool>,
     /// When not applicable: `expired`, `not_started`, `exhausted`, `min_subtotal`,
     /// `no_eligible_items`, `customer_limit`, or `not_found` (switched off or removed).
+    #[schema(schema_with = crate::openapi::not_applicable_reason, required = true)]
     pub reason: Option<String>,
 }
 
@@ -124,14 +132,40 @@ pub async fn show(
     }
 }
 
-#[derive(Deserialize)]
-struct Apply {
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = CartPromotionRequest)]
+pub(crate) struct Apply {
+    /// Any case; surrounding spaces are ignored.
+    #[schema(min_length = 1, max_length = 64)]
     code: String,
 }
 
-/// Checks the code against the cart as it is now and stores it only if it applies.
+/// Apply a promotion code to the cart
+///
+/// One code per cart: a new one replaces the old. The code is checked against the cart as it
+/// is now and stored only if it applies; `GET /cart` prices it again on every read, and
+/// checkout redeems it for good (409 `promotion_unavailable` there if it stopped applying).
+/// Codes are case-insensitive.
+#[utoipa::path(
+    put,
+    path = "/api/v1/cart/promotion",
+    tag = "cart",
+    operation_id = "applyCartPromotion",
+    security(("bearer" = [])),
+    request_body(content = Apply, example = json!({"code": "summer-25"})),
+    responses(
+        (status = 200, description = "The whole cart, priced with the promotion.", body = CartView),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = inline(PromotionNotFound)),
+        (status = 409, response = inline(CheckoutInProgress)),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = inline(PromotionNotApplicable)),
+    )
+)]
 #[tracing::instrument(skip_all)]
-async fn apply(
+pub(crate) async fn apply(
     State(state): State<AppState>,
     user: AuthUser,
     Json(body): Json<Apply>,
@@ -174,9 +208,26 @@ async fn apply(
     cart::render(&state, user.id).await.map(Json)
 }
 
-/// Removes the code; fine when there is none.
+/// Remove the cart's promotion code
+///
+/// Idempotent.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/cart/promotion",
+    tag = "cart",
+    operation_id = "removeCartPromotion",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The whole cart, priced with the promotion.", body = CartView),
+        (status = 401, response = Unauthorized),
+        (status = 409, response = inline(CheckoutInProgress)),
+    )
+)]
 #[tracing::instrument(skip_all)]
-async fn remove(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<CartView>> {
+pub(crate) async fn remove(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> ApiResult<Json<CartView>> {
     let mut tx = edit::begin(&state, user.id).await?;
     sqlx::query("DELETE FROM cart_promotions WHERE user_id = $1")
         .bind(user.id)

@@ -463,14 +463,25 @@ pub fn verify_webhook(
     Ok(VerifiedEvent { id, kind })
 }
 
+/// A Stripe event object (https://docs.stripe.com/api/events).
+// The webhook's body: what every event has, and all that is read of one that Stripe's client
+// cannot parse.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+pub struct StripeEvent {
+    #[schema(examples("evt_1Q0abc"))]
+    id: String,
+    #[serde(rename = "type")]
+    #[schema(examples("payment_intent.succeeded"))]
+    kind: String,
+    /// The event's data (`data.object`: the payment intent, charge, ...).
+    // Stripe's client reads it (`verify_webhook`): skipped here.
+    #[serde(rename = "data", default)]
+    #[schema(value_type = Object)]
+    _data: Option<serde::de::IgnoredAny>,
+}
+
 fn other_event(payload: &str, reason: String) -> Result<VerifiedEvent, WebhookError> {
-    #[derive(serde::Deserialize)]
-    struct Envelope {
-        id: String,
-        #[serde(rename = "type")]
-        kind: String,
-    }
-    let envelope: Envelope = serde_json::from_str(payload)
+    let envelope: StripeEvent = serde_json::from_str(payload)
         .map_err(|e| WebhookError::Malformed(format!("{reason}: {e}")))?;
     if WEBHOOK_EVENTS.contains(&envelope.kind.as_str()) {
         return Err(WebhookError::Malformed(format!(

@@ -12,8 +12,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::routing::post;
-use serde_json::{Value, json};
 use souk_common::client::CallError;
+use souk_common::openapi::{InvalidToken, PayloadTooLarge};
 use souk_common::{ApiError, ApiResult, Json};
 use souk_contract::ErrorCode;
 use souk_contract::orders::{self, PaymentEvent, PaymentEventKind};
@@ -21,7 +21,8 @@ use souk_contract::payments::PaymentStatus;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::stripe::{VerifiedEventKind, WebhookError, verify_webhook};
+use crate::openapi::{OrderServiceUnavailable, WebhookRefused};
+use crate::stripe::{StripeEvent, VerifiedEventKind, WebhookError, verify_webhook};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/payments/webhook", post(receive))
@@ -31,16 +32,51 @@ fn invalid_signature(detail: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidSignature, detail)
 }
 
-fn received() -> Json<Value> {
-    Json(json!({ "received": true }))
+/// Stripe's answer to an event that needs no retry.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct WebhookAck {
+    #[schema(schema_with = crate::openapi::always_true)]
+    received: bool,
 }
 
+fn received() -> Json<WebhookAck> {
+    Json(WebhookAck { received: true })
+}
+
+/// Stripe events
+///
+/// Called by Stripe, not by shoppers; no access token. The raw body is verified against the
+/// `Stripe-Signature` header (HMAC with the endpoint's signing secret, timestamp tolerance as
+/// Stripe's libraries). `payment_intent.succeeded`, `payment_intent.payment_failed` and
+/// `charge.refunded` update the payment and its order; other event types are acknowledged and
+/// ignored. Each event id is processed once: a redelivery is acknowledged without effect. If
+/// the order service cannot be told, the answer is 503 and nothing is recorded, so Stripe
+/// delivers the event again. The body is read as bytes (no `Content-Type` check, so no 415 or
+/// 422). Like every `/api/v1` request it is rate-limited per client address.
+#[utoipa::path(
+    post,
+    path = "/api/v1/payments/webhook",
+    tag = "payment",
+    operation_id = "stripeWebhook",
+    security(),
+    params(
+        ("Stripe-Signature" = String, Header, description = "Stripe's signature header, `t=<timestamp>,v1=<hmac>`."),
+    ),
+    request_body(content = StripeEvent, description = "A Stripe event, exactly as Stripe sent it."),
+    responses(
+        (status = 200, description = "Acknowledged (processed, already processed, or ignored).", body = WebhookAck),
+        (status = 400, response = inline(WebhookRefused)),
+        (status = 401, response = InvalidToken),
+        (status = 413, response = PayloadTooLarge),
+        (status = 503, response = inline(OrderServiceUnavailable)),
+    )
+)]
 #[tracing::instrument(skip_all)]
-async fn receive(
+pub(crate) async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<WebhookAck>> {
     let signature = headers
         .get("stripe-signature")
         .and_then(|v| v.to_str().ok())
