@@ -1,7 +1,6 @@
 //! The catalog through the gateway: products, categories, listing (filters, search, sort,
 //! keyset pages), admin-only writes, bad input, and the listing's index use.
 
-use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::AssertSqlSafe;
 
