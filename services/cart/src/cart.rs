@@ -14,7 +14,6 @@ use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
 use serde::{Deserialize, Serialize};
 use souk_common::error::parse_id;
-use souk_common::openapi::{BadRequest, PayloadTooLarge, Unauthorized, UnsupportedMediaType};
 use souk_common::{ApiError, ApiResult, AuthUser, FieldError, Json, ServiceCaller};
 use souk_contract::ErrorCode;
 use souk_contract::promotions::QuoteLine;
@@ -265,7 +264,6 @@ async fn remember(state: &AppState, user: Uuid, products: &[CatalogEntry]) {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The cart (possibly with stale prices).", body = CartView),
-        (status = 401, response = Unauthorized),
     )
 )]
 #[tracing::instrument(skip_all)]
@@ -365,12 +363,8 @@ pub(crate) struct AddItem {
     ),
     responses(
         (status = 200, description = "The whole cart after the change.", body = CartView),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
         (status = 404, response = inline(ProductNotSold)),
         (status = 409, response = inline(AddConflict)),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
         (status = 422, response = inline(AddInvalid)),
         (status = 503, response = inline(CatalogUnavailable)),
     )
@@ -487,12 +481,8 @@ pub(crate) struct QuantityBody {
     ),
     responses(
         (status = 200, description = "The whole cart after the change.", body = CartView),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
         (status = 404, response = inline(LineNotFound)),
         (status = 409, response = inline(QuantityConflict)),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
         (status = 422, response = inline(QuantityInvalid)),
         (status = 503, response = inline(CatalogUnavailable)),
     )
@@ -570,7 +560,6 @@ async fn remove_line(state: &AppState, user: Uuid, variant_id: Uuid) -> ApiResul
     params(("variant_id" = Uuid, Path, description = "The cart line's `variant_id` (for a product without options, the product's id).")),
     responses(
         (status = 200, description = "The whole cart after the change.", body = CartView),
-        (status = 401, response = Unauthorized),
         (status = 404, response = inline(LineIdNotFound)),
         (status = 409, response = inline(CheckoutInProgress)),
     )
@@ -596,7 +585,6 @@ pub(crate) async fn remove(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Emptied."),
-        (status = 401, response = Unauthorized),
         (status = 409, response = inline(CheckoutInProgress)),
     )
 )]

@@ -13,7 +13,6 @@ use axum::http::{Method, StatusCode};
 use axum::routing::put;
 use serde::{Deserialize, Serialize};
 use souk_common::client::CallError;
-use souk_common::openapi::{BadRequest, PayloadTooLarge, Unauthorized, UnsupportedMediaType};
 use souk_common::{ApiError, ApiResult, AuthUser, Json};
 use souk_contract::ErrorCode;
 use souk_contract::promotions::{self, Quote, QuoteLine, QuoteRequest};
@@ -155,12 +154,8 @@ pub(crate) struct Apply {
     request_body(content = Apply, example = json!({"code": "summer-25"})),
     responses(
         (status = 200, description = "The whole cart, priced with the promotion.", body = CartView),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
         (status = 404, response = inline(PromotionNotFound)),
         (status = 409, response = inline(CheckoutInProgress)),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
         (status = 422, response = inline(PromotionNotApplicable)),
     )
 )]
@@ -219,7 +214,6 @@ pub(crate) async fn apply(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The whole cart, priced with the promotion.", body = CartView),
-        (status = 401, response = Unauthorized),
         (status = 409, response = inline(CheckoutInProgress)),
     )
 )]

@@ -314,6 +314,9 @@ shared_responses! {
     InternalError: INTERNAL_SERVER_ERROR, InternalError, "Problem", false,
         "an unexpected error occurred",
         "`internal_error`: an unexpected fault; the detail is generic (never a stack trace or SQL).";
+    MalformedQuery: BAD_REQUEST, MalformedRequest, "Problem", false,
+        "query parameter `limit` is given more than once",
+        "`malformed_request`: the query string could not be parsed, or a parameter is given more than once.";
 }
 
 /// 304 to a conditional read (`If-None-Match`): no body.
@@ -344,7 +347,9 @@ const GATEWAY_RESPONSES: [(&str, &str); 5] = [
 ];
 
 /// Completes a merged document: every operation under `/api/v1` answers the gateway's own
-/// responses, every response names `x-request-id`, and the components hold `NotModified`.
+/// responses and what the shared extractors answer (`common_responses`), every response names
+/// `x-request-id`, and the components hold `NotModified`. An operation that documents one of
+/// these statuses itself keeps its own.
 pub fn finish(doc: &mut OpenApi) {
     let components = doc.components.get_or_insert_with(Components::new);
     let (name, not_modified) = <NotModified as utoipa::ToResponse>::response();
@@ -352,16 +357,18 @@ pub fn finish(doc: &mut OpenApi) {
     for (path, item) in doc.paths.paths.iter_mut() {
         let proxied = path.starts_with("/api/v1/");
         for operation in operations(item) {
+            let mut defaults = common_responses(operation);
             if proxied {
-                for (status, response) in GATEWAY_RESPONSES {
-                    operation
-                        .responses
-                        .responses
-                        .entry(status.to_owned())
-                        .or_insert_with(|| {
-                            RefOr::Ref(utoipa::openapi::Ref::from_response_name(response))
-                        });
-                }
+                defaults.extend(GATEWAY_RESPONSES);
+            }
+            for (status, response) in defaults {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| {
+                        RefOr::Ref(utoipa::openapi::Ref::from_response_name(response))
+                    });
             }
             for response in operation.responses.responses.values_mut() {
                 if let RefOr::T(response) = response {
@@ -373,6 +380,45 @@ pub fn finish(doc: &mut OpenApi) {
             }
         }
     }
+}
+
+/// What the shared extractors answer, by what the operation takes: a bearer token checked by
+/// the gateway (401; `InvalidToken` where the token is optional), a JSON body read by
+/// `souk_common::Json` from a client with a token (400, 413, 415), query parameters read by
+/// `souk_common::Query` (400 for a repeated one, 422 for a bad value). Stripe's webhook
+/// (`security: []`) reads its body itself.
+fn common_responses(operation: &Operation) -> Vec<(&'static str, &'static str)> {
+    let mut defaults = Vec::new();
+    let security = operation.security.as_deref().unwrap_or_default();
+    let with_token = !security.is_empty();
+    if with_token {
+        let optional = security.iter().any(|requirement| {
+            requirement == &utoipa::openapi::security::SecurityRequirement::default()
+        });
+        defaults.push((
+            "401",
+            if optional {
+                "InvalidToken"
+            } else {
+                "Unauthorized"
+            },
+        ));
+    }
+    if operation.request_body.is_some() && with_token {
+        defaults.extend([
+            ("400", "BadRequest"),
+            ("413", "PayloadTooLarge"),
+            ("415", "UnsupportedMediaType"),
+        ]);
+    }
+    let takes_query = operation.parameters.iter().flatten().any(|parameter| {
+        matches!(parameter, RefOr::T(parameter)
+            if parameter.parameter_in == utoipa::openapi::path::ParameterIn::Query)
+    });
+    if takes_query && operation.request_body.is_none() {
+        defaults.extend([("400", "MalformedQuery"), ("422", "InvalidQuery")]);
+    }
+    defaults
 }
 
 fn request_id_header() -> RefOr<Header> {

@@ -10,9 +10,7 @@ use axum::routing::post;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use souk_common::address::ShippingAddress;
-use souk_common::openapi::{
-    PayloadTooLarge, Problem, Unauthorized, UnsupportedMediaType, ValidationProblem,
-};
+use souk_common::openapi::{Problem, ValidationProblem};
 use souk_common::{ApiError, ApiResult, AuthUser, FieldError, Json};
 use souk_contract::ErrorCode;
 use uuid::Uuid;
@@ -131,7 +129,6 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<String> {
             description = "`idempotency_key_required`, `idempotency_key_invalid`, or `malformed_request` (malformed JSON, or a key that is not visible ASCII).",
             content_type = "application/problem+json", body = Problem,
             example = key_required_example),
-        (status = 401, response = Unauthorized),
         (status = 402,
             description = "`payment_failed`: the card was declined; the failed order is in `order`.",
             content_type = "application/problem+json", body = PaymentFailedProblem),
@@ -139,8 +136,6 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<String> {
             description = "`cart_empty`; `insufficient_stock` or `product_unavailable` (with `product_ids`, nothing reserved); `idempotency_key_reused`; `checkout_in_progress`. `promotion_unavailable` (with `reason`): the cart's promotion code can no longer be used (expired, used up, limit reached, switched off); no order is made, nothing is reserved or charged, the cart and its code stay.",
             content_type = "application/problem+json", body = StockProblem,
             example = key_reused_example),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
         (status = 422,
             description = "`validation_failed`: `payment_method` empty or over 255 characters, an invalid `shipping_address.*` field, or no shipping address at all.",
             content_type = "application/problem+json", body = ValidationProblem),

@@ -5,10 +5,7 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use souk_common::error::parse_id;
-use souk_common::openapi::{
-    BadRequest, Forbidden, InvalidQuery, NotFound, PayloadTooLarge, Problem, Unauthorized,
-    UnsupportedMediaType, ValidationFailed,
-};
+use souk_common::openapi::{Forbidden, NotFound, Problem, ValidationFailed};
 use souk_common::pagination::{Page, PageItem, PageQuery};
 use souk_common::{AdminUser, ApiError, ApiResult, AuthUser, Json, Query};
 use souk_contract::ErrorCode;
@@ -82,10 +79,6 @@ async fn page(
     params(PageQuery),
     responses(
         (status = 200, description = "A page of orders.", body = OrderPage),
-        (status = 400, description = "`malformed_request`: the query string could not be parsed, or a parameter is given more than once.",
-            content_type = "application/problem+json", body = Problem),
-        (status = 401, response = Unauthorized),
-        (status = 422, response = InvalidQuery),
     ),
 )]
 #[tracing::instrument(skip_all)]
@@ -121,11 +114,7 @@ pub(crate) struct AdminQuery {
     params(AdminQuery, PageQuery),
     responses(
         (status = 200, description = "A page of orders.", body = OrderPage),
-        (status = 400, description = "`malformed_request`: the query string could not be parsed, or a parameter is given more than once.",
-            content_type = "application/problem+json", body = Problem),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
-        (status = 422, response = InvalidQuery),
     ),
 )]
 #[tracing::instrument(skip_all)]
@@ -177,7 +166,6 @@ async fn visible(state: &AppState, user: &AuthUser, id: &str) -> ApiResult<Order
     params(OrderPath),
     responses(
         (status = 200, description = "The order.", body = Order),
-        (status = 401, response = Unauthorized),
         (status = 404, response = NotFound),
     ),
 )]
@@ -207,7 +195,6 @@ pub(crate) async fn get_one(
     params(OrderPath),
     responses(
         (status = 200, description = "The cancelled order.", body = Order),
-        (status = 401, response = Unauthorized),
         (status = 404, response = NotFound),
         (status = 409, description = "`illegal_transition`: the order cannot be cancelled in its status.",
             content_type = "application/problem+json", body = Problem,
@@ -307,15 +294,11 @@ pub(crate) struct StatusChange {
     ),
     responses(
         (status = 200, description = "The updated order.", body = Order),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, description = "`illegal_transition`.",
             content_type = "application/problem+json", body = Problem,
             example = illegal_move_example),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
         (status = 422, response = ValidationFailed),
     ),
 )]

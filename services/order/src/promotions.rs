@@ -10,10 +10,7 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde::{Deserialize, Deserializer, Serialize};
 use souk_common::error::{parse_id, unique_violation};
-use souk_common::openapi::{
-    BadRequest, Forbidden, InvalidQuery, PayloadTooLarge, Problem, Unauthorized,
-    UnsupportedMediaType, ValidationFailed,
-};
+use souk_common::openapi::{Forbidden, Problem, ValidationFailed};
 use souk_common::pagination::{Page, PageItem, PageQuery};
 use souk_common::{AdminUser, ApiError, ApiResult, FieldError, Json, Query};
 use souk_contract::ErrorCode;
@@ -266,14 +263,10 @@ fn code_conflict(e: sqlx::Error) -> ApiError {
     ),
     responses(
         (status = 201, description = "The new promotion.", body = Promotion),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 409, description = "`code_taken`: another promotion or single-use code has this code (case-insensitive).",
             content_type = "application/problem+json", body = Problem,
             example = code_taken_example),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
         (status = 422, response = ValidationFailed),
     ),
 )]
@@ -366,13 +359,9 @@ fn generated_code(rng: &mut impl Rng) -> String {
     request_body(content = Batch),
     responses(
         (status = 201, description = "The new codes.", body = Codes),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, description = "`not_found`: no such promotion (or the id is not a UUID).",
             content_type = "application/problem+json", body = Problem),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
         (status = 422, response = ValidationFailed),
     ),
 )]
@@ -426,11 +415,7 @@ pub(crate) async fn generate(
     params(PageQuery),
     responses(
         (status = 200, description = "A page of promotions.", body = PromotionPage),
-        (status = 400, description = "`malformed_request`: the query string could not be parsed, or a parameter is given more than once.",
-            content_type = "application/problem+json", body = Problem),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
-        (status = 422, response = InvalidQuery),
     ),
 )]
 #[tracing::instrument(skip_all)]
@@ -465,7 +450,6 @@ pub(crate) async fn list(
     params(PromotionPath),
     responses(
         (status = 200, description = "The promotion.", body = Promotion),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, description = "`not_found`: no such promotion (or the id is not a UUID).",
             content_type = "application/problem+json", body = Problem),
@@ -516,13 +500,9 @@ pub(crate) struct Change {
     request_body(content = Change),
     responses(
         (status = 200, description = "The promotion.", body = Promotion),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, description = "`not_found`: no such promotion (or the id is not a UUID).",
             content_type = "application/problem+json", body = Problem),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
         (status = 422, response = ValidationFailed),
     ),
 )]

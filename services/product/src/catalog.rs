@@ -8,10 +8,7 @@ use axum::routing::{get, put};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use souk_common::error::parse_id;
-use souk_common::openapi::{
-    BadRequest, Forbidden, InvalidQuery, InvalidToken, NotFound, NotModified, PayloadTooLarge,
-    Unauthorized, UnsupportedMediaType, ValidationFailed,
-};
+use souk_common::openapi::{Forbidden, NotFound, NotModified, ValidationFailed};
 use souk_common::pagination::{Page, PageItem, PageQuery};
 use souk_common::{AdminUser, ApiError, ApiResult, FieldError, Json, Query, ServiceCaller};
 use sqlx::{PgConnection, PgPool};
@@ -24,8 +21,7 @@ use souk_contract::catalog::{self, Batch, ProductEntry};
 use crate::cache::Cached;
 use crate::listing::{self, Cursor, ListQuery, Sort};
 use crate::openapi::{
-    IF_NONE_MATCH, MalformedQuery, PRODUCT_ID, ProductInvalid, ProductUpdateInvalid, SkuTaken,
-    SkuTakenOnUpdate,
+    IF_NONE_MATCH, PRODUCT_ID, ProductInvalid, ProductUpdateInvalid, SkuTaken, SkuTakenOnUpdate,
 };
 use crate::validate::{self, double_option, not_null};
 use crate::variants::{self, NewVariant, ProductOption, Variant};
@@ -138,9 +134,6 @@ pub async fn subtree(db: &PgPool, id: Uuid) -> ApiResult<Vec<Uuid>> {
     responses(
         (status = 200, description = "A page of products.", body = ProductPage, headers(("ETag" = String, description = "A strong validator of this representation; send it back as `If-None-Match` to get 304 while it is unchanged."))),
         (status = 304, response = NotModified),
-        (status = 400, response = inline(MalformedQuery)),
-        (status = 401, response = InvalidToken),
-        (status = 422, response = InvalidQuery),
     )
 )]
 #[tracing::instrument(skip_all)]
@@ -240,7 +233,6 @@ async fn list_from_db(state: &AppState, query: ListQuery) -> ApiResult<Page<Prod
     responses(
         (status = 200, description = "The product.", body = Product, headers(("ETag" = String, description = "A strong validator of this representation; send it back as `If-None-Match` to get 304 while it is unchanged."))),
         (status = 304, response = NotModified),
-        (status = 401, response = InvalidToken),
         (status = 404, response = NotFound),
     )
 )]
@@ -409,12 +401,8 @@ async fn set_categories(conn: &mut PgConnection, product: Uuid, ids: &[Uuid]) ->
     ),
     responses(
         (status = 201, description = "The new product.", body = Product),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 409, response = inline(SkuTaken)),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
         (status = 422, response = inline(ProductInvalid)),
     )
 )]
@@ -561,13 +549,9 @@ struct ProductUpdate {
     ),
     responses(
         (status = 200, description = "The updated product.", body = Product),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = inline(SkuTakenOnUpdate)),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
         (status = 422, response = inline(ProductUpdateInvalid)),
     )
 )]
@@ -682,7 +666,6 @@ async fn update(
     params(("id" = Uuid, Path, description = PRODUCT_ID)),
     responses(
         (status = 204, description = "Archived."),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
     )
@@ -736,12 +719,8 @@ struct StockBody {
     ),
     responses(
         (status = 200, description = "The updated product.", body = Product),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
         (status = 422, response = ValidationFailed),
     )
 )]

@@ -6,10 +6,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use souk_common::error::{parse_id, unique_violation};
-use souk_common::openapi::{
-    BadRequest, Forbidden, InvalidToken, NotFound, PayloadTooLarge, Unauthorized,
-    UnsupportedMediaType,
-};
+use souk_common::openapi::{Forbidden, NotFound};
 use souk_common::{AdminUser, ApiError, ApiResult, FieldError, Json};
 use souk_contract::ErrorCode;
 use sqlx::PgConnection;
@@ -59,7 +56,6 @@ struct CategoryList {
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "All categories.", body = CategoryList),
-        (status = 401, response = InvalidToken),
     )
 )]
 #[tracing::instrument(skip_all)]
@@ -90,7 +86,6 @@ async fn list(State(state): State<AppState>) -> ApiResult<Json<CategoryList>> {
     params(("id" = Uuid, Path, description = CATEGORY_ID)),
     responses(
         (status = 200, description = "The category.", body = Category),
-        (status = 401, response = InvalidToken),
         (status = 404, response = NotFound),
     )
 )]
@@ -183,12 +178,8 @@ async fn check_parent(conn: &mut PgConnection, parent: Uuid) -> ApiResult<()> {
     ),
     responses(
         (status = 201, description = "The new category.", body = Category),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 409, response = inline(SlugTaken)),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
         (status = 422, response = inline(CategoryInvalid)),
     )
 )]
@@ -259,13 +250,9 @@ struct CategoryUpdate {
     request_body(content = CategoryUpdate, description = "The fields to change."),
     responses(
         (status = 200, description = "The updated category.", body = Category),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = inline(SlugTakenOnUpdate)),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
         (status = 422, response = inline(CategoryUpdateInvalid)),
     )
 )]
@@ -340,7 +327,6 @@ async fn update(
     params(("id" = Uuid, Path, description = CATEGORY_ID)),
     responses(
         (status = 204, description = "Deleted."),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = inline(CategoryInUse)),

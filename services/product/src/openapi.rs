@@ -107,9 +107,6 @@ macro_rules! problem_responses {
 }
 
 problem_responses! {
-    MalformedQuery: BAD_REQUEST, MalformedRequest, "Problem",
-        "query parameter `sort` is given more than once",
-        "`malformed_request`: the query string could not be parsed, or a parameter is given more than once.";
     SkuTaken: CONFLICT, SkuTaken, "Problem", variants::SKU_TAKEN,
         "`sku_taken`: a product or variant with this SKU already exists.";
     SkuTakenOnUpdate: CONFLICT, SkuTaken, "Problem", variants::SKU_TAKEN,

@@ -16,9 +16,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
 use serde::{Deserialize, Serialize};
 use souk_common::error::{parse_id, unique_violation};
-use souk_common::openapi::{
-    BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType,
-};
+use souk_common::openapi::{Forbidden, NotFound};
 use souk_common::pagination::MAX_LIMIT;
 use souk_common::{AdminUser, ApiError, ApiResult, FieldError, Json, Query, ServiceCaller};
 use souk_contract::ErrorCode;
@@ -348,13 +346,9 @@ pub async fn lock_product(
     ),
     responses(
         (status = 201, description = "The new variant.", body = Variant),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = inline(VariantConflict)),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
         (status = 422, response = inline(VariantInvalid)),
     )
 )]
@@ -457,13 +451,9 @@ struct VariantUpdate {
     ),
     responses(
         (status = 200, description = "The updated variant.", body = Variant),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = inline(SkuTakenOnUpdate)),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
         (status = 422, response = inline(VariantUpdateInvalid)),
     )
 )]

@@ -5,10 +5,7 @@ use axum::extract::{Path, State};
 use axum::routing::{get, patch};
 use serde::Deserialize;
 use souk_common::error::parse_id;
-use souk_common::openapi::{
-    BadRequest, Forbidden, InvalidQuery, NotFound, PayloadTooLarge, Unauthorized,
-    UnsupportedMediaType, ValidationFailed,
-};
+use souk_common::openapi::{Forbidden, NotFound, ValidationFailed};
 use souk_common::pagination::{Page, PageQuery};
 use souk_common::{AdminUser, ApiError, ApiResult, FieldError, Json, Query, Role};
 use souk_contract::ErrorCode;
@@ -43,10 +40,7 @@ pub(crate) type UserPage = Page<Profile>;
     params(PageQuery),
     responses(
         (status = 200, description = "A page of profiles.", body = UserPage),
-        (status = 400, response = inline(MalformedQuery)),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
-        (status = 422, response = InvalidQuery),
     )
 )]
 #[tracing::instrument(skip_all)]
@@ -78,9 +72,6 @@ pub(crate) struct RoleChange {
 }
 
 problems! {
-    MalformedQuery: BAD_REQUEST, MalformedRequest,
-        "malformed query string",
-        "`malformed_request`: the query string could not be parsed, or a parameter is given more than once.";
     LastAdmin: CONFLICT, LastAdmin,
         "the last admin cannot be demoted",
         "`last_admin`: the last admin cannot be demoted.";
@@ -101,13 +92,9 @@ problems! {
     request_body(content = RoleChange, description = "The new role.", example = json!({"role": "admin"})),
     responses(
         (status = 200, description = "The updated profile.", body = Profile),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = inline(LastAdmin)),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
         (status = 422, response = ValidationFailed),
     )
 )]

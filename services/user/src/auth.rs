@@ -10,9 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use souk_common::error::unique_violation;
-use souk_common::openapi::{
-    BadRequest, InvalidToken, PayloadTooLarge, Unauthorized, UnsupportedMediaType, ValidationFailed,
-};
+use souk_common::openapi::ValidationFailed;
 use souk_common::{ApiError, ApiResult, AuthUser, FieldError, Json, Role};
 use souk_contract::ErrorCode;
 use souk_contract::users::{self, JwkSet};
@@ -138,11 +136,7 @@ pub fn validate_password(password: &str, errors: &mut Vec<FieldError>) {
     ),
     responses(
         (status = 201, description = "The account and its first token pair.", body = RegisteredSession),
-        (status = 400, response = BadRequest),
-        (status = 401, response = InvalidToken),
         (status = 409, response = inline(EmailTaken)),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
         (status = 422, response = ValidationFailed),
     )
 )]
@@ -324,10 +318,7 @@ async fn admit_sign_in(state: &AppState, account: &str, address: &str) -> ApiRes
     ),
     responses(
         (status = 200, description = "Signed in.", body = RegisteredSession),
-        (status = 400, response = BadRequest),
         (status = 401, response = inline(InvalidCredentials)),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
         (status = 422, response = ValidationFailed),
     )
 )]
@@ -416,10 +407,7 @@ fn invalid_refresh() -> ApiError {
     request_body(content = RefreshRequest, description = "The refresh token to spend."),
     responses(
         (status = 200, description = "A new token pair.", body = RegisteredSession),
-        (status = 400, response = BadRequest),
         (status = 401, response = inline(InvalidRefreshToken)),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
         (status = 422, response = ValidationFailed),
     )
 )]
@@ -483,10 +471,6 @@ async fn revoke_family_if_reused(db: &PgPool, hash: &[u8]) -> ApiResult<()> {
     request_body(content = LogoutRequest, description = "The session's current refresh token."),
     responses(
         (status = 204, description = "Signed out (or nothing to do)."),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
         (status = 422, response = ValidationFailed),
     )
 )]

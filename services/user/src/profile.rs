@@ -7,9 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use souk_common::address::ShippingAddress;
 use souk_common::error::parse_id;
-use souk_common::openapi::{
-    BadRequest, PayloadTooLarge, Unauthorized, UnsupportedMediaType, ValidationFailed,
-};
+use souk_common::openapi::ValidationFailed;
 use souk_common::pagination::PageItem;
 use souk_common::{ApiError, ApiResult, AuthUser, FieldError, Json, Role, ServiceCaller};
 use souk_contract::users;
@@ -79,7 +77,6 @@ pub async fn load(db: &PgPool, id: Uuid) -> ApiResult<Profile> {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The profile.", body = Profile),
-        (status = 401, response = Unauthorized),
     )
 )]
 #[tracing::instrument(skip_all)]
@@ -144,10 +141,6 @@ pub fn validate_name(name: &str, errors: &mut Vec<FieldError>) -> String {
     ),
     responses(
         (status = 200, description = "The updated profile.", body = Profile),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
         (status = 422, response = ValidationFailed),
     )
 )]
