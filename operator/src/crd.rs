@@ -345,7 +345,10 @@ pub struct TelemetrySpec {
     #[schemars(length(min = 8, max = 2048))]
     pub otlp_endpoint: String,
     /// `OTEL_TRACES_SAMPLER`; parent-based, always on when omitted.
+    // Described as the enum itself: optional by `serde(default)`, without the `null` member
+    // schemars would add to the enum for an Option.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "TraceSampler")]
     pub sampler: Option<TraceSampler>,
     /// `OTEL_TRACES_SAMPLER_ARG`: the share of traces a `traceidratio` sampler keeps (1 when
     /// omitted).
