@@ -354,7 +354,7 @@ mod tests {
                 "hello"
             }),
         );
-        let app = crate::server::wrap("test", routes, Vec::new());
+        let app = crate::server::layers("test", routes, Vec::new());
         let request = Request::get("/hello")
             .header("traceparent", format!("00-{TRACE_ID}-{CLIENT_SPAN_ID}-01"))
             .body(Body::empty())
@@ -364,13 +364,18 @@ mod tests {
         captured.lines()
     }
 
-    #[tokio::test]
-    async fn a_traced_request_logs_its_trace_id_and_span_id() {
-        let lines = log_of_a_traced_request(true).await;
-        let hello = lines
+    /// The handler's log line among a request's.
+    fn hello_line(lines: Vec<serde_json::Value>) -> serde_json::Value {
+        lines
             .iter()
             .find(|line| line["fields"]["message"] == "saying hello")
-            .unwrap_or_else(|| panic!("no hello in {lines:#?}"));
+            .unwrap_or_else(|| panic!("no hello in {lines:#?}"))
+            .clone()
+    }
+
+    #[tokio::test]
+    async fn a_traced_request_logs_its_trace_id_and_span_id() {
+        let hello = hello_line(log_of_a_traced_request(true).await);
         assert_eq!(hello["trace_id"], TRACE_ID, "{hello}");
         // The request span's own id: a child of the caller's span, in the same trace.
         let span_id = hello["span_id"].as_str().unwrap();
@@ -387,11 +392,7 @@ mod tests {
 
     #[tokio::test]
     async fn without_traces_log_lines_carry_no_ids() {
-        let lines = log_of_a_traced_request(false).await;
-        let hello = lines
-            .iter()
-            .find(|line| line["fields"]["message"] == "saying hello")
-            .unwrap_or_else(|| panic!("no hello in {lines:#?}"));
+        let hello = hello_line(log_of_a_traced_request(false).await);
         assert!(hello.get("trace_id").is_none(), "{hello}");
         assert!(hello.get("span_id").is_none(), "{hello}");
         assert_eq!(hello["span"]["name"], "request", "{hello}");

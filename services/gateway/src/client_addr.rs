@@ -73,39 +73,48 @@ mod tests {
 
     #[test]
     fn the_right_most_untrusted_entry_is_the_client() {
-        let ingress = "10.0.0.0/8";
-        // The client wrote the first entry; the ingress appended the real peer.
-        assert_eq!(
-            addr(&["6.6.6.6, 203.0.113.7"], "10.1.2.3", ingress),
-            "203.0.113.7"
-        );
-        // Two trusted hops.
-        assert_eq!(
-            addr(&["6.6.6.6, 203.0.113.7, 10.9.9.9"], "10.1.2.3", ingress),
-            "203.0.113.7"
-        );
-        // Split over two headers.
-        assert_eq!(
-            addr(&["6.6.6.6", "203.0.113.7"], "10.1.2.3", ingress),
-            "203.0.113.7"
-        );
-        // A port on the entry, an IPv4-mapped peer.
-        assert_eq!(
-            addr(&["203.0.113.7:5555"], "::ffff:10.1.2.3", ingress),
-            "203.0.113.7"
-        );
-        // Only proxies: the left-most.
-        assert_eq!(
-            addr(&["10.7.7.7, 10.8.8.8"], "10.1.2.3", ingress),
-            "10.7.7.7"
-        );
-        // Garbage from a hop: the last real address.
-        assert_eq!(
-            addr(&["203.0.113.7, nonsense"], "10.1.2.3", ingress),
-            "10.1.2.3"
-        );
-        // No header: the proxy itself.
-        assert_eq!(addr(&[], "10.1.2.3", ingress), "10.1.2.3");
+        let cases: [(&[&str], &str, &str, &str); 7] = [
+            (
+                &["6.6.6.6, 203.0.113.7"],
+                "10.1.2.3",
+                "203.0.113.7",
+                "the client wrote the first entry; the ingress appended the real peer",
+            ),
+            (
+                &["6.6.6.6, 203.0.113.7, 10.9.9.9"],
+                "10.1.2.3",
+                "203.0.113.7",
+                "two trusted hops",
+            ),
+            (
+                &["6.6.6.6", "203.0.113.7"],
+                "10.1.2.3",
+                "203.0.113.7",
+                "split over two headers",
+            ),
+            (
+                &["203.0.113.7:5555"],
+                "::ffff:10.1.2.3",
+                "203.0.113.7",
+                "a port on the entry, an IPv4-mapped peer",
+            ),
+            (
+                &["10.7.7.7, 10.8.8.8"],
+                "10.1.2.3",
+                "10.7.7.7",
+                "only proxies: the left-most",
+            ),
+            (
+                &["203.0.113.7, nonsense"],
+                "10.1.2.3",
+                "10.1.2.3",
+                "garbage from a hop: the last real address",
+            ),
+            (&[], "10.1.2.3", "10.1.2.3", "no header: the proxy itself"),
+        ];
+        for (headers, peer, client, case) in cases {
+            assert_eq!(addr(headers, peer, "10.0.0.0/8"), client, "{case}");
+        }
     }
 
     #[test]

@@ -165,11 +165,9 @@ impl Clients {
     /// `Ok(None)`: no charge was ever attempted for this order.
     pub async fn payment(&self, order_id: Uuid) -> Result<Option<Payment>, CallError> {
         let path = payments::payment(order_id);
-        match with_retries(|| self.payment.call::<(), _>(Method::GET, &path, None, None)).await {
-            Ok(p) => Ok(Some(p)),
-            Err(CallError::Api(e)) if e.status == 404 => Ok(None),
-            Err(e) => Err(e),
-        }
+        unless_never_charged(
+            with_retries(|| self.payment.call::<(), _>(Method::GET, &path, None, None)).await,
+        )
     }
 
     /// The payment's state, asked of Stripe when it is still undecided.
@@ -181,11 +179,9 @@ impl Clients {
     /// Cancels a waiting payment at Stripe; the answer says `succeeded` if it was too late.
     pub async fn cancel_payment(&self, order_id: Uuid) -> Result<Option<Payment>, CallError> {
         let path = payments::cancel(order_id);
-        match with_retries(|| self.payment.call::<(), _>(Method::POST, &path, None, None)).await {
-            Ok(p) => Ok(Some(p)),
-            Err(CallError::Api(e)) if e.status == 404 => Ok(None),
-            Err(e) => Err(e),
-        }
+        unless_never_charged(
+            with_retries(|| self.payment.call::<(), _>(Method::POST, &path, None, None)).await,
+        )
     }
 
     /// Keeps the order's stock held until `seconds` from now (never shortens it).
@@ -224,5 +220,14 @@ impl Clients {
                 .call_empty(Method::POST, payments::ORDER_CONFIRMATION, Some(body), None)
         })
         .await
+    }
+}
+
+/// The payment service's 404 for an order: no charge was ever attempted for it (`None`).
+fn unless_never_charged(answer: Result<Payment, CallError>) -> Result<Option<Payment>, CallError> {
+    match answer {
+        Ok(payment) => Ok(Some(payment)),
+        Err(CallError::Api(e)) if e.status == 404 => Ok(None),
+        Err(e) => Err(e),
     }
 }

@@ -118,6 +118,20 @@ async fn transition(
     Ok(done.rows_affected() == 1)
 }
 
+/// Nothing was taken and nothing will be: the order is cancelled, its payment marked
+/// cancelled, and the saga goes on to release the stock.
+async fn give_up(state: &AppState, row: &OrderRow, from: SagaState) -> Result<bool, Stop> {
+    transition(
+        state,
+        row,
+        from,
+        SagaState::Releasing,
+        Some(OrderStatus::Cancelled),
+        Some(PaymentStatus::Canceled),
+    )
+    .await
+}
+
 #[tracing::instrument(skip_all, fields(order_id = %id, ?driver))]
 pub async fn advance(state: &AppState, id: Uuid, driver: Driver) -> Stop {
     loop {
@@ -434,15 +448,7 @@ async fn charge(state: &AppState, row: &OrderRow, driver: Driver) -> Result<(), 
         // was taken, so give the stock back instead of charging now.
         match state.clients.payment(row.id).await {
             Ok(None) => {
-                transition(
-                    state,
-                    row,
-                    SagaState::Charging,
-                    SagaState::Releasing,
-                    Some(OrderStatus::Cancelled),
-                    Some(PaymentStatus::Canceled),
-                )
-                .await?;
+                give_up(state, row, SagaState::Charging).await?;
                 return Ok(());
             }
             Ok(Some(_)) => {}
@@ -634,15 +640,7 @@ async fn check_payment(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
         }
         // Cancelled at Stripe by someone else (the dashboard): nothing will be paid.
         PaymentStatus::Canceled => {
-            transition(
-                state,
-                row,
-                SagaState::AwaitingPayment,
-                SagaState::Releasing,
-                Some(OrderStatus::Cancelled),
-                Some(PaymentStatus::Canceled),
-            )
-            .await?;
+            give_up(state, row, SagaState::AwaitingPayment).await?;
             Ok(())
         }
         _ => {
@@ -688,15 +686,7 @@ async fn cancel_payment(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
         .await?;
         return Ok(());
     }
-    transition(
-        state,
-        row,
-        SagaState::Cancelling,
-        SagaState::Releasing,
-        Some(OrderStatus::Cancelled),
-        Some(PaymentStatus::Canceled),
-    )
-    .await?;
+    give_up(state, row, SagaState::Cancelling).await?;
     Ok(())
 }
 
