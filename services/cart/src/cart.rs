@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
 use serde::{Deserialize, Serialize};
 use souk_common::error::parse_id;
-use souk_common::{ApiError, ApiResult, AuthUser, FieldError, Json, ServiceCaller};
+use souk_common::{ApiError, ApiResult, AuthUser, FieldError, Json};
 use souk_contract::ErrorCode;
 use souk_contract::promotions::QuoteLine;
 use uuid::Uuid;
@@ -259,7 +259,6 @@ async fn remember(state: &AppState, user: Uuid, products: &[CatalogEntry]) {
 #[utoipa::path(
     get,
     path = "/api/v1/cart",
-    tag = "cart",
     operation_id = "getCart",
     security(("bearer" = [])),
     responses(
@@ -353,7 +352,6 @@ pub(crate) struct AddItem {
 #[utoipa::path(
     post,
     path = "/api/v1/cart/items",
-    tag = "cart",
     operation_id = "addCartItem",
     security(("bearer" = [])),
     request_body(
@@ -470,7 +468,6 @@ pub(crate) struct QuantityBody {
 #[utoipa::path(
     patch,
     path = "/api/v1/cart/items/{variant_id}",
-    tag = "cart",
     operation_id = "setCartItemQuantity",
     security(("bearer" = [])),
     params(("variant_id" = Uuid, Path, description = "The cart line's `variant_id` (for a product without options, the product's id).")),
@@ -554,7 +551,6 @@ async fn remove_line(state: &AppState, user: Uuid, variant_id: Uuid) -> ApiResul
 #[utoipa::path(
     delete,
     path = "/api/v1/cart/items/{variant_id}",
-    tag = "cart",
     operation_id = "removeCartItem",
     security(("bearer" = [])),
     params(("variant_id" = Uuid, Path, description = "The cart line's `variant_id` (for a product without options, the product's id).")),
@@ -580,7 +576,6 @@ pub(crate) async fn remove(
 #[utoipa::path(
     delete,
     path = "/api/v1/cart",
-    tag = "cart",
     operation_id = "clearCart",
     security(("bearer" = [])),
     responses(
@@ -606,7 +601,6 @@ pub(crate) async fn clear(State(state): State<AppState>, user: AuthUser) -> ApiR
 #[tracing::instrument(skip_all)]
 async fn internal_show(
     State(state): State<AppState>,
-    _service: ServiceCaller,
     Path(user_id): Path<String>,
 ) -> ApiResult<Json<CartView>> {
     let user_id = parse_id(&user_id, "cart")?;
@@ -617,7 +611,6 @@ async fn internal_show(
 #[tracing::instrument(skip_all)]
 async fn ordered(
     State(state): State<AppState>,
-    _service: ServiceCaller,
     Path(user_id): Path<String>,
     Json(body): Json<souk_contract::carts::Ordered>,
 ) -> ApiResult<StatusCode> {

@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, post};
 use souk_common::error::parse_id;
-use souk_common::{ApiError, ApiResult, Json, ServiceCaller};
+use souk_common::{ApiError, ApiResult, Json};
 use souk_contract::ErrorCode;
 use souk_contract::carts::{CartItem, Claim, ClaimRequest};
 use uuid::Uuid;
@@ -32,7 +32,6 @@ pub fn router() -> Router<AppState> {
 #[tracing::instrument(skip_all)]
 async fn claim(
     State(state): State<AppState>,
-    _service: ServiceCaller,
     Path(user_id): Path<String>,
     Json(body): Json<ClaimRequest>,
 ) -> ApiResult<Json<Claim>> {
@@ -99,7 +98,6 @@ async fn claim(
 #[tracing::instrument(skip_all)]
 async fn release(
     State(state): State<AppState>,
-    _service: ServiceCaller,
     Path((user_id, order_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let user_id = parse_id(&user_id, "cart")?;

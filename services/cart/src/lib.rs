@@ -14,7 +14,7 @@ use axum::Router;
 use axum::extract::FromRef;
 use souk_common::client::{ServiceClient, http_client};
 use souk_common::settings::{self, ConfigError};
-use souk_common::{InternalAuth, db, ops, server};
+use souk_common::{InternalAuth, db, server};
 use souk_contract::env;
 use sqlx::PgPool;
 
@@ -48,19 +48,16 @@ impl Config {
     }
 }
 
-#[derive(Clone)]
+/// What handlers share; extractors take the parts they need (`InternalAuth` among them).
+#[derive(Clone, FromRef)]
 pub struct AppState {
     pub db: PgPool,
     pub internal: InternalAuth,
+    #[from_ref(skip)]
     pub products: ServiceClient,
+    #[from_ref(skip)]
     pub orders: ServiceClient,
     pub config: Arc<Config>,
-}
-
-impl FromRef<AppState> for InternalAuth {
-    fn from_ref(state: &AppState) -> Self {
-        state.internal.clone()
-    }
 }
 
 pub async fn app(config: Config) -> anyhow::Result<Router> {
@@ -92,8 +89,7 @@ pub async fn app(config: Config) -> anyhow::Result<Router> {
         .merge(cart::router())
         .merge(claims::router())
         .merge(promotion::router())
-        .route("/openapi.json", server::openapi(openapi()))
-        .with_state(state);
+        .route("/openapi.json", server::openapi(openapi()));
     // Readiness is the database only: reads keep working (stale prices) without the catalog.
-    Ok(server::wrap("cart", routes, vec![ops::database_check(db)]))
+    Ok(server::wrap("cart", routes, state, db))
 }

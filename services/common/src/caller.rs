@@ -214,6 +214,30 @@ pub async fn scope(State(service): State<&'static str>, req: Request, next: Next
     next.run(Request::from_parts(parts, Body::from(body))).await
 }
 
+/// The path prefix of the endpoints that only Souk's services may call.
+pub const INTERNAL_PREFIX: &str = "/internal/";
+
+/// Middleware of every service (`server::wrap`, inside `scope`): a request for an internal
+/// endpoint goes on only with a verified service caller (401 without a caller, 403 for a user),
+/// whose name the request's span records as `caller`. So no internal endpoint depends on its
+/// handler remembering the check.
+pub async fn services_only(State(auth): State<InternalAuth>, req: Request, next: Next) -> Response {
+    if !req.uri().path().starts_with(INTERNAL_PREFIX) {
+        return next.run(req).await;
+    }
+    match auth.verify(req.headers(), req.extensions().get::<ReceivedRequest>()) {
+        Ok(Some(Caller::Service(name))) => {
+            tracing::Span::current().record("caller", name.as_str());
+            next.run(req).await
+        }
+        Ok(Some(Caller::User { .. })) => {
+            ApiError::forbidden("internal endpoint: services only").into_response()
+        }
+        Ok(None) => ApiError::unauthorized("internal endpoint: services only").into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
@@ -287,28 +311,6 @@ where
             return Err(ApiError::forbidden("this endpoint is for admins"));
         }
         Ok(AdminUser(user))
-    }
-}
-
-/// Another Souk service; user tokens can never pass as one.
-#[derive(Debug, Clone)]
-pub struct ServiceCaller(pub String);
-
-impl<S> FromRequestParts<S> for ServiceCaller
-where
-    InternalAuth: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match MaybeCaller::from_request_parts(parts, state).await?.0 {
-            Some(Caller::Service(name)) => Ok(ServiceCaller(name)),
-            Some(Caller::User { .. }) => {
-                Err(ApiError::forbidden("internal endpoint: services only"))
-            }
-            None => Err(ApiError::unauthorized("internal endpoint: services only")),
-        }
     }
 }
 

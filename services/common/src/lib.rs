@@ -18,7 +18,7 @@ pub mod telemetry;
 pub mod text;
 pub mod token;
 
-pub use caller::{AdminUser, AuthUser, Caller, InternalAuth, Role, ServiceCaller};
+pub use caller::{AdminUser, AuthUser, Caller, InternalAuth, Role};
 pub use error::{ApiError, ApiResult, FieldError};
 pub use json::Json;
 pub use query::Query;

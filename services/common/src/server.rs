@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::http::{Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
@@ -22,9 +22,23 @@ use souk_contract::ErrorCode;
 /// The largest request body accepted anywhere (API.md: 413 above 1 MiB).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// Wraps a service's routes with a problem+json 404 and the common layers.
-pub fn wrap(service: &'static str, routes: Router, checks: Vec<ops::ReadyCheck>) -> Router {
-    layers(service, routes.fallback(not_found), checks)
+/// Wraps a service's routes with its state, a problem+json 404 and the common layers, and keeps
+/// its internal endpoints for the services that the state's `InternalAuth` verifies
+/// (`caller::services_only`). The service is ready while its database `db` answers.
+pub fn wrap<S>(service: &'static str, routes: Router<S>, state: S, db: sqlx::PgPool) -> Router
+where
+    S: Clone + Send + Sync + 'static,
+    caller::InternalAuth: FromRef<S>,
+{
+    let auth = caller::InternalAuth::from_ref(&state);
+    let routes = routes
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            auth,
+            caller::services_only,
+        ))
+        .with_state(state);
+    layers(service, routes, vec![ops::database_check(db)])
 }
 
 /// Adds ops routes, request ids, tracing, metrics and the body limit (the gateway, whose
@@ -42,9 +56,10 @@ pub fn layers(service: &'static str, routes: Router, checks: Vec<ops::ReadyCheck
         .layer(
             TraceLayer::new_for_http().make_span_with(move |req: &Request<_>| {
                 let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+                // `caller`: the calling service, recorded by `caller::services_only`.
                 // `service` tells the services apart in a trace even when they share one
                 // process and so one OpenTelemetry resource (`souk up`, tests).
-                let span = tracing::info_span!("request", service, request_id = %id, method = %req.method(), path = %req.uri().path(), otel.kind = "server");
+                let span = tracing::info_span!("request", service, request_id = %id, method = %req.method(), path = %req.uri().path(), caller = tracing::field::Empty, otel.kind = "server");
                 // A caller's W3C `traceparent` is accepted, a public client's included (the
                 // gateway's callers): it is what W3C Trace Context and OpenTelemetry do, and a
                 // trace id only links spans, it grants nothing. What a client's sampled flag
@@ -180,7 +195,7 @@ mod request_id_tests {
     use super::*;
 
     async fn answered_id(sent: &[u8]) -> String {
-        let app = wrap(
+        let app = layers(
             "test",
             Router::new().route("/", get(|| async { "ok" })),
             vec![],
@@ -238,7 +253,7 @@ mod trace_context_tests {
                 .map(|v| v.to_str().unwrap().to_owned())
                 .unwrap_or_default()
         };
-        let app = wrap("test", Router::new().route("/", get(handler)), vec![]);
+        let app = layers("test", Router::new().route("/", get(handler)), vec![]);
         let mut req = Request::get("/");
         if let Some(traceparent) = received {
             req = req.header("traceparent", traceparent);
@@ -285,5 +300,71 @@ mod trace_context_tests {
     async fn with_traces_off_nothing_is_passed_on() {
         assert_eq!(passed_on(Some(CALLER)).await, "");
         assert_eq!(passed_on(None).await, "");
+    }
+}
+
+#[cfg(test)]
+mod internal_endpoint_tests {
+    use axum::body::Body;
+    use axum::http::{Method, Request};
+    use axum::routing::get;
+    use tower::ServiceExt;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::caller::{Caller, InternalAuth, ProofTarget, Role};
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    /// What a service answers to `GET path` from `caller` (signed with `secret`), routes
+    /// declared without any check of their own.
+    async fn status(path: &str, caller: Option<Caller>, secret: &str) -> StatusCode {
+        let routes = Router::new()
+            .route("/internal/things/{id}", get(|| async { "internal" }))
+            .route("/api/v1/things", get(|| async { "public" }));
+        // Nothing here touches the database: a pool that never connects.
+        let db = sqlx::PgPool::connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap();
+        let app = wrap("test", routes, InternalAuth::new(SECRET), db);
+        let mut req = Request::get(path).body(Body::empty()).unwrap();
+        if let Some(caller) = caller {
+            let target = ProofTarget {
+                service: "test",
+                method: &Method::GET,
+                path_and_query: path,
+                body: b"",
+            };
+            InternalAuth::new(secret).sign_into(&caller, &target, req.headers_mut());
+        }
+        app.oneshot(req).await.unwrap().status()
+    }
+
+    #[tokio::test]
+    async fn internal_endpoints_answer_services_only() {
+        let path = "/internal/things/1";
+        let order = || Some(Caller::Service("order".to_owned()));
+        let admin = Some(Caller::User {
+            id: Uuid::now_v7(),
+            role: Role::Admin,
+        });
+        assert_eq!(status(path, order(), SECRET).await, StatusCode::OK);
+        assert_eq!(status(path, admin, SECRET).await, StatusCode::FORBIDDEN);
+        assert_eq!(status(path, None, SECRET).await, StatusCode::UNAUTHORIZED);
+        let guessed = "a-guessed-secret-a-guessed-secret";
+        assert_eq!(
+            status(path, order(), guessed).await,
+            StatusCode::UNAUTHORIZED
+        );
+        // Unknown internal paths reveal nothing to anyone else either.
+        let unknown = "/internal/nothing";
+        assert_eq!(
+            status(unknown, None, SECRET).await,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            status(unknown, order(), SECRET).await,
+            StatusCode::NOT_FOUND
+        );
+        // Public paths are not concerned.
+        assert_eq!(status("/api/v1/things", None, SECRET).await, StatusCode::OK);
     }
 }

@@ -276,7 +276,6 @@ fn keys_check(keys: Arc<keys::KeyStore>) -> ReadyCheck {
 #[utoipa::path(
     get,
     path = "/.well-known/jwks.json",
-    tag = "gateway",
     operation_id = "getJwks",
     security(),
     responses(
@@ -304,7 +303,6 @@ async fn jwks(State(state): State<AppState>) -> Response {
 #[utoipa::path(
     get,
     path = "/openapi.json",
-    tag = "gateway",
     operation_id = "getOpenApi",
     security(),
     responses((status = 200, description = "This document.", body = Object))

@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use souk_common::error::parse_id;
-use souk_common::{ApiError, ApiResult, Json, ServiceCaller};
+use souk_common::{ApiError, ApiResult, Json};
 use souk_contract::orders::{PaymentEvent, PaymentEventKind};
 use tracing::Instrument;
 use uuid::Uuid;
@@ -21,7 +21,6 @@ pub fn router() -> Router<AppState> {
 #[tracing::instrument(skip_all)]
 async fn payment_event(
     State(state): State<AppState>,
-    _service: ServiceCaller,
     Path(id): Path<String>,
     Json(event): Json<PaymentEvent>,
 ) -> ApiResult<StatusCode> {

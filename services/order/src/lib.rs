@@ -21,7 +21,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::FromRef;
 use souk_common::settings::{self, ConfigError};
-use souk_common::{InternalAuth, db, ops, server};
+use souk_common::{InternalAuth, db, server};
 use souk_contract::env;
 use sqlx::PgPool;
 
@@ -97,7 +97,8 @@ impl Config {
     }
 }
 
-#[derive(Clone)]
+/// What handlers share; extractors take the parts they need (`InternalAuth` among them).
+#[derive(Clone, FromRef)]
 pub struct AppState {
     pub db: PgPool,
     pub internal: InternalAuth,
@@ -105,12 +106,6 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Set once the fault point has fired, so it fires only once.
     pub fault_fired: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl FromRef<AppState> for InternalAuth {
-    fn from_ref(state: &AppState) -> Self {
-        state.internal.clone()
-    }
 }
 
 pub async fn app(config: Config) -> anyhow::Result<Router> {
@@ -129,7 +124,6 @@ pub async fn app(config: Config) -> anyhow::Result<Router> {
         .merge(orders::router())
         .merge(events::router())
         .merge(promotions::router())
-        .merge(redeem::router())
-        .with_state(state);
-    Ok(server::wrap("order", routes, vec![ops::database_check(db)]))
+        .merge(redeem::router());
+    Ok(server::wrap("order", routes, state, db))
 }

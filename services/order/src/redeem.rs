@@ -6,7 +6,7 @@
 use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
-use souk_common::{ApiResult, Json, ServiceCaller};
+use souk_common::{ApiResult, Json};
 use souk_contract::promotions::{self, LineShare, PromotionRef, Quote, QuoteLine, QuoteRequest};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -245,7 +245,6 @@ pub async fn redeem(
 #[tracing::instrument(skip_all)]
 async fn quote(
     State(state): State<AppState>,
-    _service: ServiceCaller,
     Json(body): Json<QuoteRequest>,
 ) -> ApiResult<Json<Quote>> {
     let mut conn = state.db.acquire().await?;

@@ -20,7 +20,7 @@ use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Message};
 use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
-use souk_common::{ApiError, ApiResult, FieldError, Json, ServiceCaller};
+use souk_common::{ApiError, ApiResult, FieldError, Json};
 use souk_contract::payments::{self, OrderConfirmation, Queued};
 use sqlx::PgPool;
 use tokio::sync::Notify;
@@ -353,7 +353,6 @@ fn validate(req: &OrderConfirmation) -> ApiResult<()> {
 #[tracing::instrument(skip_all)]
 async fn enqueue(
     State(state): State<AppState>,
-    _caller: ServiceCaller,
     Json(req): Json<OrderConfirmation>,
 ) -> ApiResult<(StatusCode, Json<Queued>)> {
     validate(&req)?;

@@ -16,7 +16,7 @@ use axum::Router;
 use axum::extract::FromRef;
 use souk_common::client::{ServiceClient, http_client};
 use souk_common::settings::{self, ConfigError};
-use souk_common::{InternalAuth, db, ops, server};
+use souk_common::{InternalAuth, db, server};
 use souk_contract::env;
 use sqlx::PgPool;
 
@@ -101,7 +101,8 @@ impl Config {
     }
 }
 
-#[derive(Clone)]
+/// What handlers share; extractors take the parts they need (`InternalAuth` among them).
+#[derive(Clone, FromRef)]
 pub struct AppState {
     pub db: PgPool,
     pub internal: InternalAuth,
@@ -109,12 +110,6 @@ pub struct AppState {
     pub webhook_secret: Arc<str>,
     pub order: ServiceClient,
     pub outbox: email::OutboxHandle,
-}
-
-impl FromRef<AppState> for InternalAuth {
-    fn from_ref(state: &AppState) -> Self {
-        state.internal.clone()
-    }
 }
 
 /// Connects, starts the e-mail sender (stopped when the app is dropped) and returns the app.
@@ -161,11 +156,6 @@ pub async fn app(config: Config) -> anyhow::Result<Router> {
     let routes = Router::new()
         .merge(payments::router())
         .merge(webhook::router())
-        .merge(email::router())
-        .with_state(state);
-    Ok(server::wrap(
-        "payment",
-        routes,
-        vec![ops::database_check(db)],
-    ))
+        .merge(email::router());
+    Ok(server::wrap("payment", routes, state, db))
 }

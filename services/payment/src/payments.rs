@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use souk_common::error::parse_id;
-use souk_common::{ApiError, ApiResult, FieldError, Json, ServiceCaller};
+use souk_common::{ApiError, ApiResult, FieldError, Json};
 use souk_contract::ErrorCode;
 use souk_contract::payments::{ChargeRequest, Payment, PaymentStatus};
 use sqlx::PgPool;
@@ -114,7 +114,6 @@ fn validate(req: &ChargeRequest) -> ApiResult<()> {
 #[tracing::instrument(skip_all)]
 async fn charge(
     State(state): State<AppState>,
-    ServiceCaller(caller): ServiceCaller,
     Json(req): Json<ChargeRequest>,
 ) -> ApiResult<Json<Payment>> {
     validate(&req)?;
@@ -213,7 +212,7 @@ async fn charge(
             Some(code.unwrap_or_else(|| "payment_method_invalid".to_owned())),
             Some(message),
         ),
-        Err(e) => return Err(stripe_error(e, caller.as_str())),
+        Err(e) => return Err(stripe_error(e)),
     };
     // Never move a payment back from a final state a webhook may have set meanwhile.
     sqlx::query(
@@ -241,7 +240,6 @@ async fn charge(
 #[tracing::instrument(skip_all)]
 async fn show(
     State(state): State<AppState>,
-    _caller: ServiceCaller,
     Path(order_id): Path<String>,
 ) -> ApiResult<Json<Payment>> {
     let (_, row) = existing(&state.db, &order_id).await?;
@@ -297,18 +295,13 @@ fn undecided(row: &Row) -> bool {
 #[tracing::instrument(skip_all)]
 async fn sync(
     State(state): State<AppState>,
-    ServiceCaller(caller): ServiceCaller,
     Path(order_id): Path<String>,
 ) -> ApiResult<Json<Payment>> {
     let (order_id, row) = existing(&state.db, &order_id).await?;
     let Some(pi) = row.payment_intent_id.clone().filter(|_| undecided(&row)) else {
         return Ok(Json(row.into()));
     };
-    let intent = state
-        .stripe
-        .retrieve(&pi)
-        .await
-        .map_err(|e| stripe_error(e, caller.as_str()))?;
+    let intent = state.stripe.retrieve(&pi).await.map_err(stripe_error)?;
     match settled_status(&intent) {
         Some(status) => Ok(Json(settle(&state.db, order_id, status).await?.into())),
         None => Ok(Json(row.into())),
@@ -320,7 +313,6 @@ async fn sync(
 #[tracing::instrument(skip_all)]
 async fn cancel(
     State(state): State<AppState>,
-    ServiceCaller(caller): ServiceCaller,
     Path(order_id): Path<String>,
 ) -> ApiResult<Json<Payment>> {
     let (order_id, row) = existing(&state.db, &order_id).await?;
@@ -336,12 +328,10 @@ async fn cancel(
     let intent = match state.stripe.cancel(&pi).await {
         Ok(intent) => intent,
         // Not cancellable any more (it succeeded or was cancelled): ask what it is.
-        Err(StripeCallError::Rejected { .. }) => state
-            .stripe
-            .retrieve(&pi)
-            .await
-            .map_err(|e| stripe_error(e, caller.as_str()))?,
-        Err(e) => return Err(stripe_error(e, caller.as_str())),
+        Err(StripeCallError::Rejected { .. }) => {
+            state.stripe.retrieve(&pi).await.map_err(stripe_error)?
+        }
+        Err(e) => return Err(stripe_error(e)),
     };
     match settled_status(&intent) {
         Some(status) => Ok(Json(settle(&state.db, order_id, status).await?.into())),
@@ -358,7 +348,6 @@ async fn cancel(
 #[tracing::instrument(skip_all)]
 async fn refund(
     State(state): State<AppState>,
-    ServiceCaller(caller): ServiceCaller,
     Path(order_id): Path<String>,
 ) -> ApiResult<Json<Payment>> {
     let (order_id, row) = existing(&state.db, &order_id).await?;
@@ -379,7 +368,7 @@ async fn refund(
         .stripe
         .amount_refunded(&pi)
         .await
-        .map_err(|e| stripe_error(e, caller.as_str()))?;
+        .map_err(stripe_error)?;
     let remainder = row.amount_cents - already;
     let refund_id = if remainder <= 0 {
         None
@@ -397,7 +386,7 @@ async fn refund(
             Err(StripeCallError::Rejected { message, .. }) => {
                 return Err(ApiError::conflict(ErrorCode::NotRefundable, message));
             }
-            Err(e) => return Err(stripe_error(e, caller.as_str())),
+            Err(e) => return Err(stripe_error(e)),
         }
     };
     sqlx::query(
@@ -417,8 +406,8 @@ async fn refund(
 }
 
 /// What a failed Stripe call means for the caller.
-fn stripe_error(e: StripeCallError, caller: &str) -> ApiError {
-    tracing::warn!(error = %e, caller, "Stripe call failed");
+fn stripe_error(e: StripeCallError) -> ApiError {
+    tracing::warn!(error = %e, "Stripe call failed");
     match e {
         e if e.is_retryable() => {
             let mut error = ApiError::unavailable("Stripe is unavailable, try again shortly");

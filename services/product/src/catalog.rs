@@ -8,9 +8,9 @@ use axum::routing::{get, put};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use souk_common::error::parse_id;
-use souk_common::openapi::{Forbidden, NotFound, NotModified, ValidationFailed};
+use souk_common::openapi::{NotModified, ValidationFailed};
 use souk_common::pagination::{Page, PageItem, PageQuery};
-use souk_common::{AdminUser, ApiError, ApiResult, FieldError, Json, Query, ServiceCaller};
+use souk_common::{AdminUser, ApiError, ApiResult, FieldError, Json, Query};
 use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -123,7 +123,6 @@ pub async fn subtree(db: &PgPool, id: Uuid) -> ApiResult<Vec<Uuid>> {
 #[utoipa::path(
     get,
     path = "/api/v1/products",
-    tag = "product",
     operation_id = "listProducts",
     security((), ("bearer" = [])),
     params(
@@ -223,7 +222,6 @@ async fn list_from_db(state: &AppState, query: ListQuery) -> ApiResult<Page<Prod
 #[utoipa::path(
     get,
     path = "/api/v1/products/{id}",
-    tag = "product",
     operation_id = "getProduct",
     security((), ("bearer" = [])),
     params(
@@ -233,7 +231,6 @@ async fn list_from_db(state: &AppState, query: ListQuery) -> ApiResult<Page<Prod
     responses(
         (status = 200, description = "The product.", body = Product, headers(("ETag" = String, description = "A strong validator of this representation; send it back as `If-None-Match` to get 304 while it is unchanged."))),
         (status = 304, response = NotModified),
-        (status = 404, response = NotFound),
     )
 )]
 #[tracing::instrument(skip_all)]
@@ -377,9 +374,8 @@ async fn set_categories(conn: &mut PgConnection, product: Uuid, ids: &[Uuid]) ->
 #[utoipa::path(
     post,
     path = "/api/v1/products",
-    tag = "product",
     operation_id = "createProduct",
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     request_body(
         content = NewProduct,
         description = "The new product.",
@@ -401,7 +397,6 @@ async fn set_categories(conn: &mut PgConnection, product: Uuid, ids: &[Uuid]) ->
     ),
     responses(
         (status = 201, description = "The new product.", body = Product),
-        (status = 403, response = Forbidden),
         (status = 409, response = inline(SkuTaken)),
         (status = 422, response = inline(ProductInvalid)),
     )
@@ -538,9 +533,8 @@ struct ProductUpdate {
 #[utoipa::path(
     patch,
     path = "/api/v1/products/{id}",
-    tag = "product",
     operation_id = "updateProduct",
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     params(("id" = Uuid, Path, description = PRODUCT_ID)),
     request_body(
         content = ProductUpdate,
@@ -549,8 +543,6 @@ struct ProductUpdate {
     ),
     responses(
         (status = 200, description = "The updated product.", body = Product),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
         (status = 409, response = inline(SkuTakenOnUpdate)),
         (status = 422, response = inline(ProductUpdateInvalid)),
     )
@@ -660,14 +652,11 @@ async fn update(
 #[utoipa::path(
     delete,
     path = "/api/v1/products/{id}",
-    tag = "product",
     operation_id = "archiveProduct",
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     params(("id" = Uuid, Path, description = PRODUCT_ID)),
     responses(
         (status = 204, description = "Archived."),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
     )
 )]
 #[tracing::instrument(skip_all)]
@@ -708,9 +697,8 @@ struct StockBody {
 #[utoipa::path(
     put,
     path = "/api/v1/products/{id}/stock",
-    tag = "product",
     operation_id = "setProductStock",
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     params(("id" = Uuid, Path, description = PRODUCT_ID)),
     request_body(
         content = StockBody,
@@ -719,8 +707,6 @@ struct StockBody {
     ),
     responses(
         (status = 200, description = "The updated product.", body = Product),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
         (status = 422, response = ValidationFailed),
     )
 )]
@@ -764,7 +750,6 @@ async fn set_stock(
 #[tracing::instrument(skip_all)]
 async fn internal_batch(
     State(state): State<AppState>,
-    _service: ServiceCaller,
     Query(query): Query<variants::BatchQuery>,
 ) -> ApiResult<Json<Batch<ProductEntry>>> {
     let ids = variants::parse_ids(query.ids.as_deref())?;

@@ -18,7 +18,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::FromRef;
 use souk_common::settings::{self, ConfigError};
-use souk_common::{InternalAuth, ops, server};
+use souk_common::{InternalAuth, server};
 use sqlx::PgPool;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/product");
@@ -73,7 +73,8 @@ impl Config {
     }
 }
 
-#[derive(Clone)]
+/// What handlers share; extractors take the parts they need (`InternalAuth` among them).
+#[derive(Clone, FromRef)]
 pub struct AppState {
     pub db: PgPool,
     pub internal: InternalAuth,
@@ -82,12 +83,6 @@ pub struct AppState {
     /// Dropped with the last clone of the state (when the server stops): ends the sweeper and
     /// the cache's listener.
     _sweeper: Arc<tokio::sync::watch::Sender<()>>,
-}
-
-impl FromRef<AppState> for InternalAuth {
-    fn from_ref(state: &AppState) -> Self {
-        state.internal.clone()
-    }
 }
 
 pub async fn app(config: Config) -> anyhow::Result<Router> {
@@ -123,7 +118,6 @@ pub fn app_on(config: Config, db: PgPool) -> Router {
         .merge(categories::router())
         .merge(reservations::router())
         .merge(variants::router())
-        .route("/openapi.json", server::openapi(openapi()))
-        .with_state(state);
-    server::wrap("product", routes, vec![ops::database_check(db)])
+        .route("/openapi.json", server::openapi(openapi()));
+    server::wrap("product", routes, state, db)
 }

@@ -19,7 +19,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use souk_common::error::parse_id;
-use souk_common::{ApiError, ApiResult, FieldError, Json, ServiceCaller};
+use souk_common::{ApiError, ApiResult, FieldError, Json};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -35,9 +35,18 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route(contract::RESERVE, post(reserve))
         .route("/internal/reservations/{order_id}", get(show))
-        .route("/internal/reservations/{order_id}/commit", post(commit))
-        .route("/internal/reservations/{order_id}/release", post(release))
-        .route("/internal/reservations/{order_id}/restock", post(restock))
+        .route(
+            "/internal/reservations/{order_id}/commit",
+            step(Step::Commit),
+        )
+        .route(
+            "/internal/reservations/{order_id}/release",
+            step(Step::Release),
+        )
+        .route(
+            "/internal/reservations/{order_id}/restock",
+            step(Step::Restock),
+        )
         .route("/internal/reservations/{order_id}/extend", post(extend))
 }
 
@@ -46,7 +55,6 @@ pub fn router() -> Router<AppState> {
 #[tracing::instrument(skip_all)]
 async fn extend(
     State(state): State<AppState>,
-    _service: ServiceCaller,
     Path(order_id): Path<String>,
     Json(body): Json<ExtendRequest>,
 ) -> ApiResult<Json<Reservation>> {
@@ -174,7 +182,6 @@ struct Locked {
 #[tracing::instrument(skip_all)]
 async fn reserve(
     State(state): State<AppState>,
-    ServiceCaller(caller): ServiceCaller,
     Json(body): Json<ReserveRequest>,
 ) -> ApiResult<(StatusCode, Json<Reservation>)> {
     let wanted = summed(&body.items)?;
@@ -305,7 +312,7 @@ async fn reserve(
     state
         .cache
         .forget_products(lines.iter().map(|l| l.product_id));
-    tracing::info!(%order_id, caller, lines = lines.len(), "stock reserved");
+    tracing::info!(%order_id, lines = lines.len(), "stock reserved");
     Ok((
         StatusCode::CREATED,
         Json(Reservation {
@@ -320,7 +327,6 @@ async fn reserve(
 #[tracing::instrument(skip_all)]
 async fn show(
     State(state): State<AppState>,
-    _service: ServiceCaller,
     Path(order_id): Path<String>,
 ) -> ApiResult<Json<Reservation>> {
     let order_id = parse_id(&order_id, "reservation")?;
@@ -340,17 +346,35 @@ async fn lock_status(conn: &mut PgConnection, order_id: Uuid) -> ApiResult<Strin
         .ok_or_else(not_found)
 }
 
-#[tracing::instrument(skip_all)]
-async fn commit(
-    State(state): State<AppState>,
-    _service: ServiceCaller,
-    Path(order_id): Path<String>,
-) -> ApiResult<Json<Reservation>> {
-    let order_id = parse_id(&order_id, "reservation")?;
+/// What the order service asks of a reservation once its checkout is decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    /// The order is paid: the stock leaves for good.
+    Commit,
+    /// The checkout failed or was abandoned: the held stock comes back.
+    Release,
+    /// A cancelled, refunded order: its committed stock comes back, once (a reservation that
+    /// was never committed is simply released).
+    Restock,
+}
+
+/// `POST /internal/reservations/{order_id}/<step>`. Every step is idempotent: a reservation
+/// already where the step leads it is answered as it is.
+fn step(step: Step) -> axum::routing::MethodRouter<AppState> {
+    post(
+        move |State(state): State<AppState>, Path(order_id): Path<String>| async move {
+            settle(&state, &order_id, step).await.map(Json)
+        },
+    )
+}
+
+#[tracing::instrument(skip(state))]
+async fn settle(state: &AppState, order_id: &str, step: Step) -> ApiResult<Reservation> {
+    let order_id = parse_id(order_id, "reservation")?;
     let mut tx = state.db.begin().await?;
-    match lock_status(&mut tx, order_id).await?.as_str() {
-        "released" => return Err(released()),
-        "reserved" => {
+    match (step, lock_status(&mut tx, order_id).await?.as_str()) {
+        (Step::Commit, "released") => return Err(released()),
+        (Step::Commit, "reserved") => {
             sqlx::query(
                 "UPDATE reservations SET status = 'committed', updated_at = now()
                  WHERE order_id = $1",
@@ -360,62 +384,28 @@ async fn commit(
             .await?;
             tracing::info!(%order_id, "reservation committed");
         }
-        _ => {}
-    }
-    let reservation = load(&mut tx, order_id).await?.ok_or_else(not_found)?;
-    tx.commit().await?;
-    Ok(Json(reservation))
-}
-
-#[tracing::instrument(skip_all)]
-async fn release(
-    State(state): State<AppState>,
-    _service: ServiceCaller,
-    Path(order_id): Path<String>,
-) -> ApiResult<Json<Reservation>> {
-    let order_id = parse_id(&order_id, "reservation")?;
-    let mut tx = state.db.begin().await?;
-    match lock_status(&mut tx, order_id).await?.as_str() {
-        "committed" => {
+        (Step::Release, "committed") => {
             return Err(ApiError::conflict(
                 ErrorCode::ReservationCommitted,
                 "the reservation was committed; its stock has left",
             ));
         }
-        "reserved" => {
+        (Step::Release | Step::Restock, "reserved") => {
             return_stock(&mut tx, &[order_id]).await?;
             tracing::info!(%order_id, "reservation released");
         }
-        _ => {}
-    }
-    let reservation = load(&mut tx, order_id).await?.ok_or_else(not_found)?;
-    tx.commit().await?;
-    forget_stock(&state, &reservation);
-    Ok(Json(reservation))
-}
-
-/// A cancelled, refunded order: its committed stock comes back, once. A reservation that was
-/// never committed is simply released.
-#[tracing::instrument(skip_all)]
-async fn restock(
-    State(state): State<AppState>,
-    _service: ServiceCaller,
-    Path(order_id): Path<String>,
-) -> ApiResult<Json<Reservation>> {
-    let order_id = parse_id(&order_id, "reservation")?;
-    let mut tx = state.db.begin().await?;
-    match lock_status(&mut tx, order_id).await?.as_str() {
-        "committed" => {
+        (Step::Restock, "committed") => {
             return_stock_as(&mut tx, &[order_id], "restocked").await?;
             tracing::info!(%order_id, "committed stock returned");
         }
-        "reserved" => return_stock(&mut tx, &[order_id]).await?,
         _ => {}
     }
     let reservation = load(&mut tx, order_id).await?.ok_or_else(not_found)?;
     tx.commit().await?;
-    forget_stock(&state, &reservation);
-    Ok(Json(reservation))
+    if step != Step::Commit {
+        forget_stock(state, &reservation);
+    }
+    Ok(reservation)
 }
 
 /// Stock may have come back to these lines' products: this replica's next catalog read shows it

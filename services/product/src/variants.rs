@@ -16,9 +16,8 @@ use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
 use serde::{Deserialize, Serialize};
 use souk_common::error::{parse_id, unique_violation};
-use souk_common::openapi::{Forbidden, NotFound};
 use souk_common::pagination::MAX_LIMIT;
-use souk_common::{AdminUser, ApiError, ApiResult, FieldError, Json, Query, ServiceCaller};
+use souk_common::{AdminUser, ApiError, ApiResult, FieldError, Json, Query};
 use souk_contract::ErrorCode;
 use souk_contract::catalog::{self, Batch, VariantEntry};
 use sqlx::PgConnection;
@@ -333,9 +332,8 @@ pub async fn lock_product(
 #[utoipa::path(
     post,
     path = "/api/v1/products/{id}/variants",
-    tag = "product",
     operation_id = "createVariant",
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     params(("id" = Uuid, Path, description = PRODUCT_ID)),
     request_body(
         content = NewVariant,
@@ -346,8 +344,6 @@ pub async fn lock_product(
     ),
     responses(
         (status = 201, description = "The new variant.", body = Variant),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
         (status = 409, response = inline(VariantConflict)),
         (status = 422, response = inline(VariantInvalid)),
     )
@@ -437,9 +433,8 @@ struct VariantUpdate {
 #[utoipa::path(
     patch,
     path = "/api/v1/products/{id}/variants/{variant_id}",
-    tag = "product",
     operation_id = "updateVariant",
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     params(
         ("id" = Uuid, Path, description = PRODUCT_ID),
         ("variant_id" = Uuid, Path, description = VARIANT_ID),
@@ -451,8 +446,6 @@ struct VariantUpdate {
     ),
     responses(
         (status = 200, description = "The updated variant.", body = Variant),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
         (status = 409, response = inline(SkuTakenOnUpdate)),
         (status = 422, response = inline(VariantUpdateInvalid)),
     )
@@ -555,7 +548,6 @@ pub struct BatchQuery {
 #[tracing::instrument(skip_all)]
 async fn internal_batch(
     State(state): State<AppState>,
-    _service: ServiceCaller,
     Query(query): Query<BatchQuery>,
 ) -> ApiResult<Json<Batch<VariantEntry>>> {
     let ids = parse_ids(query.ids.as_deref())?;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::FromRef;
 use souk_common::settings::{self, ConfigError};
-use souk_common::{InternalAuth, db, ops, server};
+use souk_common::{InternalAuth, db, server};
 use sqlx::PgPool;
 
 pub use admin::{AdminSeeding, ensure_admin, promote_admin};
@@ -98,18 +98,13 @@ impl Config {
     }
 }
 
-#[derive(Clone)]
+/// What handlers share; extractors take the parts they need (`InternalAuth` among them).
+#[derive(Clone, FromRef)]
 pub struct AppState {
     pub db: PgPool,
     pub internal: InternalAuth,
     pub keys: Arc<tokens::TokenKeys>,
     pub config: Arc<Config>,
-}
-
-impl FromRef<AppState> for InternalAuth {
-    fn from_ref(state: &AppState) -> Self {
-        state.internal.clone()
-    }
 }
 
 /// Connects, checks the key, seeds the admin and returns the service's HTTP app.
@@ -130,7 +125,6 @@ pub async fn app(config: Config) -> anyhow::Result<Router> {
     let routes = Router::new()
         .merge(auth::router())
         .merge(profile::router())
-        .merge(admin::router())
-        .with_state(state);
-    Ok(server::wrap("user", routes, vec![ops::database_check(db)]))
+        .merge(admin::router());
+    Ok(server::wrap("user", routes, state, db))
 }

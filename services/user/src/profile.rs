@@ -9,7 +9,7 @@ use souk_common::address::ShippingAddress;
 use souk_common::error::parse_id;
 use souk_common::openapi::ValidationFailed;
 use souk_common::pagination::PageItem;
-use souk_common::{ApiError, ApiResult, AuthUser, FieldError, Json, Role, ServiceCaller};
+use souk_common::{ApiError, ApiResult, AuthUser, FieldError, Json, Role};
 use souk_contract::users;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -72,7 +72,6 @@ pub async fn load(db: &PgPool, id: Uuid) -> ApiResult<Profile> {
 #[utoipa::path(
     get,
     path = "/api/v1/users/me",
-    tag = "user",
     operation_id = "getMe",
     security(("bearer" = [])),
     responses(
@@ -122,7 +121,6 @@ pub fn validate_name(name: &str, errors: &mut Vec<FieldError>) -> String {
 #[utoipa::path(
     patch,
     path = "/api/v1/users/me",
-    tag = "user",
     operation_id = "updateMe",
     security(("bearer" = [])),
     request_body(
@@ -198,7 +196,6 @@ pub(crate) async fn update_me(
 #[tracing::instrument(skip_all)]
 async fn internal_user(
     State(state): State<AppState>,
-    _service: ServiceCaller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<users::User>> {
     let id = parse_id(&id, "user")?;
