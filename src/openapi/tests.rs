@@ -223,11 +223,22 @@ fn every_documented_path_resolves_with_the_documented_access() {
                 anonymous,
                 "{method} {path} is public at the gateway but documented as needing a token"
             ),
-            Access::User => assert_eq!(
-                op["security"],
-                serde_json::json!([{"bearer": []}]),
-                "{method} {path} needs a token at the gateway; document `bearer` only"
-            ),
+            // A token; the services check the admin role (`AdminUser`), documented as the
+            // requirement's role, with the 403 that comes with it.
+            Access::User => {
+                let user = serde_json::json!([{"bearer": []}]);
+                let admin = serde_json::json!([{"bearer": ["admin"]}]);
+                assert!(
+                    op["security"] == user || op["security"] == admin,
+                    "{method} {path} needs a token at the gateway; document `bearer` only \
+                     (with the role `admin` where only admins may call it)"
+                );
+                assert_eq!(
+                    op["security"] == admin,
+                    op["responses"].get("403").is_some(),
+                    "{method} {path}: 403 is for admin operations"
+                );
+            }
         }
     }
     assert_eq!(own, OWN_PATHS.iter().map(|p| p.to_string()).collect());

@@ -9,10 +9,10 @@
 use axum::http::StatusCode;
 use serde_json::json;
 use souk_common::ApiError;
-use souk_common::openapi::problem_response;
+use souk_common::openapi::{problem, problem_as};
 use souk_contract::ErrorCode;
 use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
-use utoipa::openapi::{Ref, RefOr, Response};
+use utoipa::openapi::{Ref, RefOr};
 use utoipa::{OpenApi, PartialSchema, ToSchema};
 
 #[derive(OpenApi)]
@@ -32,7 +32,7 @@ struct ApiDoc;
 
 /// This service's operations and the schemas they use.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    souk_common::openapi::part("cart", ApiDoc::openapi())
 }
 
 /// `CartLine.option_values`: the product service's `OptionValues` schema (the cart shows the
@@ -102,26 +102,6 @@ impl PartialSchema for PromotionProblem {
 
 impl ToSchema for PromotionProblem {}
 
-/// A problem response of the cart's own: `description`, and `error` as its example.
-fn problem(description: &str, error: ApiError, schema: &str) -> Response {
-    let mut response = problem_response(
-        description,
-        error.status,
-        error.code,
-        &error.detail,
-        schema,
-        false,
-    );
-    // `problem_response` renders status, code and detail; this error may carry a member of
-    // its own (`reason`), so its own rendering is the example.
-    for content in response.content.values_mut() {
-        if let RefOr::T(content) = content {
-            content.example = Some(error.body());
-        }
-    }
-    response
-}
-
 /// What a checkout that holds the cart makes every edit answer (`edit::begin`).
 const CHECKOUT_IN_PROGRESS: &str = "`checkout_in_progress`: a checkout holds this cart (the order is named in `detail`); complete or cancel that order to change the cart.";
 
@@ -140,79 +120,56 @@ fn insufficient_stock() -> ApiError {
     )
 }
 
-macro_rules! cart_responses {
-    ($( $(#[$doc:meta])* $name:ident => $response:expr; )+) => {
-        $(
-            $(#[$doc])*
-            pub struct $name;
-            impl<'r> utoipa::ToResponse<'r> for $name {
-                fn response() -> (&'r str, RefOr<Response>) {
-                    (stringify!($name), RefOr::T($response))
-                }
-            }
-        )+
-    };
-}
-
-cart_responses! {
+souk_common::problem_responses! {
     /// 409 to an edit while a checkout holds the cart.
-    CheckoutInProgress => problem(CHECKOUT_IN_PROGRESS, checkout_in_progress(), "Problem");
+    CheckoutInProgress => problem(CHECKOUT_IN_PROGRESS, checkout_in_progress());
     /// 409 to adding a product.
     AddConflict => problem(
         &format!("`insufficient_stock` (the line would exceed the stock) or `cart_full` (100 different products already). {CHECKOUT_IN_PROGRESS}"),
         insufficient_stock(),
-        "Problem",
     );
     /// 409 to setting a line's quantity.
     QuantityConflict => problem(
         &format!("`insufficient_stock`: more than the variant's stock. {CHECKOUT_IN_PROGRESS}"),
         insufficient_stock(),
-        "Problem",
     );
     /// 404 to adding a product that is not for sale.
     ProductNotSold => problem(
         "`not_found`: no such product or variant, or it is archived or switched off (not for sale).",
         ApiError::not_found("no such product or variant, or it is no longer sold"),
-        "Problem",
     );
     /// 404 to setting the quantity of a line that is not there.
     LineNotFound => problem(
         "`not_found`: the variant is not in the cart, or it is archived, or the id is not a UUID.",
         ApiError::not_found("this item is not in your cart"),
-        "Problem",
     );
     /// 404 to removing a line whose id is not a UUID.
     LineIdNotFound => problem(
         "`not_found`: the id is not a UUID.",
         ApiError::not_found("no such cart line"),
-        "Problem",
     );
     /// 422 to adding a product.
     AddInvalid => problem(
         "`variant_required` (field `variant_id`): the product has options, so the line needs a `variant_id`. `validation_failed`: `quantity` outside 1-100, or `variant_id` is a variant of another product.",
         ApiError::invalid_field("quantity", "must be an integer from 1 to 100"),
-        "ValidationProblem",
     );
     /// 422 to setting a line's quantity.
     QuantityInvalid => problem(
         "`validation_failed`: `quantity` outside 0-100.",
         ApiError::invalid_field("quantity", "must be an integer from 0 to 100"),
-        "ValidationProblem",
     );
     /// 503 to a change that needs the catalog while the product service is down.
     CatalogUnavailable => problem(
         "`service_unavailable`: the product service cannot be asked, so the change cannot be checked; nothing was changed. Also the gateway's answer when the cart service itself is unreachable.",
         ApiError::unavailable("the product service is unavailable, try again shortly"),
-        "Problem",
     );
     /// 404 to applying a code no active promotion has.
     PromotionNotFound => problem(
         "`promotion_not_found`: no active promotion has this code.",
         ApiError::new(StatusCode::NOT_FOUND, ErrorCode::PromotionNotFound, "no promotion has this code"),
-        "Problem",
     );
     /// 422 to applying a code that does not apply to the cart.
-    PromotionNotApplicable => problem(
+    PromotionNotApplicable => problem_as(
         "`promotion_not_applicable` with `reason`: `expired`, `not_started`, `exhausted`, `min_subtotal`, `no_eligible_items` or `customer_limit`; or `validation_failed` (empty or over 64 characters).",
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

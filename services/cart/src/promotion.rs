@@ -148,7 +148,6 @@ pub(crate) struct Apply {
 #[utoipa::path(
     put,
     path = "/api/v1/cart/promotion",
-    tag = "cart",
     operation_id = "applyCartPromotion",
     security(("bearer" = [])),
     request_body(content = Apply, example = json!({"code": "summer-25"})),
@@ -209,7 +208,6 @@ pub(crate) async fn apply(
 #[utoipa::path(
     delete,
     path = "/api/v1/cart/promotion",
-    tag = "cart",
     operation_id = "removeCartPromotion",
     security(("bearer" = [])),
     responses(

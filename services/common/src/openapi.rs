@@ -3,13 +3,16 @@
 //! `openapi()`; the runner merges them (`souk::openapi`). This module holds what they share:
 //! the document's frame (`base`: info, tags, the bearer scheme), the problem documents and the
 //! error responses every service answers with (as components that operations reference, e.g.
-//! `(status = 404, response = NotFound)`), and `finish`, which adds what the gateway itself
-//! answers on every operation it proxies.
+//! `(status = 422, response = ValidationFailed)`), `part`, which tags a service's operations, and
+//! `finish`, which adds what the shared extractors and the gateway itself answer on every
+//! operation.
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use souk_contract::ErrorCode;
-use utoipa::openapi::{Components, Header, OpenApi, RefOr, Response, Schema, path::Operation};
+use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::security::SecurityRequirement;
+use utoipa::openapi::{Components, Header, OpenApi, RefOr, Response, Schema};
 
 use crate::error::{ApiError, PROBLEM_JSON};
 
@@ -215,27 +218,22 @@ pub fn problem_with(description: &str, properties: Value, required: &[&str]) -> 
     }))
 }
 
-/// An error response: `description`, a `Problem` (or `schema`) body whose example is what
-/// `ApiError` really renders for `status`/`code`/`detail`, with `x-request-id` (and
-/// `Retry-After` where the client should wait).
-pub fn problem_response(
-    description: &str,
-    status: StatusCode,
-    code: ErrorCode,
-    detail: &str,
-    schema: &str,
-    retry_after: bool,
-) -> Response {
-    let mut error = ApiError::new(status, code, detail);
-    if schema == "ValidationProblem" {
-        let field = detail.split_once(':').map_or("body", |(field, _)| field);
-        let message = detail
-            .split_once(": ")
-            .map_or(detail, |(_, message)| message);
-        error = ApiError::invalid_field(field, message);
-    }
+/// An error response of one operation's own: `description`, and what `ApiError` really renders
+/// for `error` as its example, in a `Problem` body (`ValidationProblem` when it names fields),
+/// with `x-request-id` (and `Retry-After` when the error carries one).
+pub fn problem(description: &str, error: ApiError) -> Response {
+    let schema = if error.errors.is_empty() {
+        "Problem"
+    } else {
+        "ValidationProblem"
+    };
+    problem_as(description, error, schema)
+}
+
+/// `problem` with a body schema of its own (one made with `problem_with`).
+pub fn problem_as(description: &str, error: ApiError, schema: &str) -> Response {
     let mut headers = json!({ "x-request-id": { "$ref": "#/components/headers/XRequestId" } });
-    if retry_after {
+    if error.retry_after_secs.is_some() {
         headers["Retry-After"] = json!({ "$ref": "#/components/headers/RetryAfter" });
     }
     from_json(json!({
@@ -248,6 +246,50 @@ pub fn problem_response(
             }
         }
     }))
+}
+
+/// Declares the error responses of a service's own, each a `ToResponse` that an operation
+/// inlines where it lists it (`(status = 409, response = inline(SkuTaken))`):
+///
+/// ```ignore
+/// souk_common::problem_responses! {
+///     /// 409 to a SKU in use.
+///     SkuTaken => problem("`sku_taken`: ...", ApiError::conflict(ErrorCode::SkuTaken, "...."));
+/// }
+/// ```
+#[macro_export]
+macro_rules! problem_responses {
+    ($( $(#[$doc:meta])* $name:ident => $response:expr; )+) => {
+        $(
+            $(#[$doc])*
+            pub struct $name;
+            impl<'r> utoipa::ToResponse<'r> for $name {
+                fn response() -> (&'r str, utoipa::openapi::RefOr<utoipa::openapi::Response>) {
+                    (stringify!($name), utoipa::openapi::RefOr::T($response))
+                }
+            }
+        )+
+    };
+}
+
+/// A shared response's error: `ValidationProblem` ones name the field before `: `.
+fn shared_error(
+    status: StatusCode,
+    code: ErrorCode,
+    detail: &str,
+    schema: &str,
+    retry: bool,
+) -> ApiError {
+    let mut error = match detail.split_once(": ") {
+        Some((field, message)) if schema == "ValidationProblem" => {
+            ApiError::invalid_field(field, message)
+        }
+        _ => ApiError::new(status, code, detail),
+    };
+    if retry {
+        error.retry_after_secs = Some(1);
+    }
+    error
 }
 
 macro_rules! shared_responses {
@@ -265,7 +307,7 @@ macro_rules! shared_responses {
         fn shared_responses() -> Vec<(&'static str, Response)> {
             vec![$((
                 stringify!($name),
-                problem_response($description, StatusCode::$status, ErrorCode::$code, $detail, $schema, $retry),
+                problem_as($description, shared_error(StatusCode::$status, ErrorCode::$code, $detail, $schema, $retry), $schema),
             ),)+]
         }
     };
@@ -383,18 +425,16 @@ pub fn finish(doc: &mut OpenApi) {
 }
 
 /// What the shared extractors answer, by what the operation takes: a bearer token checked by
-/// the gateway (401; `InvalidToken` where the token is optional), a JSON body read by
-/// `souk_common::Json` from a client with a token (400, 413, 415), query parameters read by
-/// `souk_common::Query` (400 for a repeated one, 422 for a bad value). Stripe's webhook
-/// (`security: []`) reads its body itself.
+/// the gateway (401; `InvalidToken` where the token is optional; 403 where it must carry the
+/// admin role), a JSON body read by `souk_common::Json` from a client with a token (400, 413,
+/// 415), query parameters read by `souk_common::Query` (400 for a repeated one, 422 for a bad
+/// value), an id in the path (404). Stripe's webhook (`security: []`) reads its body itself.
 fn common_responses(operation: &Operation) -> Vec<(&'static str, &'static str)> {
     let mut defaults = Vec::new();
     let security = operation.security.as_deref().unwrap_or_default();
     let with_token = !security.is_empty();
     if with_token {
-        let optional = security.iter().any(|requirement| {
-            requirement == &utoipa::openapi::security::SecurityRequirement::default()
-        });
+        let optional = security.contains(&SecurityRequirement::default());
         defaults.push((
             "401",
             if optional {
@@ -404,6 +444,11 @@ fn common_responses(operation: &Operation) -> Vec<(&'static str, &'static str)> 
             },
         ));
     }
+    // `security(("bearer" = ["admin"]))`: the role the token must carry (`AdminUser`).
+    let admin = SecurityRequirement::new("bearer", ["admin"]);
+    if security.contains(&admin) {
+        defaults.push(("403", "Forbidden"));
+    }
     if operation.request_body.is_some() && with_token {
         defaults.extend([
             ("400", "BadRequest"),
@@ -411,14 +456,21 @@ fn common_responses(operation: &Operation) -> Vec<(&'static str, &'static str)> 
             ("415", "UnsupportedMediaType"),
         ]);
     }
-    let takes_query = operation.parameters.iter().flatten().any(|parameter| {
-        matches!(parameter, RefOr::T(parameter)
-            if parameter.parameter_in == utoipa::openapi::path::ParameterIn::Query)
-    });
+    let takes_query = takes(operation, ParameterIn::Query);
     if takes_query && operation.request_body.is_none() {
         defaults.extend([("400", "MalformedQuery"), ("422", "InvalidQuery")]);
     }
+    // An id in the path that names nothing (or is not a UUID) is 404 (`parse_id`).
+    if takes(operation, ParameterIn::Path) {
+        defaults.push(("404", "NotFound"));
+    }
     defaults
+}
+
+fn takes(operation: &Operation, place: ParameterIn) -> bool {
+    operation.parameters.iter().flatten().any(
+        |parameter| matches!(parameter, RefOr::T(parameter) if parameter.parameter_in == place),
+    )
 }
 
 fn request_id_header() -> RefOr<Header> {
@@ -438,6 +490,17 @@ fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut
     ]
     .into_iter()
     .filter_map(Option::as_mut)
+}
+
+/// One service's part of the document: its operations, each tagged `tag` (the service's name,
+/// or `gateway`; utoipa's default, the handler's module path, means nothing to a reader).
+pub fn part(tag: &str, mut doc: OpenApi) -> OpenApi {
+    for item in doc.paths.paths.values_mut() {
+        for operation in operations(item) {
+            operation.tags = Some(vec![tag.to_owned()]);
+        }
+    }
+    doc
 }
 
 /// An OpenAPI document as the JSON a server answers with.

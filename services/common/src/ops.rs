@@ -103,7 +103,6 @@ text_body!(ReadyBody, "ready");
 #[utoipa::path(
     get,
     path = "/healthz",
-    tag = "gateway",
     operation_id = "getHealthz",
     security(),
     responses((status = 200, description = "Alive.", content_type = "text/plain", body = inline(AliveBody)))
@@ -120,7 +119,6 @@ pub async fn healthz() -> &'static str {
 #[utoipa::path(
     get,
     path = "/metrics",
-    tag = "gateway",
     operation_id = "getMetrics",
     security(),
     responses(
@@ -143,7 +141,6 @@ pub async fn metrics_page(ops: Option<Extension<OpsListener>>) -> Response {
 #[utoipa::path(
     get,
     path = "/readyz",
-    tag = "gateway",
     operation_id = "getReadyz",
     security(),
     responses(

@@ -6,23 +6,12 @@
 
 use utoipa::OpenApi;
 
-/// 503 from `/.well-known/jwks.json` before the user service has answered.
-pub(crate) struct KeysUnavailable;
-
-impl<'r> utoipa::ToResponse<'r> for KeysUnavailable {
-    fn response() -> (&'r str, utoipa::openapi::RefOr<utoipa::openapi::Response>) {
-        (
-            "KeysUnavailable",
-            utoipa::openapi::RefOr::T(souk_common::openapi::problem_response(
-                "`service_unavailable`: the keys have not been fetched from the user service yet.",
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                souk_contract::ErrorCode::ServiceUnavailable,
-                "verification keys are not available yet",
-                "Problem",
-                false,
-            )),
-        )
-    }
+souk_common::problem_responses! {
+    /// 503 from `/.well-known/jwks.json` before the user service has answered.
+    KeysUnavailable => souk_common::openapi::problem(
+        "`service_unavailable`: the keys have not been fetched from the user service yet.",
+        souk_common::ApiError::unavailable("verification keys are not available yet"),
+    );
 }
 
 #[derive(OpenApi)]
@@ -37,5 +26,5 @@ struct ApiDoc;
 
 /// This service's operations and the schemas they use.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    souk_common::openapi::part("gateway", ApiDoc::openapi())
 }

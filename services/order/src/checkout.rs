@@ -10,14 +10,16 @@ use axum::routing::post;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use souk_common::address::ShippingAddress;
-use souk_common::openapi::{Problem, ValidationProblem};
 use souk_common::{ApiError, ApiResult, AuthUser, FieldError, Json};
 use souk_contract::ErrorCode;
 use uuid::Uuid;
 
 use crate::clients::RequestedItem;
 use crate::model::{self, Order};
-use crate::openapi::{OrderProblem, PaymentFailedProblem, StockProblem};
+use crate::openapi::{
+    CheckoutConflict, CheckoutFault, CheckoutInvalid, CheckoutRefused, CheckoutUnavailable,
+    PaymentDeclined,
+};
 use crate::saga::{self, Driver, Stop};
 use crate::state::{OrderStatus, SagaState};
 use crate::{AppState, FaultPoint};
@@ -37,7 +39,7 @@ pub(crate) struct CheckoutRequest {
     shipping_address: Option<ShippingAddress>,
 }
 
-fn key_required() -> ApiError {
+pub(crate) fn key_required() -> ApiError {
     ApiError::new(
         StatusCode::BAD_REQUEST,
         ErrorCode::IdempotencyKeyRequired,
@@ -45,7 +47,7 @@ fn key_required() -> ApiError {
     )
 }
 
-fn key_reused() -> ApiError {
+pub(crate) fn key_reused() -> ApiError {
     ApiError::conflict(
         ErrorCode::IdempotencyKeyReused,
         "this Idempotency-Key was used with a different request body",
@@ -109,7 +111,6 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<String> {
 #[utoipa::path(
     post,
     path = "/api/v1/checkout",
-    tag = "order",
     operation_id = "checkout",
     security(("bearer" = [])),
     params(
@@ -125,26 +126,12 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<String> {
     ),
     responses(
         (status = 201, description = "The order.", body = Order),
-        (status = 400,
-            description = "`idempotency_key_required`, `idempotency_key_invalid`, or `malformed_request` (malformed JSON, or a key that is not visible ASCII).",
-            content_type = "application/problem+json", body = Problem,
-            example = key_required_example),
-        (status = 402,
-            description = "`payment_failed`: the card was declined; the failed order is in `order`.",
-            content_type = "application/problem+json", body = PaymentFailedProblem),
-        (status = 409,
-            description = "`cart_empty`; `insufficient_stock` or `product_unavailable` (with `product_ids`, nothing reserved); `idempotency_key_reused`; `checkout_in_progress`. `promotion_unavailable` (with `reason`): the cart's promotion code can no longer be used (expired, used up, limit reached, switched off); no order is made, nothing is reserved or charged, the cart and its code stay.",
-            content_type = "application/problem+json", body = StockProblem,
-            example = key_reused_example),
-        (status = 422,
-            description = "`validation_failed`: `payment_method` empty or over 255 characters, an invalid `shipping_address.*` field, or no shipping address at all.",
-            content_type = "application/problem+json", body = ValidationProblem),
-        (status = 500,
-            description = "`internal_error`: an unexpected fault. If the order was already created it is in the problem's `order` member and is finished in the background (retry with the same key to see its outcome).",
-            content_type = "application/problem+json", body = OrderProblem),
-        (status = 503,
-            description = "`service_unavailable`: a service behind the order service could not be reached. If the order was already created it is in the problem's `order` member and is finished in the background (retry with the same key to see its outcome).",
-            content_type = "application/problem+json", body = OrderProblem),
+        (status = 400, response = inline(CheckoutRefused)),
+        (status = 402, response = inline(PaymentDeclined)),
+        (status = 409, response = inline(CheckoutConflict)),
+        (status = 422, response = inline(CheckoutInvalid)),
+        (status = 500, response = inline(CheckoutFault)),
+        (status = 503, response = inline(CheckoutUnavailable)),
     ),
 )]
 #[tracing::instrument(skip_all)]
@@ -304,7 +291,7 @@ fn respond(order: Order) -> ApiResult<Response> {
     Ok((StatusCode::CREATED, Json(order)).into_response())
 }
 
-fn payment_failed(order: Order) -> ApiError {
+pub(crate) fn payment_failed(order: Order) -> ApiError {
     let e = ApiError::new(
         StatusCode::PAYMENT_REQUIRED,
         ErrorCode::PaymentFailed,
@@ -313,18 +300,8 @@ fn payment_failed(order: Order) -> ApiError {
     with_order(e, Some(order))
 }
 
-// Examples for the document, rendered by the code that answers.
-
-fn key_required_example() -> serde_json::Value {
-    key_required().body()
-}
-
-fn key_reused_example() -> serde_json::Value {
-    key_reused().body()
-}
-
-/// A declined order of two tees, as the 402 carries it.
-pub(crate) fn payment_failed_example() -> serde_json::Value {
+/// The document's example of a 402: the problem of a declined order of two tees.
+pub(crate) fn payment_failed_example() -> ApiError {
     use crate::model::{OrderItem, PAYMENT_PROVIDER, PaymentView};
     use crate::state::PaymentStatus;
     use chrono::TimeZone;
@@ -375,5 +352,5 @@ pub(crate) fn payment_failed_example() -> serde_json::Value {
         created_at: at(0),
         updated_at: at(2),
     };
-    payment_failed(order).body()
+    payment_failed(order)
 }

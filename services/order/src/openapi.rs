@@ -2,8 +2,11 @@
 //! `#[utoipa::path]` annotations and its bodies' `ToSchema` derives. The runner merges every
 //! service's part into the document the gateway serves (`souk::openapi`).
 
+use axum::http::StatusCode;
 use serde_json::json;
-use souk_common::openapi::{Problem, problem_with};
+use souk_common::ApiError;
+use souk_common::openapi::{Problem, problem, problem_as, problem_with};
+use souk_contract::ErrorCode;
 use utoipa::openapi::schema::{Object, ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{OpenApi, PartialSchema, ToSchema};
@@ -32,7 +35,7 @@ struct ApiDoc;
 
 /// This service's operations and the schemas they use.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    souk_common::openapi::part("order", ApiDoc::openapi())
 }
 
 // The user service's part defines `ShippingAddress` and the product service's `OptionValues`
@@ -172,8 +175,74 @@ problem_schema!(
             &["order"],
         );
         if let RefOr::T(Schema::AllOf(all_of)) = &mut schema {
-            all_of.examples = vec![crate::checkout::payment_failed_example()];
+            all_of.examples = vec![crate::checkout::payment_failed_example().body()];
         }
         schema
     }
 );
+
+// What a checkout, a cancellation or a promotion answers of its own; each example is rendered
+// by the code that answers.
+souk_common::problem_responses! {
+    /// 400 to a checkout without a usable `Idempotency-Key`.
+    CheckoutRefused => problem(
+        "`idempotency_key_required`, `idempotency_key_invalid`, or `malformed_request` (malformed JSON, or a key that is not visible ASCII).",
+        crate::checkout::key_required(),
+    );
+    /// 402 to a declined card.
+    PaymentDeclined => problem_as(
+        "`payment_failed`: the card was declined; the failed order is in `order`.",
+        crate::checkout::payment_failed_example(),
+        "PaymentFailedProblem",
+    );
+    /// 409 to a checkout that cannot go ahead.
+    CheckoutConflict => problem_as(
+        "`cart_empty`; `insufficient_stock` or `product_unavailable` (with `product_ids`, nothing reserved); `idempotency_key_reused`; `checkout_in_progress`. `promotion_unavailable` (with `reason`): the cart's promotion code can no longer be used (expired, used up, limit reached, switched off); no order is made, nothing is reserved or charged, the cart and its code stay.",
+        crate::checkout::key_reused(),
+        "StockProblem",
+    );
+    /// 422 to a checkout's invalid body.
+    CheckoutInvalid => problem(
+        "`validation_failed`: `payment_method` empty or over 255 characters, an invalid `shipping_address.*` field, or no shipping address at all.",
+        ApiError::invalid_field(
+            "shipping_address",
+            "no shipping address given and none saved in the profile",
+        ),
+    );
+    /// 500 to a checkout that failed, with the order when one was made.
+    CheckoutFault => problem_as(
+        "`internal_error`: an unexpected fault. If the order was already created it is in the problem's `order` member and is finished in the background (retry with the same key to see its outcome).",
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::InternalError,
+            "an unexpected error occurred",
+        ),
+        "OrderProblem",
+    );
+    /// 503 to a checkout that could not reach a service, with the order when one was made.
+    CheckoutUnavailable => problem_as(
+        "`service_unavailable`: a service behind the order service could not be reached. If the order was already created it is in the problem's `order` member and is finished in the background (retry with the same key to see its outcome).",
+        ApiError::unavailable("the payment service is unavailable, try again shortly"),
+        "OrderProblem",
+    );
+    /// 409 to cancelling an order that cannot be cancelled.
+    CannotCancel => problem(
+        "`illegal_transition`: the order cannot be cancelled in its status.",
+        crate::orders::cannot_cancel(crate::state::OrderStatus::Shipped),
+    );
+    /// 503 to a cancellation whose refund or restock must wait.
+    CancelUnfinished => problem(
+        "`service_unavailable`: the refund or restock could not be finished now; the cancellation is completed in the background.",
+        ApiError::unavailable("the payment service is unavailable, try again shortly"),
+    );
+    /// 409 to an admin's move the lifecycle does not allow.
+    IllegalMove => problem(
+        "`illegal_transition`.",
+        crate::orders::illegal_move(crate::state::OrderStatus::Pending, "shipped"),
+    );
+    /// 409 to a promotion or code whose code is taken.
+    CodeTaken => problem(
+        "`code_taken`: another promotion or single-use code has this code (case-insensitive).",
+        crate::promotions::code_taken(),
+    );
+}

@@ -5,13 +5,14 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use souk_common::error::parse_id;
-use souk_common::openapi::{Forbidden, NotFound, Problem, ValidationFailed};
+use souk_common::openapi::ValidationFailed;
 use souk_common::pagination::{Page, PageItem, PageQuery};
 use souk_common::{AdminUser, ApiError, ApiResult, AuthUser, Json, Query};
 use souk_contract::ErrorCode;
 use uuid::Uuid;
 
 use crate::model::{self, Order, OrderRow};
+use crate::openapi::{CancelUnfinished, CannotCancel, IllegalMove};
 use crate::saga::{self, Driver, Stop};
 use crate::state::{OrderStatus, SagaState};
 use crate::{AppState, order_columns};
@@ -73,7 +74,6 @@ async fn page(
 #[utoipa::path(
     get,
     path = "/api/v1/orders",
-    tag = "order",
     operation_id = "listMyOrders",
     security(("bearer" = [])),
     params(PageQuery),
@@ -108,13 +108,11 @@ pub(crate) struct AdminQuery {
 #[utoipa::path(
     get,
     path = "/api/v1/admin/orders",
-    tag = "order",
     operation_id = "listAllOrders",
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     params(AdminQuery, PageQuery),
     responses(
         (status = 200, description = "A page of orders.", body = OrderPage),
-        (status = 403, response = Forbidden),
     ),
 )]
 #[tracing::instrument(skip_all)]
@@ -160,13 +158,11 @@ async fn visible(state: &AppState, user: &AuthUser, id: &str) -> ApiResult<Order
 #[utoipa::path(
     get,
     path = "/api/v1/orders/{id}",
-    tag = "order",
     operation_id = "getOrder",
     security(("bearer" = [])),
     params(OrderPath),
     responses(
         (status = 200, description = "The order.", body = Order),
-        (status = 404, response = NotFound),
     ),
 )]
 #[tracing::instrument(skip_all)]
@@ -189,18 +185,13 @@ pub(crate) async fn get_one(
 #[utoipa::path(
     post,
     path = "/api/v1/orders/{id}/cancel",
-    tag = "order",
     operation_id = "cancelOrder",
     security(("bearer" = [])),
     params(OrderPath),
     responses(
         (status = 200, description = "The cancelled order.", body = Order),
-        (status = 404, response = NotFound),
-        (status = 409, description = "`illegal_transition`: the order cannot be cancelled in its status.",
-            content_type = "application/problem+json", body = Problem,
-            example = cannot_cancel_example),
-        (status = 503, description = "`service_unavailable`: the refund or restock could not be finished now; the cancellation is completed in the background.",
-            content_type = "application/problem+json", body = Problem),
+        (status = 409, response = inline(CannotCancel)),
+        (status = 503, response = inline(CancelUnfinished)),
     ),
 )]
 #[tracing::instrument(skip_all)]
@@ -243,7 +234,7 @@ pub(crate) async fn cancel(
     }
 }
 
-fn cannot_cancel(status: OrderStatus) -> ApiError {
+pub(crate) fn cannot_cancel(status: OrderStatus) -> ApiError {
     let detail = match status {
         OrderStatus::Pending => {
             "this order's checkout is still running; try again shortly".to_owned()
@@ -253,19 +244,11 @@ fn cannot_cancel(status: OrderStatus) -> ApiError {
     ApiError::conflict(ErrorCode::IllegalTransition, detail)
 }
 
-fn cannot_cancel_example() -> serde_json::Value {
-    cannot_cancel(OrderStatus::Shipped).body()
-}
-
-fn illegal_move(from: OrderStatus, to: &str) -> ApiError {
+pub(crate) fn illegal_move(from: OrderStatus, to: &str) -> ApiError {
     ApiError::conflict(
         ErrorCode::IllegalTransition,
         format!("an order that is {from} cannot become {to}"),
     )
-}
-
-fn illegal_move_example() -> serde_json::Value {
-    illegal_move(OrderStatus::Pending, "shipped").body()
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -283,9 +266,8 @@ pub(crate) struct StatusChange {
 #[utoipa::path(
     patch,
     path = "/api/v1/admin/orders/{id}",
-    tag = "order",
     operation_id = "setOrderStatus",
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     params(OrderPath),
     request_body(
         content = StatusChange,
@@ -294,11 +276,7 @@ pub(crate) struct StatusChange {
     ),
     responses(
         (status = 200, description = "The updated order.", body = Order),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, description = "`illegal_transition`.",
-            content_type = "application/problem+json", body = Problem,
-            example = illegal_move_example),
+        (status = 409, response = inline(IllegalMove)),
         (status = 422, response = ValidationFailed),
     ),
 )]

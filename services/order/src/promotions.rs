@@ -10,13 +10,14 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde::{Deserialize, Deserializer, Serialize};
 use souk_common::error::{parse_id, unique_violation};
-use souk_common::openapi::{Forbidden, Problem, ValidationFailed};
+use souk_common::openapi::ValidationFailed;
 use souk_common::pagination::{Page, PageItem, PageQuery};
 use souk_common::{AdminUser, ApiError, ApiResult, FieldError, Json, Query};
 use souk_contract::ErrorCode;
 use uuid::Uuid;
 
 use crate::AppState;
+use crate::openapi::CodeTaken;
 use crate::redeem::MAX_CODE_LEN;
 
 pub fn router() -> Router<AppState> {
@@ -220,15 +221,11 @@ fn validate(body: &NewPromotion) -> Vec<FieldError> {
     errors
 }
 
-fn code_taken() -> ApiError {
+pub(crate) fn code_taken() -> ApiError {
     ApiError::conflict(
         ErrorCode::CodeTaken,
         "this code is already in use (codes are compared case-insensitively)",
     )
-}
-
-fn code_taken_example() -> serde_json::Value {
-    code_taken().body()
 }
 
 /// Every code shares one case-insensitive unique index: a violation is a taken code.
@@ -247,9 +244,8 @@ fn code_conflict(e: sqlx::Error) -> ApiError {
 #[utoipa::path(
     post,
     path = "/api/v1/promotions",
-    tag = "order",
     operation_id = "createPromotion",
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     request_body(
         content = NewPromotion,
         example = json!({
@@ -263,10 +259,7 @@ fn code_conflict(e: sqlx::Error) -> ApiError {
     ),
     responses(
         (status = 201, description = "The new promotion.", body = Promotion),
-        (status = 403, response = Forbidden),
-        (status = 409, description = "`code_taken`: another promotion or single-use code has this code (case-insensitive).",
-            content_type = "application/problem+json", body = Problem,
-            example = code_taken_example),
+        (status = 409, response = inline(CodeTaken)),
         (status = 422, response = ValidationFailed),
     ),
 )]
@@ -352,16 +345,12 @@ fn generated_code(rng: &mut impl Rng) -> String {
 #[utoipa::path(
     post,
     path = "/api/v1/promotions/{id}/codes",
-    tag = "order",
     operation_id = "createPromotionCodes",
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     params(PromotionPath),
     request_body(content = Batch),
     responses(
         (status = 201, description = "The new codes.", body = Codes),
-        (status = 403, response = Forbidden),
-        (status = 404, description = "`not_found`: no such promotion (or the id is not a UUID).",
-            content_type = "application/problem+json", body = Problem),
         (status = 422, response = ValidationFailed),
     ),
 )]
@@ -409,13 +398,11 @@ pub(crate) async fn generate(
 #[utoipa::path(
     get,
     path = "/api/v1/promotions",
-    tag = "order",
     operation_id = "listPromotions",
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     params(PageQuery),
     responses(
         (status = 200, description = "A page of promotions.", body = PromotionPage),
-        (status = 403, response = Forbidden),
     ),
 )]
 #[tracing::instrument(skip_all)]
@@ -444,15 +431,11 @@ pub(crate) async fn list(
 #[utoipa::path(
     get,
     path = "/api/v1/promotions/{id}",
-    tag = "order",
     operation_id = "getPromotion",
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     params(PromotionPath),
     responses(
         (status = 200, description = "The promotion.", body = Promotion),
-        (status = 403, response = Forbidden),
-        (status = 404, description = "`not_found`: no such promotion (or the id is not a UUID).",
-            content_type = "application/problem+json", body = Problem),
     ),
 )]
 #[tracing::instrument(skip_all)]
@@ -493,16 +476,12 @@ pub(crate) struct Change {
 #[utoipa::path(
     patch,
     path = "/api/v1/promotions/{id}",
-    tag = "order",
     operation_id = "updatePromotion",
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     params(PromotionPath),
     request_body(content = Change),
     responses(
         (status = 200, description = "The promotion.", body = Promotion),
-        (status = 403, response = Forbidden),
-        (status = 404, description = "`not_found`: no such promotion (or the id is not a UUID).",
-            content_type = "application/problem+json", body = Problem),
         (status = 422, response = ValidationFailed),
     ),
 )]

@@ -3,11 +3,11 @@
 //! service's part into the document the gateway serves (`souk::openapi`).
 
 use axum::http::StatusCode;
-use souk_common::openapi::problem_response;
+use souk_common::ApiError;
+use souk_common::openapi::problem;
 use souk_contract::ErrorCode;
 use utoipa::OpenApi;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
-use utoipa::openapi::{RefOr, Response};
 
 #[derive(OpenApi)]
 #[openapi(paths(crate::webhook::receive))]
@@ -15,7 +15,7 @@ struct ApiDoc;
 
 /// This service's operations and the schemas they use.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    souk_common::openapi::part("payment", ApiDoc::openapi())
 }
 
 /// `WebhookAck.received`: always `true` (a one-value enum: utoipa's schema has no `const`).
@@ -26,36 +26,19 @@ pub fn always_true() -> Schema {
         .into()
 }
 
-/// 400 to a webhook that is refused: Stripe does not retry it.
-pub struct WebhookRefused;
-
-impl<'r> utoipa::ToResponse<'r> for WebhookRefused {
-    fn response() -> (&'r str, RefOr<Response>) {
-        let response = problem_response(
-            "`invalid_signature` (header missing, signature wrong, timestamp too old, body not UTF-8) or `malformed_request` (a verified body that is not a Stripe event).",
+souk_common::problem_responses! {
+    /// 400 to a webhook that is refused: Stripe does not retry it.
+    WebhookRefused => problem(
+        "`invalid_signature` (header missing, signature wrong, timestamp too old, body not UTF-8) or `malformed_request` (a verified body that is not a Stripe event).",
+        ApiError::new(
             StatusCode::BAD_REQUEST,
             ErrorCode::InvalidSignature,
             "the Stripe-Signature header is missing",
-            "Problem",
-            false,
-        );
-        ("WebhookRefused", RefOr::T(response))
-    }
-}
-
-/// 503 when the order service cannot be told about an event: Stripe delivers it again.
-pub struct OrderServiceUnavailable;
-
-impl<'r> utoipa::ToResponse<'r> for OrderServiceUnavailable {
-    fn response() -> (&'r str, RefOr<Response>) {
-        let response = problem_response(
-            "`service_unavailable`: the order service could not be told; Stripe retries.",
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::ServiceUnavailable,
-            "the order service is unavailable; retry later",
-            "Problem",
-            false,
-        );
-        ("OrderServiceUnavailable", RefOr::T(response))
-    }
+        ),
+    );
+    /// 503 when the order service cannot be told about an event: Stripe delivers it again.
+    OrderServiceUnavailable => problem(
+        "`service_unavailable`: the order service could not be told; Stripe retries.",
+        ApiError::unavailable("the order service is unavailable; retry later"),
+    );
 }

@@ -56,7 +56,6 @@ fn received() -> Json<WebhookAck> {
 #[utoipa::path(
     post,
     path = "/api/v1/payments/webhook",
-    tag = "payment",
     operation_id = "stripeWebhook",
     security(),
     params(

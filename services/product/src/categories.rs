@@ -6,7 +6,6 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use souk_common::error::{parse_id, unique_violation};
-use souk_common::openapi::{Forbidden, NotFound};
 use souk_common::{AdminUser, ApiError, ApiResult, FieldError, Json};
 use souk_contract::ErrorCode;
 use sqlx::PgConnection;
@@ -51,7 +50,6 @@ struct CategoryList {
 #[utoipa::path(
     get,
     path = "/api/v1/categories",
-    tag = "product",
     operation_id = "listCategories",
     security((), ("bearer" = [])),
     responses(
@@ -80,13 +78,11 @@ async fn list(State(state): State<AppState>) -> ApiResult<Json<CategoryList>> {
 #[utoipa::path(
     get,
     path = "/api/v1/categories/{id}",
-    tag = "product",
     operation_id = "getCategory",
     security((), ("bearer" = [])),
     params(("id" = Uuid, Path, description = CATEGORY_ID)),
     responses(
         (status = 200, description = "The category.", body = Category),
-        (status = 404, response = NotFound),
     )
 )]
 #[tracing::instrument(skip_all)]
@@ -166,9 +162,8 @@ async fn check_parent(conn: &mut PgConnection, parent: Uuid) -> ApiResult<()> {
 #[utoipa::path(
     post,
     path = "/api/v1/categories",
-    tag = "product",
     operation_id = "createCategory",
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     request_body(
         content = NewCategory,
         description = "The new category.",
@@ -178,7 +173,6 @@ async fn check_parent(conn: &mut PgConnection, parent: Uuid) -> ApiResult<()> {
     ),
     responses(
         (status = 201, description = "The new category.", body = Category),
-        (status = 403, response = Forbidden),
         (status = 409, response = inline(SlugTaken)),
         (status = 422, response = inline(CategoryInvalid)),
     )
@@ -243,15 +237,12 @@ struct CategoryUpdate {
 #[utoipa::path(
     patch,
     path = "/api/v1/categories/{id}",
-    tag = "product",
     operation_id = "updateCategory",
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     params(("id" = Uuid, Path, description = CATEGORY_ID)),
     request_body(content = CategoryUpdate, description = "The fields to change."),
     responses(
         (status = 200, description = "The updated category.", body = Category),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
         (status = 409, response = inline(SlugTakenOnUpdate)),
         (status = 422, response = inline(CategoryUpdateInvalid)),
     )
@@ -321,14 +312,11 @@ async fn update(
 #[utoipa::path(
     delete,
     path = "/api/v1/categories/{id}",
-    tag = "product",
     operation_id = "deleteCategory",
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     params(("id" = Uuid, Path, description = CATEGORY_ID)),
     responses(
         (status = 204, description = "Deleted."),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
         (status = 409, response = inline(CategoryInUse)),
     )
 )]

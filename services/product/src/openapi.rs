@@ -4,12 +4,12 @@
 
 use std::borrow::Cow;
 
-use axum::http::StatusCode;
-use souk_common::openapi::problem_response;
+use souk_common::ApiError;
+use souk_common::openapi::problem;
 use souk_contract::ErrorCode;
 use utoipa::OpenApi;
+use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
-use utoipa::openapi::{RefOr, Response};
 
 use crate::{catalog, categories, variants};
 
@@ -36,7 +36,7 @@ struct ApiDoc;
 
 /// This service's operations and the schemas they use.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    souk_common::openapi::part("product", ApiDoc::openapi())
 }
 
 /// The `{id}` of a product's paths.
@@ -78,63 +78,71 @@ impl utoipa::ToSchema for OptionValuesSchema {
     }
 }
 
-/// Error responses of this service's own (inlined where used, as `response = inline(Name)`):
-/// a description and a problem body whose example `ApiError` renders from the same detail the
-/// handler sends.
-macro_rules! problem_responses {
-    ($( $name:ident: $status:ident, $code:ident, $schema:literal, $detail:expr,
-        $description:literal; )+) => {
-        $(
-            #[doc = $description]
-            pub struct $name;
-            impl<'r> utoipa::ToResponse<'r> for $name {
-                fn response() -> (&'r str, RefOr<Response>) {
-                    (
-                        stringify!($name),
-                        RefOr::T(problem_response(
-                            $description,
-                            StatusCode::$status,
-                            ErrorCode::$code,
-                            $detail,
-                            $schema,
-                            false,
-                        )),
-                    )
-                }
-            }
-        )+
-    };
+fn sku_taken() -> ApiError {
+    ApiError::conflict(ErrorCode::SkuTaken, variants::SKU_TAKEN)
 }
 
-problem_responses! {
-    SkuTaken: CONFLICT, SkuTaken, "Problem", variants::SKU_TAKEN,
-        "`sku_taken`: a product or variant with this SKU already exists.";
-    SkuTakenOnUpdate: CONFLICT, SkuTaken, "Problem", variants::SKU_TAKEN,
-        "`sku_taken`: another product or variant has this SKU.";
-    ProductInvalid: UNPROCESSABLE_ENTITY, ValidationFailed, "ValidationProblem",
-        "price_cents: must be an integer number of cents from 0 to 100000000000",
-        "`validation_failed` (invalid field values), or `category_not_found` (field `category_ids` names an unknown category).";
-    ProductUpdateInvalid: UNPROCESSABLE_ENTITY, ValidationFailed, "ValidationProblem",
-        "name: cannot be null",
-        "`validation_failed`, or `category_not_found` (field `category_ids`).";
-    VariantConflict: CONFLICT, SkuTaken, "Problem", variants::SKU_TAKEN,
-        "`sku_taken`: a product or variant with this SKU already exists. `too_many_variants`: the product has 300 variants.";
-    VariantInvalid: UNPROCESSABLE_ENTITY, ValidationFailed, "ValidationProblem",
-        "option_values: \"XXL\" is not a value of option \"size\" (S, M, L)",
-        "`validation_failed`: invalid field values; `option_values` naming an option the product does not have, a value outside the option's values, or a combination another variant of this product already has; or the product has no options.";
-    VariantUpdateInvalid: UNPROCESSABLE_ENTITY, ValidationFailed, "ValidationProblem",
-        "option_values: \"XXL\" is not a value of option \"size\" (S, M, L)",
-        "`validation_failed`: invalid field values; `option_values` naming an option the product does not have, a value outside the option's values, or a combination another variant of this product already has; `active: false` for the one variant of a product without options.";
-    SlugTaken: CONFLICT, SlugTaken, "Problem", categories::SLUG_TAKEN,
-        "`slug_taken`: a category with this slug already exists.";
-    SlugTakenOnUpdate: CONFLICT, SlugTaken, "Problem", categories::SLUG_TAKEN,
-        "`slug_taken`: another category has this slug.";
-    CategoryInUse: CONFLICT, CategoryInUse, "Problem", categories::CATEGORY_IN_USE,
-        "`category_in_use`: it still has sub-categories or products.";
-    CategoryInvalid: UNPROCESSABLE_ENTITY, ValidationFailed, "ValidationProblem",
-        "slug: must be 1 to 64 characters of a-z, 0-9 and inner hyphens",
-        "`validation_failed`, or `category_not_found` (field `parent_id`).";
-    CategoryUpdateInvalid: UNPROCESSABLE_ENTITY, ValidationFailed, "ValidationProblem",
-        "parent_id: cannot be the category itself or one of its sub-categories",
-        "`validation_failed` (including a cycle through `parent_id`), or `category_not_found` (field `parent_id`).";
+fn slug_taken() -> ApiError {
+    ApiError::conflict(ErrorCode::SlugTaken, categories::SLUG_TAKEN)
+}
+
+/// 422 to a variant whose option values do not fit the product.
+fn option_value_invalid() -> ApiError {
+    ApiError::invalid_field(
+        "option_values",
+        "\"XXL\" is not a value of option \"size\" (S, M, L)",
+    )
+}
+
+// This service's own error responses, inlined where an operation lists them; each example is
+// what `ApiError` renders from the same detail the handler sends.
+souk_common::problem_responses! {
+    SkuTaken => problem(
+        "`sku_taken`: a product or variant with this SKU already exists.",
+        sku_taken(),
+    );
+    SkuTakenOnUpdate => problem("`sku_taken`: another product or variant has this SKU.", sku_taken());
+    ProductInvalid => problem(
+        "`validation_failed` (invalid field values), or `category_not_found` (field `category_ids` names an unknown category).",
+        ApiError::invalid_field(
+            "price_cents",
+            "must be an integer number of cents from 0 to 100000000000",
+        ),
+    );
+    ProductUpdateInvalid => problem(
+        "`validation_failed`, or `category_not_found` (field `category_ids`).",
+        ApiError::invalid_field("name", "cannot be null"),
+    );
+    VariantConflict => problem(
+        "`sku_taken`: a product or variant with this SKU already exists. `too_many_variants`: the product has 300 variants.",
+        sku_taken(),
+    );
+    VariantInvalid => problem(
+        "`validation_failed`: invalid field values; `option_values` naming an option the product does not have, a value outside the option's values, or a combination another variant of this product already has; or the product has no options.",
+        option_value_invalid(),
+    );
+    VariantUpdateInvalid => problem(
+        "`validation_failed`: invalid field values; `option_values` naming an option the product does not have, a value outside the option's values, or a combination another variant of this product already has; `active: false` for the one variant of a product without options.",
+        option_value_invalid(),
+    );
+    SlugTaken => problem("`slug_taken`: a category with this slug already exists.", slug_taken());
+    SlugTakenOnUpdate => problem("`slug_taken`: another category has this slug.", slug_taken());
+    CategoryInUse => problem(
+        "`category_in_use`: it still has sub-categories or products.",
+        ApiError::conflict(ErrorCode::CategoryInUse, categories::CATEGORY_IN_USE),
+    );
+    CategoryInvalid => problem(
+        "`validation_failed`, or `category_not_found` (field `parent_id`).",
+        ApiError::invalid_field(
+            "slug",
+            "must be 1 to 64 characters of a-z, 0-9 and inner hyphens",
+        ),
+    );
+    CategoryUpdateInvalid => problem(
+        "`validation_failed` (including a cycle through `parent_id`), or `category_not_found` (field `parent_id`).",
+        ApiError::invalid_field(
+            "parent_id",
+            "cannot be the category itself or one of its sub-categories",
+        ),
+    );
 }

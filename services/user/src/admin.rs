@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::routing::{get, patch};
 use serde::Deserialize;
 use souk_common::error::parse_id;
-use souk_common::openapi::{Forbidden, NotFound, ValidationFailed};
+use souk_common::openapi::{ValidationFailed, problem};
 use souk_common::pagination::{Page, PageQuery};
 use souk_common::{AdminUser, ApiError, ApiResult, FieldError, Json, Query, Role};
 use souk_contract::ErrorCode;
@@ -13,7 +13,6 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::auth::{insert_user, validate_email, validate_password};
-use crate::openapi::problems;
 use crate::profile::Profile;
 use crate::profile_columns;
 use crate::{AppState, password};
@@ -34,13 +33,11 @@ pub(crate) type UserPage = Page<Profile>;
 #[utoipa::path(
     get,
     path = "/api/v1/admin/users",
-    tag = "user",
     operation_id = "listUsers",
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     params(PageQuery),
     responses(
         (status = 200, description = "A page of profiles.", body = UserPage),
-        (status = 403, response = Forbidden),
     )
 )]
 #[tracing::instrument(skip_all)]
@@ -71,10 +68,11 @@ pub(crate) struct RoleChange {
     role: String,
 }
 
-problems! {
-    LastAdmin: CONFLICT, LastAdmin,
-        "the last admin cannot be demoted",
-        "`last_admin`: the last admin cannot be demoted.";
+souk_common::problem_responses! {
+    LastAdmin => problem(
+        "`last_admin`: the last admin cannot be demoted.",
+        ApiError::conflict(ErrorCode::LastAdmin, "the last admin cannot be demoted"),
+    );
 }
 
 /// Change an account's role (admin)
@@ -85,15 +83,12 @@ problems! {
 #[utoipa::path(
     patch,
     path = "/api/v1/admin/users/{id}",
-    tag = "user",
     operation_id = "setUserRole",
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     params(("id" = Uuid, Path, description = "The user's id (anything that is not a UUID is 404).")),
     request_body(content = RoleChange, description = "The new role.", example = json!({"role": "admin"})),
     responses(
         (status = 200, description = "The updated profile.", body = Profile),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
         (status = 409, response = inline(LastAdmin)),
         (status = 422, response = ValidationFailed),
     )

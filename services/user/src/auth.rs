@@ -10,14 +10,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use souk_common::error::unique_violation;
-use souk_common::openapi::ValidationFailed;
+use souk_common::openapi::{ValidationFailed, problem};
 use souk_common::{ApiError, ApiResult, AuthUser, FieldError, Json, Role};
 use souk_contract::ErrorCode;
 use souk_contract::users::{self, JwkSet};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::openapi::problems;
 use crate::profile::{Profile, validate_name};
 use crate::profile_columns;
 use crate::{AppState, password, throttle, tokens};
@@ -68,16 +67,23 @@ pub(crate) struct Registration {
     name: String,
 }
 
-problems! {
-    EmailTaken: CONFLICT, EmailTaken,
-        "an account with this e-mail already exists",
-        "`email_taken`: an account with this e-mail already exists (case-insensitive).";
-    InvalidCredentials: UNAUTHORIZED, InvalidCredentials,
-        "wrong e-mail or password",
-        "`invalid_credentials` (unknown e-mail or wrong password), or `unauthorized` when an invalid access token was sent in `Authorization`.";
-    InvalidRefreshToken: UNAUTHORIZED, InvalidRefreshToken,
-        "the refresh token is invalid, expired or revoked",
-        "`invalid_refresh_token`: unknown, expired, spent or revoked (or `unauthorized` when an invalid access token was sent in `Authorization`).";
+souk_common::problem_responses! {
+    EmailTaken => problem(
+        "`email_taken`: an account with this e-mail already exists (case-insensitive).",
+        ApiError::conflict(ErrorCode::EmailTaken, "an account with this e-mail already exists"),
+    );
+    InvalidCredentials => problem(
+        "`invalid_credentials` (unknown e-mail or wrong password), or `unauthorized` when an invalid access token was sent in `Authorization`.",
+        ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::InvalidCredentials, "wrong e-mail or password"),
+    );
+    InvalidRefreshToken => problem(
+        "`invalid_refresh_token`: unknown, expired, spent or revoked (or `unauthorized` when an invalid access token was sent in `Authorization`).",
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::InvalidRefreshToken,
+            "the refresh token is invalid, expired or revoked",
+        ),
+    );
 }
 
 pub fn validate_email(email: &str, errors: &mut Vec<FieldError>) -> String {
@@ -126,7 +132,6 @@ pub fn validate_password(password: &str, errors: &mut Vec<FieldError>) {
 #[utoipa::path(
     post,
     path = "/api/v1/auth/register",
-    tag = "user",
     operation_id = "register",
     security((), ("bearer" = [])),
     request_body(
@@ -308,7 +313,6 @@ async fn admit_sign_in(state: &AppState, account: &str, address: &str) -> ApiRes
 #[utoipa::path(
     post,
     path = "/api/v1/auth/login",
-    tag = "user",
     operation_id = "login",
     security((), ("bearer" = [])),
     request_body(
@@ -401,7 +405,6 @@ fn invalid_refresh() -> ApiError {
 #[utoipa::path(
     post,
     path = "/api/v1/auth/refresh",
-    tag = "user",
     operation_id = "refreshTokens",
     security((), ("bearer" = [])),
     request_body(content = RefreshRequest, description = "The refresh token to spend."),
@@ -465,7 +468,6 @@ async fn revoke_family_if_reused(db: &PgPool, hash: &[u8]) -> ApiResult<()> {
 #[utoipa::path(
     post,
     path = "/api/v1/auth/logout",
-    tag = "user",
     operation_id = "logout",
     security(("bearer" = [])),
     request_body(content = LogoutRequest, description = "The session's current refresh token."),
