@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use anyhow::Context;
+use souk_common::db::Database;
 use souk_common::{db, server, settings};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -117,7 +118,12 @@ fn local_config(
     urls: &HashMap<&'static str, String>,
 ) -> anyhow::Result<PlatformConfig> {
     let secret = opts.internal_secret.clone();
-    let db = |s: &str| opts.database_url(s);
+    let db = |s: &str| -> anyhow::Result<Database> {
+        Ok(Database {
+            url: opts.database_url(s)?,
+            max_connections: 10,
+        })
+    };
     let stripe_js = match &opts.stripe {
         Some(stripe) => stripe.stripe_js()?,
         None => None,
@@ -128,7 +134,7 @@ fn local_config(
     });
     Ok(PlatformConfig {
         user: souk_user::Config {
-            database_url: db("user")?,
+            database: db("user")?,
             internal_secret: secret.clone(),
             jwt_private_key_pem: opts.jwt_private_key_pem.clone(),
             access_ttl_secs: 900,
@@ -138,12 +144,10 @@ fn local_config(
             // As `souk serve user` reads them: scripts/bench signs up 1,000 shoppers from one
             // address.
             registration_limits: souk_user::RegistrationLimits::from_env()?,
-            db_max_connections: 10,
         },
         product: souk_product::Config {
-            database_url: db("product")?,
+            database: db("product")?,
             internal_secret: secret.clone(),
-            db_max_connections: 10,
             currency: "usd".to_owned(),
             reservation_ttl: std::time::Duration::from_secs(900),
             reservation_sweep_interval: std::time::Duration::from_secs(30),
@@ -151,17 +155,15 @@ fn local_config(
             catalog_cache: souk_common::settings::parsed("SOUK_CATALOG_CACHE", true)?,
         },
         cart: souk_cart::Config {
-            database_url: db("cart")?,
+            database: db("cart")?,
             internal_secret: secret.clone(),
-            db_max_connections: 10,
             product_url: urls["product"].clone(),
             order_url: urls["order"].clone(),
             currency: "usd".to_owned(),
         },
         order: souk_order::Config {
-            database_url: db("order")?,
+            database: db("order")?,
             internal_secret: secret.clone(),
-            db_max_connections: 10,
             user_url: urls["user"].clone(),
             product_url: urls["product"].clone(),
             cart_url: urls["cart"].clone(),
@@ -173,9 +175,8 @@ fn local_config(
             fault: None,
         },
         payment: souk_payment::Config {
-            database_url: db("payment")?,
+            database: db("payment")?,
             internal_secret: secret.clone(),
-            db_max_connections: 10,
             stripe_secret_key: stripe.secret_key,
             stripe_webhook_secret: stripe.webhook_secret,
             stripe_api_base: stripe.api_base,

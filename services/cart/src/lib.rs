@@ -13,8 +13,9 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::FromRef;
 use souk_common::client::{ServiceClient, http_client};
+use souk_common::db::Database;
 use souk_common::settings::{self, ConfigError};
-use souk_common::{InternalAuth, db, server};
+use souk_common::{InternalAuth, server};
 use souk_contract::env;
 use sqlx::PgPool;
 
@@ -22,9 +23,8 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/
 
 #[derive(Clone, Debug)]
 pub struct Config {
-    pub database_url: String,
+    pub database: Database,
     pub internal_secret: String,
-    pub db_max_connections: u32,
     /// The product service's base URL (`SOUK_PRODUCT_URL`).
     pub product_url: String,
     /// The order service's base URL (`SOUK_ORDER_URL`): it prices promotion codes.
@@ -36,14 +36,11 @@ pub struct Config {
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
-            database_url: settings::required(env::DATABASE_URL)?,
+            database: Database::from_env()?,
             internal_secret: settings::internal_secret()?,
-            db_max_connections: settings::parsed("SOUK_DB_MAX_CONNECTIONS", 10)?,
             product_url: settings::base_url(env::PRODUCT_URL)?,
             order_url: settings::base_url(env::ORDER_URL)?,
-            currency: settings::parsed("SOUK_CURRENCY", "usd".to_owned())?
-                .trim()
-                .to_ascii_lowercase(),
+            currency: settings::currency()?,
         })
     }
 }
@@ -61,7 +58,7 @@ pub struct AppState {
 }
 
 pub async fn app(config: Config) -> anyhow::Result<Router> {
-    let db = db::connect(&config.database_url, config.db_max_connections).await?;
+    let db = config.database.connect().await?;
     let internal = InternalAuth::new(&config.internal_secret);
     let http = http_client(server::SERVICE_CALL_TIMEOUT);
     let products = ServiceClient::new(

@@ -9,6 +9,28 @@ use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgPool};
 /// A connection idle longer than this is checked (one round trip) before it is used.
 const CHECK_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
+/// A service's database as its settings give it: where it is (`DATABASE_URL`) and how many
+/// connections its pool may hold (`SOUK_DB_MAX_CONNECTIONS`, default 10).
+#[derive(Clone, Debug)]
+pub struct Database {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+impl Database {
+    pub fn from_env() -> Result<Self, crate::settings::ConfigError> {
+        Ok(Self {
+            url: crate::settings::required(souk_contract::env::DATABASE_URL)?,
+            max_connections: crate::settings::parsed("SOUK_DB_MAX_CONNECTIONS", 10)?,
+        })
+    }
+
+    /// The service's pool (`connect`).
+    pub async fn connect(&self) -> anyhow::Result<PgPool> {
+        connect(&self.url, self.max_connections).await
+    }
+}
+
 /// Pool with bounded size and acquire timeout, so an overloaded database answers 503, not a hang.
 ///
 /// sqlx's `test_before_acquire` pings every connection before every use: one more round trip

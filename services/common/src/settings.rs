@@ -99,3 +99,18 @@ pub fn ops_addr() -> Result<std::net::SocketAddr, ConfigError> {
         std::net::SocketAddr::from(([0, 0, 0, 0], 9090)),
     )
 }
+
+/// The shop's one currency (`SOUK_CURRENCY`, default `usd`): a three-letter ISO 4217 code,
+/// lowercase as Stripe takes it. The product and cart services read it alike.
+pub fn currency() -> Result<String, ConfigError> {
+    let currency = parsed("SOUK_CURRENCY", "usd".to_owned())?
+        .trim()
+        .to_ascii_lowercase();
+    if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_lowercase()) {
+        return Err(ConfigError::new(
+            "SOUK_CURRENCY",
+            "must be a three-letter ISO 4217 code, e.g. usd",
+        ));
+    }
+    Ok(currency)
+}

@@ -20,8 +20,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::FromRef;
+use souk_common::db::Database;
 use souk_common::settings::{self, ConfigError};
-use souk_common::{InternalAuth, db, server};
+use souk_common::{InternalAuth, server};
 use souk_contract::env;
 use sqlx::PgPool;
 
@@ -51,9 +52,8 @@ pub const DEFAULT_PAYMENT_WINDOW_SECS: u64 = 1200;
 
 #[derive(Clone, Debug)]
 pub struct Config {
-    pub database_url: String,
+    pub database: Database,
     pub internal_secret: String,
-    pub db_max_connections: u32,
     pub user_url: String,
     pub product_url: String,
     pub cart_url: String,
@@ -75,9 +75,8 @@ pub struct Config {
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
-            database_url: settings::required(env::DATABASE_URL)?,
+            database: Database::from_env()?,
             internal_secret: settings::internal_secret()?,
-            db_max_connections: settings::parsed("SOUK_DB_MAX_CONNECTIONS", 10)?,
             user_url: settings::base_url(env::USER_URL)?,
             product_url: settings::base_url(env::PRODUCT_URL)?,
             cart_url: settings::base_url(env::CART_URL)?,
@@ -109,7 +108,7 @@ pub struct AppState {
 }
 
 pub async fn app(config: Config) -> anyhow::Result<Router> {
-    let db = db::connect(&config.database_url, config.db_max_connections).await?;
+    let db = config.database.connect().await?;
     let internal = InternalAuth::new(&config.internal_secret);
     let state = AppState {
         db: db.clone(),

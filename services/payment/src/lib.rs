@@ -15,8 +15,9 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::FromRef;
 use souk_common::client::{ServiceClient, http_client};
+use souk_common::db::Database;
 use souk_common::settings::{self, ConfigError};
-use souk_common::{InternalAuth, db, server};
+use souk_common::{InternalAuth, server};
 use souk_contract::env;
 use sqlx::PgPool;
 
@@ -28,9 +29,8 @@ pub const DEFAULT_MAIL_FROM: &str = "Souk <orders@souk.local>";
 
 #[derive(Clone, Debug)]
 pub struct Config {
-    pub database_url: String,
+    pub database: Database,
     pub internal_secret: String,
-    pub db_max_connections: u32,
     /// `STRIPE_SECRET_KEY` (`sk_...`).
     pub stripe_secret_key: String,
     /// `STRIPE_WEBHOOK_SECRET` (`whsec_...`): the webhook endpoint's signing secret.
@@ -82,9 +82,8 @@ impl Config {
             .parse::<lettre::message::Mailbox>()
             .map_err(|e| ConfigError::new(env::MAIL_FROM, e.to_string()))?;
         Ok(Self {
-            database_url: settings::required(env::DATABASE_URL)?,
+            database: Database::from_env()?,
             internal_secret: settings::internal_secret()?,
-            db_max_connections: settings::parsed("SOUK_DB_MAX_CONNECTIONS", 10)?,
             stripe_secret_key,
             stripe_webhook_secret: settings::required(env::STRIPE_WEBHOOK_SECRET)?,
             stripe_api_base,
@@ -135,7 +134,7 @@ pub async fn app(config: Config) -> anyhow::Result<Router> {
         .mail_from
         .parse()
         .map_err(|e| anyhow::anyhow!("configuration: SOUK_MAIL_FROM: {e}"))?;
-    let db = db::connect(&config.database_url, config.db_max_connections).await?;
+    let db = config.database.connect().await?;
     let internal = InternalAuth::new(&config.internal_secret);
     let order = ServiceClient::new(
         http_client(server::SERVICE_CALL_TIMEOUT),

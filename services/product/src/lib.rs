@@ -11,12 +11,12 @@ pub mod reservations;
 mod validate;
 pub mod variants;
 
-use souk_contract::env;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::FromRef;
+use souk_common::db::Database;
 use souk_common::settings::{self, ConfigError};
 use souk_common::{InternalAuth, server};
 use sqlx::PgPool;
@@ -25,9 +25,8 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/
 
 #[derive(Clone, Debug)]
 pub struct Config {
-    pub database_url: String,
+    pub database: Database,
     pub internal_secret: String,
-    pub db_max_connections: u32,
     /// The shop's one currency, lowercase ISO 4217 (`SOUK_CURRENCY`, default `usd`).
     pub currency: String,
     /// How long a reservation holds stock before it expires (`SOUK_RESERVATION_TTL_SECS`, 900).
@@ -41,15 +40,7 @@ pub struct Config {
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
-        let currency = settings::parsed("SOUK_CURRENCY", "usd".to_owned())?
-            .trim()
-            .to_ascii_lowercase();
-        if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_lowercase()) {
-            return Err(ConfigError::new(
-                "SOUK_CURRENCY",
-                "must be a three-letter ISO 4217 code, e.g. usd",
-            ));
-        }
+        let currency = settings::currency()?;
         let ttl: u64 = settings::parsed("SOUK_RESERVATION_TTL_SECS", 900)?;
         let sweep: u64 = settings::parsed("SOUK_RESERVATION_SWEEP_SECS", 30)?;
         if ttl == 0 {
@@ -62,9 +53,8 @@ impl Config {
             ));
         }
         Ok(Self {
-            database_url: settings::required(env::DATABASE_URL)?,
+            database: Database::from_env()?,
             internal_secret: settings::internal_secret()?,
-            db_max_connections: settings::parsed("SOUK_DB_MAX_CONNECTIONS", 10)?,
             currency,
             reservation_ttl: Duration::from_secs(ttl),
             reservation_sweep_interval: Duration::from_secs(sweep),
@@ -86,7 +76,7 @@ pub struct AppState {
 }
 
 pub async fn app(config: Config) -> anyhow::Result<Router> {
-    let db = souk_common::db::connect(&config.database_url, config.db_max_connections).await?;
+    let db = config.database.connect().await?;
     Ok(app_on(config, db))
 }
 
@@ -103,7 +93,7 @@ pub fn app_on(config: Config, db: PgPool) -> Router {
     let cache = cache::CatalogCache::new(config.catalog_cache);
     tokio::spawn(cache::listener(
         cache.clone(),
-        config.database_url.clone(),
+        config.database.url.clone(),
         stopped,
     ));
     let state = AppState {

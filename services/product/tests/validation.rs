@@ -24,9 +24,11 @@ const NO_DATABASE: &str = "postgres://postgres@127.0.0.1:1/no_database";
 
 fn product_service() -> Router {
     let config = souk_product::Config {
-        database_url: NO_DATABASE.to_owned(),
+        database: souk_common::db::Database {
+            url: NO_DATABASE.to_owned(),
+            max_connections: 1,
+        },
         internal_secret: TEST_INTERNAL_SECRET.to_owned(),
-        db_max_connections: 1,
         currency: "usd".to_owned(),
         reservation_ttl: Duration::from_secs(900),
         // The sweeper's first sweep fails (no database) and the next is an hour away.

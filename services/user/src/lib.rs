@@ -15,8 +15,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::FromRef;
+use souk_common::db::Database;
 use souk_common::settings::{self, ConfigError};
-use souk_common::{InternalAuth, db, server};
+use souk_common::{InternalAuth, server};
 use sqlx::PgPool;
 
 pub use admin::{AdminSeeding, ensure_admin, promote_admin};
@@ -26,7 +27,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/
 
 #[derive(Clone)]
 pub struct Config {
-    pub database_url: String,
+    pub database: Database,
     pub internal_secret: String,
     /// Ed25519 private key, PKCS#8 PEM.
     pub jwt_private_key_pem: String,
@@ -36,7 +37,6 @@ pub struct Config {
     pub admin: Option<AdminSeed>,
     pub login_limits: throttle::Limits,
     pub registration_limits: throttle::RegistrationLimits,
-    pub db_max_connections: u32,
 }
 
 #[derive(Clone)]
@@ -67,7 +67,7 @@ impl Config {
             }
         };
         Ok(Self {
-            database_url: settings::required(env::DATABASE_URL)?,
+            database: Database::from_env()?,
             internal_secret: settings::internal_secret()?,
             jwt_private_key_pem: settings::required(env::JWT_PRIVATE_KEY)?,
             access_ttl_secs: settings::parsed("SOUK_ACCESS_TOKEN_TTL_SECS", 900)?,
@@ -93,7 +93,6 @@ impl Config {
                 }
             },
             registration_limits: throttle::RegistrationLimits::from_env()?,
-            db_max_connections: settings::parsed("SOUK_DB_MAX_CONNECTIONS", 10)?,
         })
     }
 }
@@ -111,7 +110,7 @@ pub struct AppState {
 pub async fn app(config: Config) -> anyhow::Result<Router> {
     let keys = tokens::TokenKeys::from_pem(&config.jwt_private_key_pem, config.access_ttl_secs)
         .map_err(|e| anyhow::anyhow!("configuration: SOUK_JWT_PRIVATE_KEY: {e}"))?;
-    let db = db::connect(&config.database_url, config.db_max_connections).await?;
+    let db = config.database.connect().await?;
     if let Some(seed) = &config.admin {
         ensure_admin(&db, &seed.email, &seed.password, "Admin").await?;
     }

@@ -98,11 +98,11 @@ impl TestPlatform {
         let guard = TestDatabases::new(&prefix);
         // Small pools: two tests run at once per core and PostgreSQL allows 100 connections.
         let platform = RunningPlatform::start(opts, |c| {
-            c.user.db_max_connections = TEST_POOL_SIZE;
-            c.product.db_max_connections = TEST_POOL_SIZE;
-            c.cart.db_max_connections = TEST_POOL_SIZE;
-            c.order.db_max_connections = TEST_POOL_SIZE;
-            c.payment.db_max_connections = TEST_POOL_SIZE;
+            c.user.database.max_connections = TEST_POOL_SIZE;
+            c.product.database.max_connections = TEST_POOL_SIZE;
+            c.cart.database.max_connections = TEST_POOL_SIZE;
+            c.order.database.max_connections = TEST_POOL_SIZE;
+            c.payment.database.max_connections = TEST_POOL_SIZE;
             // Every test registers its shoppers from 127.0.0.1.
             c.user.registration_limits.per_address = i32::MAX;
             adjust(c);
