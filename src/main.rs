@@ -144,7 +144,7 @@ async fn serve(service: &str) -> anyhow::Result<()> {
         "order" => souk_order::app(souk_order::Config::from_env()?).await?,
         "payment" => souk_payment::app(souk_payment::Config::from_env()?).await?,
         _ => {
-            let openapi = souk_gateway::OpenApiJson::new(souk::openapi::document_json());
+            let openapi = souk_gateway::OpenApiJson::new(souk::openapi::DOCUMENT);
             souk_gateway::app(souk_gateway::Config::from_env(openapi)?).await?
         }
     };
@@ -347,6 +347,6 @@ async fn up(demo: bool) -> anyhow::Result<()> {
 
 #[allow(clippy::print_stdout, reason = "the document is this command's output")]
 fn print_openapi() -> anyhow::Result<()> {
-    println!("{}", souk::openapi::document_json());
+    print!("{}", souk::openapi::document_json());
     Ok(())
 }

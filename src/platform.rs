@@ -205,7 +205,7 @@ fn local_config(
             catalog_cache_ttl: souk_gateway::catalog_cache_ttl_from_env()?,
             trusted_proxies: souk_gateway::trusted_proxies_from_env()?,
             stripe_js,
-            openapi: souk_gateway::OpenApiJson::new(crate::openapi::document_json()),
+            openapi: souk_gateway::OpenApiJson::new(crate::openapi::DOCUMENT),
         },
         connections: server::ConnectionLimits::from_env()?,
     })

@@ -27,6 +27,15 @@ fn doc() -> Value {
     serde_json::to_value(super::document()).expect("the document is JSON")
 }
 
+/// What the gateway serves is what the code generates, to the byte.
+#[test]
+fn the_served_document_is_the_generated_one() {
+    assert!(
+        super::DOCUMENT == super::document_json(),
+        "src/openapi.json is stale: run `cargo run -- openapi > src/openapi.json`"
+    );
+}
+
 /// `(path, method, operation)` for every operation in the document.
 fn operations(doc: &Value) -> Vec<(String, String, Value)> {
     let mut ops = Vec::new();

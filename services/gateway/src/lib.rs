@@ -85,8 +85,8 @@ pub struct Config {
 pub struct OpenApiJson(Bytes);
 
 impl OpenApiJson {
-    pub fn new(json: String) -> Self {
-        Self(Bytes::from(json))
+    pub fn new(json: impl Into<Bytes>) -> Self {
+        Self(json.into())
     }
 }
 
