@@ -117,6 +117,11 @@ impl ApiError {
             "an unexpected error occurred",
         )
     }
+    /// Asks the client to wait `secs` seconds (`Retry-After`) before trying again.
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
+    }
     pub fn with_extra(mut self, member: &'static str, value: serde_json::Value) -> Self {
         self.extra = Some(Box::new((member, value)));
         self

@@ -272,29 +272,8 @@ macro_rules! problem_responses {
     };
 }
 
-/// A shared response's error: `ValidationProblem` ones name the field before `: `.
-fn shared_error(
-    status: StatusCode,
-    code: ErrorCode,
-    detail: &str,
-    schema: &str,
-    retry: bool,
-) -> ApiError {
-    let mut error = match detail.split_once(": ") {
-        Some((field, message)) if schema == "ValidationProblem" => {
-            ApiError::invalid_field(field, message)
-        }
-        _ => ApiError::new(status, code, detail),
-    };
-    if retry {
-        error.retry_after_secs = Some(1);
-    }
-    error
-}
-
 macro_rules! shared_responses {
-    ($( $name:ident: $status:ident, $code:ident, $schema:literal, $retry:literal,
-        $detail:literal, $description:literal; )+) => {
+    ($( $name:ident => $description:literal, $error:expr; )+) => {
         $(
             #[doc = $description]
             pub struct $name;
@@ -305,60 +284,44 @@ macro_rules! shared_responses {
             }
         )+
         fn shared_responses() -> Vec<(&'static str, Response)> {
-            vec![$((
-                stringify!($name),
-                problem_as($description, shared_error(StatusCode::$status, ErrorCode::$code, $detail, $schema, $retry), $schema),
-            ),)+]
+            vec![$((stringify!($name), problem($description, $error)),)+]
         }
     };
 }
 
+// The error responses every service shares, as components; each example is what `ApiError`
+// renders for the error beside it.
 shared_responses! {
-    BadRequest: BAD_REQUEST, MalformedRequest, "Problem", false,
-        "malformed JSON: EOF while parsing an object",
-        "`malformed_request`: the body is not well-formed JSON (or could not be read).";
-    Unauthorized: UNAUTHORIZED, Unauthorized, "Problem", false,
-        "send a valid access token: Authorization: Bearer <token>",
-        "`unauthorized`: no access token, a malformed `Authorization` header, or a token that is invalid, expired, or whose account no longer exists.";
-    InvalidToken: UNAUTHORIZED, Unauthorized, "Problem", false,
-        "the access token is invalid or expired",
-        "`unauthorized`: only when an `Authorization` header is sent and its token is invalid or expired (a token is optional here, but one that is sent must be valid).";
-    Forbidden: FORBIDDEN, Forbidden, "Problem", false,
-        "this endpoint is for admins",
-        "`forbidden`: the caller is not an admin.";
-    NotFound: NOT_FOUND, NotFound, "Problem", false,
-        "no such product",
-        "`not_found`: no such resource (an id that is not a UUID is 404 too).";
-    PayloadTooLarge: PAYLOAD_TOO_LARGE, PayloadTooLarge, "Problem", false,
-        "the request body is larger than 1 MiB",
-        "`payload_too_large`: the body is over 1 MiB (1,048,576 bytes).";
-    UnsupportedMediaType: UNSUPPORTED_MEDIA_TYPE, UnsupportedMediaType, "Problem", false,
-        "send the body as Content-Type: application/json",
-        "`unsupported_media_type`: the body is not sent as `Content-Type: application/json` (or another `application/*+json`).";
-    ValidationFailed: UNPROCESSABLE_ENTITY, ValidationFailed, "ValidationProblem", false,
-        "password: must be at least 8 characters",
-        "`validation_failed`: a field is missing, has the wrong JSON type, or has an invalid value; each is named in `errors[].field`.";
-    InvalidQuery: UNPROCESSABLE_ENTITY, ValidationFailed, "ValidationProblem", false,
-        "limit: must be an integer from 1 to 100",
-        "`validation_failed`: an invalid query parameter (`limit` outside 1-100, a `cursor` this endpoint did not issue, a bad filter, a parameter given twice, a NUL character), named in `errors[].field`.";
-    TooManyRequests: TOO_MANY_REQUESTS, RateLimited, "Problem", true,
-        "too many requests",
-        "`rate_limited`: too many requests from this client (per user when signed in, else per address; token bucket, defaults 50/s with bursts of 100, per gateway replica). Wait `Retry-After` seconds.";
-    BadGateway: BAD_GATEWAY, BadGateway, "Problem", false,
-        "the order service failed to answer",
-        "`bad_gateway`: the service behind the gateway failed to answer (connection broken).";
-    ServiceUnavailable: SERVICE_UNAVAILABLE, ServiceUnavailable, "Problem", true,
-        "the cart service is unavailable, try again shortly",
-        "`service_unavailable`: the service behind the gateway (or one it depends on) cannot be reached, or tokens cannot be verified yet; retry shortly; or its database is restarting or unreachable (then with `Retry-After`).";
-    GatewayTimeout: GATEWAY_TIMEOUT, UpstreamTimeout, "Problem", false,
-        "the order service did not answer in time",
-        "`upstream_timeout`: the service did not answer in time (default 10 s; 30 s for `/api/v1/checkout` and `/api/v1/orders/...`).";
-    InternalError: INTERNAL_SERVER_ERROR, InternalError, "Problem", false,
-        "an unexpected error occurred",
-        "`internal_error`: an unexpected fault; the detail is generic (never a stack trace or SQL).";
-    MalformedQuery: BAD_REQUEST, MalformedRequest, "Problem", false,
-        "query parameter `limit` is given more than once",
-        "`malformed_request`: the query string could not be parsed, or a parameter is given more than once.";
+    BadRequest => "`malformed_request`: the body is not well-formed JSON (or could not be read).",
+        ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::MalformedRequest, "malformed JSON: EOF while parsing an object");
+    Unauthorized => "`unauthorized`: no access token, a malformed `Authorization` header, or a token that is invalid, expired, or whose account no longer exists.",
+        ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, "send a valid access token: Authorization: Bearer <token>");
+    InvalidToken => "`unauthorized`: only when an `Authorization` header is sent and its token is invalid or expired (a token is optional here, but one that is sent must be valid).",
+        ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, "the access token is invalid or expired");
+    Forbidden => "`forbidden`: the caller is not an admin.",
+        ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, "this endpoint is for admins");
+    NotFound => "`not_found`: no such resource (an id that is not a UUID is 404 too).",
+        ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such product");
+    PayloadTooLarge => "`payload_too_large`: the body is over 1 MiB (1,048,576 bytes).",
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge, "the request body is larger than 1 MiB");
+    UnsupportedMediaType => "`unsupported_media_type`: the body is not sent as `Content-Type: application/json` (or another `application/*+json`).",
+        ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, ErrorCode::UnsupportedMediaType, "send the body as Content-Type: application/json");
+    ValidationFailed => "`validation_failed`: a field is missing, has the wrong JSON type, or has an invalid value; each is named in `errors[].field`.",
+        ApiError::invalid_field("password", "must be at least 8 characters");
+    InvalidQuery => "`validation_failed`: an invalid query parameter (`limit` outside 1-100, a `cursor` this endpoint did not issue, a bad filter, a parameter given twice, a NUL character), named in `errors[].field`.",
+        ApiError::invalid_field("limit", "must be an integer from 1 to 100");
+    TooManyRequests => "`rate_limited`: too many requests from this client (per user when signed in, else per address; token bucket, defaults 50/s with bursts of 100, per gateway replica). Wait `Retry-After` seconds.",
+        ApiError::too_many_requests(1, "too many requests");
+    BadGateway => "`bad_gateway`: the service behind the gateway failed to answer (connection broken).",
+        ApiError::new(StatusCode::BAD_GATEWAY, ErrorCode::BadGateway, "the order service failed to answer");
+    ServiceUnavailable => "`service_unavailable`: the service behind the gateway (or one it depends on) cannot be reached, or tokens cannot be verified yet; retry shortly; or its database is restarting or unreachable (then with `Retry-After`).",
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::ServiceUnavailable, "the cart service is unavailable, try again shortly").with_retry_after(1);
+    GatewayTimeout => "`upstream_timeout`: the service did not answer in time (default 10 s; 30 s for `/api/v1/checkout` and `/api/v1/orders/...`).",
+        ApiError::new(StatusCode::GATEWAY_TIMEOUT, ErrorCode::UpstreamTimeout, "the order service did not answer in time");
+    InternalError => "`internal_error`: an unexpected fault; the detail is generic (never a stack trace or SQL).",
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::InternalError, "an unexpected error occurred");
+    MalformedQuery => "`malformed_request`: the query string could not be parsed, or a parameter is given more than once.",
+        ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::MalformedRequest, "query parameter `limit` is given more than once");
 }
 
 /// 304 to a conditional read (`If-None-Match`): no body.

@@ -336,11 +336,8 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<Ca
         .current_role(&claims)
         .await
         .map_err(|_| {
-            let mut e = ApiError::unavailable(
-                "your account cannot be checked right now, try again shortly",
-            );
-            e.retry_after_secs = Some(5);
-            e
+            ApiError::unavailable("your account cannot be checked right now, try again shortly")
+                .with_retry_after(5)
         })?
         .ok_or_else(|| ApiError::unauthorized("this account no longer exists"))?;
     Ok(Some(Caller::User {

@@ -321,9 +321,10 @@ async fn cancel(
     }
     let Some(pi) = row.payment_intent_id.clone() else {
         // The charge's answer was never saved: replaying the charge learns the PaymentIntent.
-        let mut e = ApiError::unavailable("this payment's PaymentIntent is not known yet");
-        e.retry_after_secs = Some(1);
-        return Err(e);
+        return Err(
+            ApiError::unavailable("this payment's PaymentIntent is not known yet")
+                .with_retry_after(1),
+        );
     };
     let intent = match state.stripe.cancel(&pi).await {
         Ok(intent) => intent,
@@ -410,9 +411,7 @@ fn stripe_error(e: StripeCallError) -> ApiError {
     tracing::warn!(error = %e, "Stripe call failed");
     match e {
         e if e.is_retryable() => {
-            let mut error = ApiError::unavailable("Stripe is unavailable, try again shortly");
-            error.retry_after_secs = Some(1);
-            error
+            ApiError::unavailable("Stripe is unavailable, try again shortly").with_retry_after(1)
         }
         StripeCallError::IdempotencyKeyReused(_) => ApiError::conflict(
             ErrorCode::IdempotencyKeyReused,
