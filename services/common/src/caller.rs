@@ -9,10 +9,9 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
-use axum::extract::{FromRef, FromRequestParts, OriginalUri, Request, State};
+use axum::extract::{FromRef, FromRequestParts, OriginalUri, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -188,15 +187,15 @@ impl InternalAuth {
     }
 }
 
-/// Middleware of every service (`server::layers`): when a request states a caller, reads its
-/// body (already bounded to 1 MiB) and records what the proof must cover.
-pub async fn scope(State(service): State<&'static str>, req: Request, next: Next) -> Response {
+/// For the request frame (`frame`): when a request states a caller, reads its body (at most
+/// 1 MiB) and records what the proof must cover. Without a stated caller it is left as it is.
+pub(crate) async fn received(service: &'static str, req: Request) -> Result<Request, Response> {
     if !req.headers().contains_key(PRINCIPAL) {
-        return next.run(req).await;
+        return Ok(req);
     }
     let (mut parts, body) = req.into_parts();
     let Ok(body) = axum::body::to_bytes(body, crate::server::MAX_BODY_BYTES).await else {
-        return ApiError::payload_too_large().into_response();
+        return Err(ApiError::payload_too_large().into_response());
     };
     let uri = parts
         .extensions
@@ -211,30 +210,31 @@ pub async fn scope(State(service): State<&'static str>, req: Request, next: Next
         body_sha256: Sha256::digest(&body).into(),
     };
     parts.extensions.insert(received);
-    next.run(Request::from_parts(parts, Body::from(body))).await
+    Ok(Request::from_parts(parts, Body::from(body)))
 }
 
 /// The path prefix of the endpoints that only Souk's services may call.
 pub const INTERNAL_PREFIX: &str = "/internal/";
 
-/// Middleware of every service (`server::wrap`, inside `scope`): a request for an internal
-/// endpoint goes on only with a verified service caller (401 without a caller, 403 for a user),
-/// whose name the request's span records as `caller`. So no internal endpoint depends on its
+/// For the request frame of every service (`server::wrap`, after `received`): a request for
+/// an internal endpoint goes on only with a verified service caller (401 without a caller, 403
+/// for a user), whose name `span` records as `caller`. So no internal endpoint depends on its
 /// handler remembering the check.
-pub async fn services_only(State(auth): State<InternalAuth>, req: Request, next: Next) -> Response {
+pub(crate) fn services_only(
+    auth: &InternalAuth,
+    req: &Request,
+    span: &tracing::Span,
+) -> Result<(), ApiError> {
     if !req.uri().path().starts_with(INTERNAL_PREFIX) {
-        return next.run(req).await;
+        return Ok(());
     }
-    match auth.verify(req.headers(), req.extensions().get::<ReceivedRequest>()) {
-        Ok(Some(Caller::Service(name))) => {
-            tracing::Span::current().record("caller", name.as_str());
-            next.run(req).await
+    match auth.verify(req.headers(), req.extensions().get::<ReceivedRequest>())? {
+        Some(Caller::Service(name)) => {
+            span.record("caller", name.as_str());
+            Ok(())
         }
-        Ok(Some(Caller::User { .. })) => {
-            ApiError::forbidden("internal endpoint: services only").into_response()
-        }
-        Ok(None) => ApiError::unauthorized("internal endpoint: services only").into_response(),
-        Err(e) => e.into_response(),
+        Some(Caller::User { .. }) => Err(ApiError::forbidden("internal endpoint: services only")),
+        None => Err(ApiError::unauthorized("internal endpoint: services only")),
     }
 }
 

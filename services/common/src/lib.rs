@@ -6,6 +6,7 @@ pub mod client;
 pub mod client_net;
 pub mod db;
 pub mod error;
+mod frame;
 pub mod json;
 pub mod listener;
 pub mod openapi;

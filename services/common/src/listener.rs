@@ -9,11 +9,10 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -111,10 +110,7 @@ async fn run(
     ops: bool,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let app = app.layer(axum::middleware::from_fn_with_state(
-        limits.body_read_timeout,
-        read_body,
-    ));
+    let body_read_timeout = limits.body_read_timeout;
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
@@ -153,7 +149,10 @@ async fn run(
                     }
                     req.extensions_mut().insert(OpsListener);
                 }
-                app.oneshot(req.map(Body::new)).await
+                match read_body(body_read_timeout, req).await {
+                    Ok(req) => app.oneshot(req).await,
+                    Err(refused) => Ok(refused),
+                }
             }
         });
         let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
@@ -171,23 +170,31 @@ async fn run(
 
 /// Reads the whole body before the handler runs, within `body_read_timeout` and 1 MiB: a
 /// client trickling its body is cut off with 408 instead of holding a task and a connection.
-async fn read_body(State(timeout): State<Duration>, req: Request, next: Next) -> Response {
+/// A request without a body (most reads) passes as it is, with no timer to set.
+async fn read_body(timeout: Duration, req: Request<Incoming>) -> Result<Request, Response> {
     let (parts, body) = req.into_parts();
-    match tokio::time::timeout(timeout, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
-        Ok(Ok(bytes)) => {
-            next.run(Request::from_parts(parts, Body::from(bytes)))
-                .await
-        }
-        Ok(Err(e)) if is_length_limit(&e) => ApiError::payload_too_large().into_response(),
-        Ok(Err(_)) => closing(ApiError::bad_request("the request body could not be read")),
-        Err(_) => closing(ApiError::new(
+    if body.is_end_stream() {
+        return Ok(Request::from_parts(parts, Body::empty()));
+    }
+    match tokio::time::timeout(
+        timeout,
+        axum::body::to_bytes(Body::new(body), MAX_BODY_BYTES),
+    )
+    .await
+    {
+        Ok(Ok(bytes)) => Ok(Request::from_parts(parts, Body::from(bytes))),
+        Ok(Err(e)) if is_length_limit(&e) => Err(ApiError::payload_too_large().into_response()),
+        Ok(Err(_)) => Err(closing(ApiError::bad_request(
+            "the request body could not be read",
+        ))),
+        Err(_) => Err(closing(ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
             ErrorCode::RequestTimeout,
             format!(
                 "the request body did not arrive within {} seconds",
                 timeout.as_secs_f64()
             ),
-        )),
+        ))),
     }
 }
 

@@ -10,9 +10,8 @@ use std::pin::Pin;
 use std::sync::{Arc, LazyLock, OnceLock, PoisonError, RwLock};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, State};
 use axum::http::{Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
@@ -183,14 +182,17 @@ pub fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// Counts requests and records latency per service, method, route template and status.
-/// Never the raw path: route templates come from the router, a fixed set.
-pub async fn track(State(service): State<&'static str>, req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let matched = req.extensions().get::<MatchedPath>().cloned();
-    let method = method_label(req.method());
-    let res = next.run(req).await;
-    let route = match (res.extensions().get::<RouteLabel>(), &matched) {
+/// Counts a request and records its latency, per service, method, route template and status
+/// (for the request frame, `frame`). Never the raw path: route templates come from the router
+/// (`matched`) or the gateway's route table (`RouteLabel`), fixed sets.
+pub(crate) fn track(
+    service: &'static str,
+    method: &'static str,
+    matched: Option<&MatchedPath>,
+    res: &Response,
+    start: Instant,
+) {
+    let route = match (res.extensions().get::<RouteLabel>(), matched) {
         (Some(label), _) => label.0,
         (None, Some(path)) => path.as_str(),
         (None, None) => "unmatched",
@@ -198,7 +200,6 @@ pub async fn track(State(service): State<&'static str>, req: Request, next: Next
     let series = series(service, route, method, res.status().as_u16());
     series.requests.increment(1);
     series.duration.record(start.elapsed().as_secs_f64());
-    res
 }
 
 /// One label set's counter and histogram.
@@ -253,6 +254,7 @@ fn series(service: &'static str, route: &str, method: &'static str, status: u16)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::extract::Request;
 
     #[test]
     fn a_label_set_is_one_series_however_often_it_is_looked_up() {

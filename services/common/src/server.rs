@@ -4,19 +4,17 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef};
-use axum::http::{Request, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use bytes::Bytes;
 use tokio::net::TcpListener;
-use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
 
 use crate::caller;
 use crate::error::ApiError;
+use crate::frame::RequestFrame;
 pub use crate::listener::{ConnectionLimits, serve, serve_ops};
 use crate::ops;
-use crate::telemetry::{self, MakeRequestUuid, REQUEST_ID};
 use souk_contract::ErrorCode;
 
 /// The largest request body accepted anywhere (API.md: 413 above 1 MiB).
@@ -30,74 +28,34 @@ where
     S: Clone + Send + Sync + 'static,
     caller::InternalAuth: FromRef<S>,
 {
-    let auth = caller::InternalAuth::from_ref(&state);
-    let routes = routes
-        .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            auth,
-            caller::services_only,
-        ))
-        .with_state(state);
-    layers(service, routes, vec![ops::database_check(db)])
+    let internal = Some(caller::InternalAuth::from_ref(&state));
+    let routes = routes.fallback(not_found).with_state(state);
+    framed(service, internal, routes, vec![ops::database_check(db)])
 }
 
-/// Adds ops routes, request ids, tracing, metrics and the body limit (the gateway, whose
-/// fallback is the proxy, calls this directly).
+/// Adds ops routes, the request frame (request ids, tracing, metrics; see `frame`) and the
+/// body limit (the gateway, whose fallback is the proxy and which has no internal endpoints,
+/// calls this directly).
 pub fn layers(service: &'static str, routes: Router, checks: Vec<ops::ReadyCheck>) -> Router {
+    framed(service, None, routes, checks)
+}
+
+fn framed(
+    service: &'static str,
+    internal: Option<caller::InternalAuth>,
+    routes: Router,
+    checks: Vec<ops::ReadyCheck>,
+) -> Router {
     // Install the recorder now: metrics recorded before it exists are lost.
     ops::prometheus();
+    // One `Router::layer` call: axum boxes a copy of each route per layer and request.
+    let frame = tower::ServiceBuilder::new()
+        .layer(RequestFrame { service, internal })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     routes
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn_with_state(service, caller::scope))
-        .layer(axum::middleware::from_fn_with_state(service, ops::track))
         .merge(ops::router(checks))
-        .layer(axum::middleware::from_fn(scope_request_id))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(move |req: &Request<_>| {
-                let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
-                // `caller`: the calling service, recorded by `caller::services_only`.
-                // `service` tells the services apart in a trace even when they share one
-                // process and so one OpenTelemetry resource (`souk up`, tests).
-                let span = tracing::info_span!("request", service, request_id = %id, method = %req.method(), path = %req.uri().path(), caller = tracing::field::Empty, otel.kind = "server");
-                // A caller's W3C `traceparent` is accepted, a public client's included (the
-                // gateway's callers): it is what W3C Trace Context and OpenTelemetry do, and a
-                // trace id only links spans, it grants nothing. What a client's sampled flag
-                // costs is bounded by the sampler (OTEL_TRACES_SAMPLER, e.g. traceidratio).
-                telemetry::continue_trace(&span, req.headers());
-                span
-            }),
-        )
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .layer(axum::middleware::from_fn(drop_unusable_request_id))
-}
-
-/// A client's request id goes into every log line, every service call and the answer: one
-/// that is longer than 200 bytes or not visible ASCII is replaced by a fresh one.
-async fn drop_unusable_request_id(
-    mut req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let usable = |id: &axum::http::HeaderValue| {
-        (1..=200).contains(&id.len()) && id.as_bytes().iter().all(|b| (0x21..=0x7e).contains(b))
-    };
-    if req.headers().get(REQUEST_ID).is_some_and(|id| !usable(id)) {
-        req.headers_mut().remove(REQUEST_ID);
-    }
-    next.run(req).await
-}
-
-/// Makes the request id visible to service calls made while serving this request.
-async fn scope_request_id(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    match req.headers().get(REQUEST_ID).cloned() {
-        Some(id) => {
-            crate::client::REQUEST_ID_SCOPE
-                .scope(id, next.run(req))
-                .await
-        }
-        None => next.run(req).await,
-    }
+        .layer(frame)
 }
 
 /// `GET /openapi.json` for a service: its part of the public API's document (`part`, the
@@ -187,6 +145,7 @@ pub const SERVICE_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[cfg(test)]
 mod request_id_tests {
+    use crate::telemetry::REQUEST_ID;
     use axum::body::Body;
     use axum::http::Request;
     use axum::routing::get;
@@ -225,6 +184,7 @@ mod request_id_tests {
 
 #[cfg(test)]
 mod trace_context_tests {
+    use crate::telemetry;
     use axum::body::Body;
     use axum::http::{HeaderMap, Request};
     use axum::routing::get;

@@ -7,7 +7,7 @@
 use souk_contract::env::{self, OTEL_SERVICE_NAME, OTLP_ENDPOINT, OTLP_TRACES_ENDPOINT};
 use std::io::IsTerminal;
 
-use axum::http::{HeaderMap, HeaderName, Request};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{SpanId, TraceContextExt as _, TraceId, TracerProvider as _};
 use opentelemetry_http::{HeaderExtractor, HeaderInjector};
@@ -15,7 +15,6 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 use std::sync::{Arc, OnceLock};
-use tower_http::request_id::{MakeRequestId, RequestId};
 use tracing::dispatcher::WeakDispatch;
 use tracing::{Dispatch, Event, Subscriber};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -268,15 +267,11 @@ impl LogFormat {
     }
 }
 
-/// UUID v7 request ids: unique and sortable by time.
-#[derive(Clone, Copy, Default)]
-pub struct MakeRequestUuid;
-
-impl MakeRequestId for MakeRequestUuid {
-    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
-        let id = uuid::Uuid::now_v7().to_string();
-        Some(RequestId::new(id.parse().ok()?))
-    }
+/// A fresh request id: a UUID v7, unique and sortable by time.
+pub fn new_request_id() -> HeaderValue {
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let text = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut text);
+    HeaderValue::from_str(text).expect("a UUID is a valid header value")
 }
 
 #[cfg(test)]
