@@ -271,6 +271,32 @@ def _refund_create(cls, **data):
 R.Refund._api_create = classmethod(_refund_create)
 
 
+# --- A charge's refunds without scanning the store ----------------------------------------------
+# localstripe finds a charge's refunds by scanning every object it holds, three times per
+# exported Charge (`refunds`, `amount_refunded`, `refunded`), and a PaymentIntent's creation
+# exports its charge several times (events). Each request then cost time in proportion to all
+# the objects made so far: the emulator fell from 88 to 25 PaymentIntents/s after ~1,100 of them,
+# so any rate measured against it depended on when it was measured. Stripe's doesn't.
+_refunds_by_charge = defaultdict(list)
+_orig_refund_init = R.Refund.__init__
+
+
+def _refund_init(self, *args, **kwargs):
+    _orig_refund_init(self, *args, **kwargs)  # raises before storing anything on bad input
+    _refunds_by_charge[self.charge].append(self)
+
+
+def _charge_refunds(charge):
+    refunds = R.List('/v1/charges/' + charge.id + '/refunds')
+    refunds._list = sorted(_refunds_by_charge.get(charge.id, ()), key=lambda r: r.date,
+                           reverse=True)
+    return refunds
+
+
+R.Refund.__init__ = _refund_init
+R.Charge.refunds = property(_charge_refunds)
+
+
 # --- Middlewares -----------------------------------------------------------------------------
 
 @web.middleware

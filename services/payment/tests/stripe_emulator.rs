@@ -267,6 +267,33 @@ async fn declined_charge_replays_identically() {
     assert_eq!(emulator.payment_intents_for(order).await.len(), 1);
 }
 
+/// A charge's refunds are its own: partial refunds add up on it, and another charge's don't
+/// count (the emulator keeps them per charge rather than scanning its whole store).
+#[tokio::test]
+async fn partial_refunds_add_up_per_charge() {
+    let emulator = Emulator::start();
+    let stripe = emulator.gateway();
+    let mut paid = Vec::new();
+    for _ in 0..2 {
+        let ChargeOutcome::Succeeded { payment_intent_id } = stripe
+            .charge(&key(), Uuid::new_v4(), 1000, "usd", "pm_card_visa")
+            .await
+            .unwrap()
+        else {
+            panic!("charge failed");
+        };
+        paid.push(payment_intent_id);
+    }
+    assert_eq!(stripe.amount_refunded(&paid[0]).await.unwrap(), 0);
+
+    stripe.refund(&key(), &paid[0], Some(300)).await.unwrap();
+    stripe.refund(&key(), &paid[0], Some(200)).await.unwrap();
+    stripe.refund(&key(), &paid[1], Some(50)).await.unwrap();
+
+    assert_eq!(stripe.amount_refunded(&paid[0]).await.unwrap(), 500);
+    assert_eq!(stripe.amount_refunded(&paid[1]).await.unwrap(), 50);
+}
+
 #[tokio::test]
 async fn refund_is_idempotent_and_refuses_failed_payments() {
     let emulator = Emulator::start();
