@@ -90,19 +90,22 @@ where
         // other goes to the route at once, without a second copy of the route.
         let next = if req.headers().contains_key(caller::PRINCIPAL) {
             let clone = self.inner.clone();
-            Next::Proof(std::mem::replace(&mut self.inner, clone), req)
+            Next::Proof(
+                std::mem::replace(&mut self.inner, clone),
+                self.frame.clone(),
+                req,
+            )
         } else {
             match self.frame.admit(&req, &span) {
                 Ok(()) => Next::Called(span.in_scope(|| self.inner.call(req))),
                 Err(refused) => Next::Refused(refused.into_response()),
             }
         };
-        let frame = self.frame.clone();
         let answer = async move {
             let res = match next {
                 Next::Called(answer) => answer.await.unwrap_or_else(|e| match e {}),
                 Next::Refused(refused) => refused,
-                Next::Proof(inner, req) => match caller::received(service, req).await {
+                Next::Proof(inner, frame, req) => match caller::received(service, req).await {
                     Err(refused) => refused,
                     Ok(req) => match frame.admit(&req, &tracing::Span::current()) {
                         Err(refused) => refused.into_response(),
@@ -130,8 +133,9 @@ enum Next<S, F> {
     Called(F),
     /// Nowhere: the frame answered.
     Refused(Response),
-    /// To its route once its body is read for the stated caller's proof.
-    Proof(S, Request),
+    /// To its route once its body is read for the stated caller's proof (the frame's settings
+    /// go along: only this path needs them after the call).
+    Proof(S, RequestFrame, Request),
 }
 
 impl RequestFrame {
