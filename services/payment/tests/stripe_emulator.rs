@@ -78,6 +78,18 @@ fn key() -> String {
     format!("test-{}", Uuid::new_v4())
 }
 
+/// A `pm_card_visa` charge for `order`, which must succeed: its PaymentIntent.
+async fn visa_charge(stripe: &StripeGateway, order: Uuid, amount: i64) -> String {
+    let outcome = stripe
+        .charge(&key(), order, amount, "usd", "pm_card_visa")
+        .await
+        .unwrap();
+    let ChargeOutcome::Succeeded { payment_intent_id } = outcome else {
+        panic!("expected success, got {outcome:?}");
+    };
+    payment_intent_id
+}
+
 #[tokio::test]
 async fn visa_charge_succeeds_and_retrieve_agrees() {
     let emulator = Emulator::start();
@@ -273,25 +285,16 @@ async fn declined_charge_replays_identically() {
 async fn partial_refunds_add_up_per_charge() {
     let emulator = Emulator::start();
     let stripe = emulator.gateway();
-    let mut paid = Vec::new();
-    for _ in 0..2 {
-        let ChargeOutcome::Succeeded { payment_intent_id } = stripe
-            .charge(&key(), Uuid::new_v4(), 1000, "usd", "pm_card_visa")
-            .await
-            .unwrap()
-        else {
-            panic!("charge failed");
-        };
-        paid.push(payment_intent_id);
-    }
-    assert_eq!(stripe.amount_refunded(&paid[0]).await.unwrap(), 0);
+    let first = visa_charge(&stripe, Uuid::new_v4(), 1000).await;
+    let second = visa_charge(&stripe, Uuid::new_v4(), 1000).await;
+    assert_eq!(stripe.amount_refunded(&first).await.unwrap(), 0);
 
-    stripe.refund(&key(), &paid[0], Some(300)).await.unwrap();
-    stripe.refund(&key(), &paid[0], Some(200)).await.unwrap();
-    stripe.refund(&key(), &paid[1], Some(50)).await.unwrap();
+    stripe.refund(&key(), &first, Some(300)).await.unwrap();
+    stripe.refund(&key(), &first, Some(200)).await.unwrap();
+    stripe.refund(&key(), &second, Some(50)).await.unwrap();
 
-    assert_eq!(stripe.amount_refunded(&paid[0]).await.unwrap(), 500);
-    assert_eq!(stripe.amount_refunded(&paid[1]).await.unwrap(), 50);
+    assert_eq!(stripe.amount_refunded(&first).await.unwrap(), 500);
+    assert_eq!(stripe.amount_refunded(&second).await.unwrap(), 50);
 }
 
 #[tokio::test]
@@ -299,13 +302,7 @@ async fn refund_is_idempotent_and_refuses_failed_payments() {
     let emulator = Emulator::start();
     let stripe = emulator.gateway();
 
-    let ChargeOutcome::Succeeded { payment_intent_id } = stripe
-        .charge(&key(), Uuid::new_v4(), 4200, "usd", "pm_card_visa")
-        .await
-        .unwrap()
-    else {
-        panic!("charge failed");
-    };
+    let payment_intent_id = visa_charge(&stripe, Uuid::new_v4(), 4200).await;
     let refund_key = key();
     let refund = stripe
         .refund(&refund_key, &payment_intent_id, None)
@@ -384,15 +381,7 @@ async fn webhooks_are_delivered_signed_and_verified() {
         .expect("webhook registered");
 
     let (paid_order, failed_order) = (Uuid::new_v4(), Uuid::new_v4());
-    let ChargeOutcome::Succeeded {
-        payment_intent_id: paid,
-    } = stripe
-        .charge(&key(), paid_order, 1234, "usd", "pm_card_visa")
-        .await
-        .unwrap()
-    else {
-        panic!("charge failed");
-    };
+    let paid = visa_charge(&stripe, paid_order, 1234).await;
     let ChargeOutcome::Declined {
         payment_intent_id: Some(failed),
         ..
