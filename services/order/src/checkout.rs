@@ -215,13 +215,14 @@ pub(crate) async fn checkout(
     if let Err(Stop::Interrupted(e)) = saga::crash_at(&state, FaultPoint::AfterOrderRow, id) {
         return Err(e);
     }
-    match saga::advance(&state, id, Driver::Request).await {
-        Stop::Rejected(e) => Err(e),
-        Stop::Interrupted(e) => {
+    match saga::drive(&state, id, Driver::Request).await {
+        (Stop::Rejected(e), _) => Err(e),
+        (Stop::Interrupted(e), _) => {
             let order = model::load(&state.db, id).await.ok();
             Err(with_order(e, order))
         }
-        Stop::Settled => respond(model::load(&state.db, id).await?),
+        (Stop::Settled, Some(row)) => respond(model::with_items(&state.db, row).await?),
+        (Stop::Settled, None) => respond(model::load(&state.db, id).await?),
     }
 }
 

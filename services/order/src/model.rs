@@ -204,5 +204,10 @@ pub async fn load(db: &sqlx::PgPool, id: Uuid) -> ApiResult<Order> {
     let row = row(db, id)
         .await?
         .ok_or_else(|| ApiError::not_found("no such order"))?;
+    with_items(db, row).await
+}
+
+/// The order of a row already read, with its lines.
+pub async fn with_items(db: &sqlx::PgPool, row: OrderRow) -> ApiResult<Order> {
     Ok(views(db, vec![row]).await?.remove(0))
 }

@@ -91,6 +91,18 @@ fn checked(
     ))))
 }
 
+/// The order's row after a step, when the step's own write returned it (`RETURNING`): the
+/// saga goes on from it without reading the order again. `None`: read it again (nothing was
+/// written, or somebody else moved the order).
+type Next = Option<OrderRow>;
+
+/// `RETURNING` the columns of [`OrderRow`].
+macro_rules! returning_row {
+    () => {
+        concat!(" RETURNING ", crate::order_columns!())
+    };
+}
+
 /// Moves the saga from `from` to `to`, setting the status and the payment's status where
 /// given, only if nobody else moved it.
 async fn transition(
@@ -100,27 +112,27 @@ async fn transition(
     to: SagaState,
     status: Option<OrderStatus>,
     payment: Option<PaymentStatus>,
-) -> Result<bool, Stop> {
+) -> Result<Next, Stop> {
     checked(row, from, to, status)?;
-    let done = sqlx::query(
+    sqlx::query_as(concat!(
         "UPDATE orders SET saga_state = $3, status = COALESCE($4, status),
            payment_status = COALESCE($5, payment_status), updated_at = now()
          WHERE id = $1 AND saga_state = $2",
-    )
+        returning_row!()
+    ))
     .bind(row.id)
     .bind(from)
     .bind(to)
     .bind(status)
     .bind(payment)
-    .execute(&state.db)
+    .fetch_optional(&state.db)
     .await
-    .map_err(db_failed)?;
-    Ok(done.rows_affected() == 1)
+    .map_err(db_failed)
 }
 
 /// Nothing was taken and nothing will be: the order is cancelled, its payment marked
 /// cancelled, and the saga goes on to release the stock.
-async fn give_up(state: &AppState, row: &OrderRow, from: SagaState) -> Result<bool, Stop> {
+async fn give_up(state: &AppState, row: &OrderRow, from: SagaState) -> Result<Next, Stop> {
     transition(
         state,
         row,
@@ -132,13 +144,23 @@ async fn give_up(state: &AppState, row: &OrderRow, from: SagaState) -> Result<bo
     .await
 }
 
-#[tracing::instrument(skip_all, fields(order_id = %id, ?driver))]
 pub async fn advance(state: &AppState, id: Uuid, driver: Driver) -> Stop {
+    drive(state, id, driver).await.0
+}
+
+/// Advances the saga as far as it goes; with the stop, the order's row as the last step left
+/// it, when that step returned it (the checkout answers with it without reading it again).
+#[tracing::instrument(skip_all, fields(order_id = %id, ?driver))]
+pub async fn drive(state: &AppState, id: Uuid, driver: Driver) -> (Stop, Next) {
+    let mut next: Next = None;
     loop {
-        let row = match model::row(&state.db, id).await {
-            Ok(Some(row)) => row,
-            Ok(None) => return Stop::Settled,
-            Err(e) => return Stop::Interrupted(e),
+        let row = match next.take() {
+            Some(row) => row,
+            None => match model::row(&state.db, id).await {
+                Ok(Some(row)) => row,
+                Ok(None) => return (Stop::Settled, None),
+                Err(e) => return (Stop::Interrupted(e), None),
+            },
         };
         let step = match row.saga_state {
             SagaState::Claiming => match driver {
@@ -149,23 +171,24 @@ pub async fn advance(state: &AppState, id: Uuid, driver: Driver) -> Stop {
             SagaState::Charging => charge(state, &row, driver).await,
             // The webhook settles it; only the recovery loop asks Stripe.
             SagaState::AwaitingPayment => match driver {
-                Driver::Request => return Stop::Settled,
+                Driver::Request => return (Stop::Settled, Some(row)),
                 Driver::Recovery => check_payment(state, &row).await,
             },
             SagaState::Cancelling => cancel_payment(state, &row).await,
             SagaState::Completing => complete(state, &row).await,
             SagaState::Releasing => release(state, &row).await,
             SagaState::Refunding => refund(state, &row).await,
-            SagaState::Done => return Stop::Settled,
+            SagaState::Done => return (Stop::Settled, Some(row)),
         };
-        if let Err(stop) = step {
-            return stop;
+        match step {
+            Ok(moved) => next = moved,
+            Err(stop) => return (stop, None),
         }
     }
 }
 
 #[tracing::instrument(skip_all, fields(order_id = %row.id))]
-async fn claim(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
+async fn claim(state: &AppState, row: &OrderRow) -> Result<Next, Stop> {
     // Twice at most: the second time after releasing a stale claim left by a dead order.
     for _ in 0..2 {
         let claim = match state.clients.claim_cart(row.user_id, row.id).await {
@@ -213,54 +236,62 @@ async fn start_reserving(
     row: &OrderRow,
     items: Vec<RequestedItem>,
     code: Option<String>,
-) -> Result<(), Stop> {
+) -> Result<Next, Stop> {
     checked(row, SagaState::Claiming, SagaState::Reserving, None)?;
-    let lines = match &code {
-        Some(_) => priced(state, &items).await?,
-        None => Vec::new(),
+    let Some(code) = code else {
+        return move_to_reserving(&state.db, row, &items, None).await;
     };
+    let lines = priced(state, &items).await?;
     let mut tx = state.db.begin().await.map_err(db_failed)?;
-    let mut applied_code = None;
-    if let Some(code) = &code {
-        match redeem::redeem(&mut tx, code, row.user_id, row.id, &lines)
-            .await
-            .map_err(db_failed)?
-        {
-            Ok(applied) => applied_code = Some(applied.promotion.code),
-            Err(refusal) => {
-                drop(tx);
-                let reason = match refusal {
-                    Refusal::Unknown => "not_found",
-                    Refusal::NotApplicable(reason, _) => reason,
-                };
-                tracing::info!(order_id = %row.id, reason, "promotion unavailable at checkout");
-                let e = ApiError::conflict(
-                    ErrorCode::PromotionUnavailable,
-                    format!("the cart's promotion code can no longer be used ({reason}); remove it or try another"),
-                )
-                .with_extra("reason", json!(reason));
-                return Err(remove(state, row, e).await);
-            }
+    let applied = match redeem::redeem(&mut tx, &code, row.user_id, row.id, &lines)
+        .await
+        .map_err(db_failed)?
+    {
+        Ok(applied) => applied,
+        Err(refusal) => {
+            drop(tx);
+            let reason = match refusal {
+                Refusal::Unknown => "not_found",
+                Refusal::NotApplicable(reason, _) => reason,
+            };
+            tracing::info!(order_id = %row.id, reason, "promotion unavailable at checkout");
+            let e = ApiError::conflict(
+                ErrorCode::PromotionUnavailable,
+                format!("the cart's promotion code can no longer be used ({reason}); remove it or try another"),
+            )
+            .with_extra("reason", json!(reason));
+            return Err(remove(state, row, e).await);
         }
+    };
+    let moved = move_to_reserving(&mut *tx, row, &items, Some(applied.promotion.code)).await?;
+    // Someone else moved the order on: their outcome stands, this redemption is not made.
+    if moved.is_some() {
+        tx.commit().await.map_err(db_failed)?;
     }
-    let moved = sqlx::query(
+    Ok(moved)
+}
+
+/// Saves the claimed lines (and the redeemed code) and moves the order to `reserving`.
+async fn move_to_reserving<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    row: &OrderRow,
+    items: &[RequestedItem],
+    applied_code: Option<String>,
+) -> Result<Next, Stop> {
+    sqlx::query_as(concat!(
         "UPDATE orders SET saga_state = $5, requested_items = $2, promotion_code = $3,
            updated_at = now()
          WHERE id = $1 AND saga_state = $4",
-    )
+        returning_row!()
+    ))
     .bind(row.id)
-    .bind(sqlx::types::Json(&items))
+    .bind(sqlx::types::Json(items))
     .bind(applied_code)
     .bind(SagaState::Claiming)
     .bind(SagaState::Reserving)
-    .execute(&mut *tx)
+    .fetch_optional(db)
     .await
-    .map_err(db_failed)?;
-    // Someone else moved the order on: their outcome stands, this redemption is not made.
-    if moved.rows_affected() == 1 {
-        tx.commit().await.map_err(db_failed)?;
-    }
-    Ok(())
+    .map_err(db_failed)
 }
 
 /// The cart's lines at current catalog prices, with their categories, for the promotion.
@@ -293,7 +324,7 @@ async fn abandon_claim(state: &AppState, row: &OrderRow) -> Stop {
 }
 
 #[tracing::instrument(skip_all, fields(order_id = %row.id))]
-async fn reserve(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
+async fn reserve(state: &AppState, row: &OrderRow) -> Result<Next, Stop> {
     let reservation = match state.clients.reserve(row.id, &row.requested_items).await {
         Ok(r) if r.status != "released" => r,
         // Expired before we got here (a very late recovery): nothing is held any more.
@@ -313,8 +344,9 @@ async fn reserve(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
         }
         Err(e) => return Err(interrupted(e)),
     };
-    save_lines(state, row, &reservation.lines).await?;
-    crash_at(state, FaultPoint::AfterReservation, row.id)
+    let next = save_lines(state, row, &reservation.lines).await?;
+    crash_at(state, FaultPoint::AfterReservation, row.id)?;
+    Ok(next)
 }
 
 /// Test-only: stops here, once, as if the process had died (`Config::fault`).
@@ -348,7 +380,11 @@ async fn remove(state: &AppState, row: &OrderRow, reason: ApiError) -> Stop {
 
 /// Prices come from the product service's reservation, never from the client or the cart.
 #[tracing::instrument(skip_all, fields(order_id = %row.id))]
-async fn save_lines(state: &AppState, row: &OrderRow, lines: &[ReservedLine]) -> Result<(), Stop> {
+async fn save_lines(
+    state: &AppState,
+    row: &OrderRow,
+    lines: &[ReservedLine],
+) -> Result<Next, Stop> {
     checked(row, SagaState::Reserving, SagaState::Charging, None)?;
     let id = row.id;
     let currency = lines
@@ -356,17 +392,22 @@ async fn save_lines(state: &AppState, row: &OrderRow, lines: &[ReservedLine]) ->
         .map(|l| l.currency.clone())
         .unwrap_or_else(|| "usd".to_owned());
     let subtotal: i64 = lines.iter().map(|l| l.unit_price_cents * l.quantity).sum();
-    let mut tx = state.db.begin().await.map_err(db_failed)?;
-    // The redeemed promotion's discount, on the reserved prices, shared among its lines.
-    let redemption: Option<(String, i64, Vec<Uuid>)> = sqlx::query_as(
-        "SELECT p.kind, p.value, r.eligible_product_ids FROM redemptions r
-         JOIN promotions p ON p.id = r.promotion_id
-         WHERE r.order_id = $1 AND r.state = 'redeemed'",
-    )
-    .bind(id)
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(db_failed)?;
+    // No transaction: every statement here is idempotent and the last one moves the saga, so
+    // a crash in between repeats them all (the reservation replays its lines).
+    // The redeemed promotion's discount, on the reserved prices, shared among its lines (an
+    // order without a code has no redemption: `start_reserving` saves the code with it).
+    let redemption: Option<(String, i64, Vec<Uuid>)> = match row.promotion_code {
+        None => None,
+        Some(_) => sqlx::query_as(
+            "SELECT p.kind, p.value, r.eligible_product_ids FROM redemptions r
+             JOIN promotions p ON p.id = r.promotion_id
+             WHERE r.order_id = $1 AND r.state = 'redeemed'",
+        )
+        .bind(id)
+        .fetch_optional(&state.db)
+        .await
+        .map_err(db_failed)?,
+    };
     let (discount, shares) = match redemption
         .as_ref()
         .and_then(|(kind, value, eligible)| Some((Kind::parse(kind)?, *value, eligible)))
@@ -383,56 +424,64 @@ async fn save_lines(state: &AppState, row: &OrderRow, lines: &[ReservedLine]) ->
         }
         None => (0, vec![0; lines.len()]),
     };
-    for (line, share) in lines.iter().zip(&shares) {
-        sqlx::query(
-            "INSERT INTO order_items (order_id, product_id, sku, name, quantity, unit_price_cents,
-                                      line_total_cents, discount_cents, variant_id, option_values)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
-        )
-        .bind(id)
-        .bind(line.product_id)
-        .bind(&line.sku)
-        .bind(&line.name)
-        .bind(line.quantity)
-        .bind(line.unit_price_cents)
-        .bind(line.unit_price_cents * line.quantity)
-        .bind(share)
-        .bind(line.variant_id.unwrap_or(line.product_id))
-        .bind(sqlx::types::Json(&line.option_values))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_failed)?;
+    if redemption.is_some() {
+        sqlx::query("UPDATE redemptions SET discount_cents = $2 WHERE order_id = $1")
+            .bind(id)
+            .bind(discount)
+            .execute(&state.db)
+            .await
+            .map_err(db_failed)?;
     }
-    sqlx::query("UPDATE redemptions SET discount_cents = $2 WHERE order_id = $1")
-        .bind(id)
-        .bind(discount)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_failed)?;
-    sqlx::query(
-        "UPDATE orders SET saga_state = $6, currency = $2, subtotal_cents = $3,
+    // The lines and the move to `charging` in one statement.
+    sqlx::query_as(concat!(
+        "WITH lines AS (
+           INSERT INTO order_items (order_id, product_id, sku, name, quantity, unit_price_cents,
+                                    line_total_cents, discount_cents, variant_id, option_values)
+           SELECT $1, * FROM unnest($7::uuid[], $8::text[], $9::text[], $10::bigint[],
+                                    $11::bigint[], $12::bigint[], $13::bigint[], $14::uuid[],
+                                    $15::jsonb[])
+           ON CONFLICT DO NOTHING)
+         UPDATE orders SET saga_state = $6, currency = $2, subtotal_cents = $3,
            discount_cents = $4, total_cents = $3 - $4, updated_at = now()
          WHERE id = $1 AND saga_state = $5",
-    )
+        returning_row!()
+    ))
     .bind(id)
     .bind(&currency)
     .bind(subtotal)
     .bind(discount)
     .bind(SagaState::Reserving)
     .bind(SagaState::Charging)
-    .execute(&mut *tx)
+    .bind(lines.iter().map(|l| l.product_id).collect::<Vec<_>>())
+    .bind(lines.iter().map(|l| l.sku.as_str()).collect::<Vec<_>>())
+    .bind(lines.iter().map(|l| l.name.as_str()).collect::<Vec<_>>())
+    .bind(lines.iter().map(|l| l.quantity).collect::<Vec<_>>())
+    .bind(lines.iter().map(|l| l.unit_price_cents).collect::<Vec<_>>())
+    .bind(
+        lines
+            .iter()
+            .map(|l| l.unit_price_cents * l.quantity)
+            .collect::<Vec<_>>(),
+    )
+    .bind(&shares)
+    .bind(lines.iter().map(ReservedLine::variant).collect::<Vec<_>>())
+    .bind(
+        lines
+            .iter()
+            .map(|l| sqlx::types::Json(&l.option_values))
+            .collect::<Vec<_>>(),
+    )
+    .fetch_optional(&state.db)
     .await
-    .map_err(db_failed)?;
-    tx.commit().await.map_err(db_failed)?;
-    Ok(())
+    .map_err(db_failed)
 }
 
 #[tracing::instrument(skip_all, fields(order_id = %row.id))]
-async fn charge(state: &AppState, row: &OrderRow, driver: Driver) -> Result<(), Stop> {
+async fn charge(state: &AppState, row: &OrderRow, driver: Driver) -> Result<Next, Stop> {
     if row.total_cents == Some(0) {
         // Nothing to pay (a 100 % discount): no PaymentIntent (Stripe refuses 0 anyway); the
         // order is paid as it is and completes like any other, e-mail included.
-        transition(
+        return transition(
             state,
             row,
             SagaState::Charging,
@@ -440,17 +489,13 @@ async fn charge(state: &AppState, row: &OrderRow, driver: Driver) -> Result<(), 
             Some(OrderStatus::Paid),
             Some(PaymentStatus::NotRequired),
         )
-        .await?;
-        return Ok(());
+        .await;
     }
     if driver == Driver::Recovery {
         // Ask before charging: if no charge was ever attempted, the shopper is gone and nothing
         // was taken, so give the stock back instead of charging now.
         match state.clients.payment(row.id).await {
-            Ok(None) => {
-                give_up(state, row, SagaState::Charging).await?;
-                return Ok(());
-            }
+            Ok(None) => return give_up(state, row, SagaState::Charging).await,
             Ok(Some(_)) => {}
             Err(e) => return Err(interrupted(e)),
         }
@@ -474,16 +519,17 @@ async fn charge(state: &AppState, row: &OrderRow, driver: Driver) -> Result<(), 
     {
         Ok(p) => p,
         Err(CallError::Api(e)) if e.status.is_client_error() => {
-            return record_failure(state, row, SagaState::Charging, None, e.code.as_str()).await;
+            record_failure(state, row, SagaState::Charging, None, e.code.as_str()).await?;
+            return Ok(None);
         }
         Err(e) => return Err(interrupted(e)),
     };
     crash_at(state, FaultPoint::AfterCharge, row.id)?;
-    apply_payment(state, row, SagaState::Charging, &payment).await?;
+    let next = apply_payment(state, row, SagaState::Charging, &payment).await?;
     if payment.status == PaymentStatus::Succeeded {
         crash_at(state, FaultPoint::AfterPaid, row.id)?;
     }
-    Ok(())
+    Ok(next)
 }
 
 /// Applies a payment's outcome to an order waiting in `from`.
@@ -493,35 +539,37 @@ async fn apply_payment(
     row: &OrderRow,
     from: SagaState,
     payment: &crate::clients::Payment,
-) -> Result<(), Stop> {
+) -> Result<Next, Stop> {
     let id = row.id;
     match payment.status {
         PaymentStatus::Succeeded => {
             let to = SagaState::Completing;
             checked(row, from, to, Some(OrderStatus::Paid))?;
-            let done = sqlx::query(
+            let moved: Next = sqlx::query_as(concat!(
                 "UPDATE orders SET saga_state = $4, status = $5, payment_status = $6,
                    payment_intent_id = $3, updated_at = now()
                  WHERE id = $1 AND saga_state = $2",
-            )
+                returning_row!()
+            ))
             .bind(id)
             .bind(from)
             .bind(&payment.payment_intent_id)
             .bind(to)
             .bind(OrderStatus::Paid)
             .bind(payment.status)
-            .execute(&state.db)
+            .fetch_optional(&state.db)
             .await
             .map_err(db_failed)?;
-            tracing::info!(order_id = %id, moved = done.rows_affected(), "paid");
-            Ok(())
+            tracing::info!(order_id = %id, moved = moved.is_some(), "paid");
+            Ok(moved)
         }
         PaymentStatus::Failed => {
             let code = payment
                 .failure_code
                 .clone()
                 .unwrap_or_else(|| "card_declined".into());
-            record_failure(state, row, from, payment.payment_intent_id.clone(), &code).await
+            record_failure(state, row, from, payment.payment_intent_id.clone(), &code).await?;
+            Ok(None)
         }
         other => {
             // The shopper must act (3-D Secure): hold the stock past the payment window, so
@@ -544,7 +592,7 @@ async fn apply_payment(
                     .execute(&state.db)
                     .await
                     .map_err(db_failed)?;
-                    return Ok(());
+                    return Ok(None);
                 }
                 Err(e) => return Err(interrupted(e)),
             }
@@ -613,7 +661,7 @@ async fn record_failure(
 /// Recovery of an order waiting on the provider: past its payment window it is cancelled;
 /// otherwise Stripe is asked (no webhook came), and asked again later, less and less often.
 #[tracing::instrument(skip_all, fields(order_id = %row.id))]
-async fn check_payment(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
+async fn check_payment(state: &AppState, row: &OrderRow) -> Result<Next, Stop> {
     checked(row, SagaState::AwaitingPayment, SagaState::Cancelling, None)?;
     let expired = sqlx::query(
         "UPDATE orders SET saga_state = $3, failure_code = 'payment_expired', updated_at = now()
@@ -627,7 +675,7 @@ async fn check_payment(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
     .map_err(db_failed)?;
     if expired.rows_affected() == 1 {
         tracing::info!(order_id = %row.id, "payment window over; cancelling the payment");
-        return Ok(());
+        return Ok(None);
     }
     let payment = state
         .clients
@@ -639,10 +687,7 @@ async fn check_payment(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
             apply_payment(state, row, SagaState::AwaitingPayment, &payment).await
         }
         // Cancelled at Stripe by someone else (the dashboard): nothing will be paid.
-        PaymentStatus::Canceled => {
-            give_up(state, row, SagaState::AwaitingPayment).await?;
-            Ok(())
-        }
+        PaymentStatus::Canceled => give_up(state, row, SagaState::AwaitingPayment).await,
         _ => {
             sqlx::query(
                 "UPDATE orders SET payment_checks = payment_checks + 1,
@@ -664,7 +709,7 @@ async fn check_payment(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
 /// The payment window is over or the shopper cancelled: cancel the PaymentIntent at Stripe
 /// before anything is released. If it succeeded meanwhile, the money goes back (refunding).
 #[tracing::instrument(skip_all, fields(order_id = %row.id))]
-async fn cancel_payment(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
+async fn cancel_payment(state: &AppState, row: &OrderRow) -> Result<Next, Stop> {
     let payment = state
         .clients
         .cancel_payment(row.id)
@@ -675,7 +720,7 @@ async fn cancel_payment(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
         .is_some_and(|p| p.status == PaymentStatus::Succeeded)
     {
         tracing::warn!(order_id = %row.id, "the payment succeeded before it could be cancelled; refunding");
-        transition(
+        return transition(
             state,
             row,
             SagaState::Cancelling,
@@ -683,16 +728,14 @@ async fn cancel_payment(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
             None,
             Some(PaymentStatus::Succeeded),
         )
-        .await?;
-        return Ok(());
+        .await;
     }
-    give_up(state, row, SagaState::Cancelling).await?;
-    Ok(())
+    give_up(state, row, SagaState::Cancelling).await
 }
 
 /// After payment: stock leaves for good, the cart loses what was bought, the e-mail is queued.
 #[tracing::instrument(skip_all, fields(order_id = %row.id))]
-async fn complete(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
+async fn complete(state: &AppState, row: &OrderRow) -> Result<Next, Stop> {
     state
         .clients
         .reservation_step(row.id, "commit")
@@ -704,9 +747,10 @@ async fn complete(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
         .remove_ordered_from_cart(row.user_id, row.id, &row.requested_items)
         .await
         .map_err(interrupted)?;
-    let order = model::load(&state.db, row.id)
+    let items = model::items(&state.db, &[row.id])
         .await
         .map_err(Stop::Interrupted)?;
+    let order = model::view(row.clone(), items.into_iter().map(|(_, i)| i).collect());
     let email = OrderConfirmation {
         order_id: order.id,
         to: row.email.clone(),
@@ -752,12 +796,11 @@ async fn complete(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
         None,
         None,
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 #[tracing::instrument(skip_all, fields(order_id = %row.id))]
-async fn release(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
+async fn release(state: &AppState, row: &OrderRow) -> Result<Next, Stop> {
     checked(row, SagaState::Releasing, SagaState::Done, None)?;
     checked(row, SagaState::Releasing, SagaState::Refunding, None)?;
     match state.clients.reservation_step(row.id, "release").await {
@@ -785,13 +828,13 @@ async fn release(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
     .execute(&state.db)
     .await
     .map_err(db_failed)?;
-    Ok(())
+    Ok(None)
 }
 
 /// Cancelling a paid order, or a payment that succeeded after its order stopped waiting:
 /// refund first, then put the stock back (and the cart, if it was never bought).
 #[tracing::instrument(skip_all, fields(order_id = %row.id))]
-async fn refund(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
+async fn refund(state: &AppState, row: &OrderRow) -> Result<Next, Stop> {
     checked(
         row,
         SagaState::Refunding,
@@ -831,7 +874,7 @@ async fn refund(state: &AppState, row: &OrderRow) -> Result<(), Stop> {
     .execute(&state.db)
     .await
     .map_err(db_failed)?;
-    Ok(())
+    Ok(None)
 }
 
 #[cfg(test)]
