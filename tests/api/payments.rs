@@ -333,19 +333,7 @@ async fn signed_webhook_event_is_processed_once() {
     .await;
 
     // An event of our own, signed with the endpoint's secret.
-    let event_id = format!("evt_souk_test_{}", Uuid::new_v4().simple());
-    let event = json!({
-        "id": event_id,
-        "object": "event",
-        "api_version": "2026-09-30.endive",
-        "created": chrono::Utc::now().timestamp(),
-        "data": {"object": payment_intent_json(&app, &pi).await},
-        "livemode": false,
-        "pending_webhooks": 1,
-        "request": {"id": null, "idempotency_key": null},
-        "type": "payment_intent.succeeded",
-    })
-    .to_string();
+    let (event_id, event) = succeeded_event(&app, &pi).await;
     // Make the first delivery observable: the payment looks unfinished until it arrives.
     sqlx::query("UPDATE payments SET status = 'processing' WHERE order_id = $1")
         .bind(order)
@@ -390,6 +378,78 @@ async fn signed_webhook_event_is_processed_once() {
         .await
         .unwrap();
     assert_eq!(rows, 1);
+}
+
+/// A signed `payment_intent.succeeded` event of our own for `pi`; returns its id and body.
+async fn succeeded_event(app: &App, pi: &str) -> (String, String) {
+    let event_id = format!("evt_souk_test_{}", Uuid::new_v4().simple());
+    let event = json!({
+        "id": event_id,
+        "object": "event",
+        "api_version": "2026-09-30.endive",
+        "created": chrono::Utc::now().timestamp(),
+        "data": {"object": payment_intent_json(app, pi).await},
+        "livemode": false,
+        "pending_webhooks": 1,
+        "request": {"id": null, "idempotency_key": null},
+        "type": "payment_intent.succeeded",
+    })
+    .to_string();
+    (event_id, event)
+}
+
+/// How many payment events the order service was told of.
+async fn relayed(app: &App) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM processed_payment_events")
+        .fetch_one(&app.db("order").await)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_webhook_repeating_the_charges_answer_is_not_relayed_but_one_that_set_the_status_is() {
+    let app = App::spawn_shop().await;
+    let db = app.db("payment").await;
+    let order = Uuid::now_v7();
+    let paid = charge(&app, charge_body(order, 4200, "pm_card_visa")).await;
+    let pi = paid.expect(200, None)["payment_intent_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The emulator's delivery says what the charge's answer said: the order service, which
+    // made the charge, is not told again.
+    eventually(
+        "the emulator's payment_intent.succeeded webhook",
+        ARRIVES_WITHIN,
+        async || processed(&db, "payment_succeeded").await,
+        |count| *count == 1,
+    )
+    .await;
+    assert_eq!(relayed(&app).await, 0);
+
+    // A status that a webhook set is told on every delivery: the first delivery's notice may
+    // have failed (the order service was down), and Stripe delivers again.
+    sqlx::query("UPDATE payments SET status_from_webhook = true WHERE order_id = $1")
+        .bind(order)
+        .execute(&db)
+        .await
+        .unwrap();
+    let (event_id, event) = succeeded_event(&app, &pi).await;
+    post_webhook(
+        &app,
+        &event,
+        Some(&stripe_signature(&event, LOCAL_STRIPE_WEBHOOK_SECRET)),
+    )
+    .await
+    .expect(200, None);
+    let told: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM processed_payment_events WHERE event_id = $1")
+            .bind(&event_id)
+            .fetch_one(&app.db("order").await)
+            .await
+            .unwrap();
+    assert_eq!(told, 1);
 }
 
 #[tokio::test]

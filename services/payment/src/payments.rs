@@ -118,19 +118,23 @@ async fn charge(
 ) -> ApiResult<Json<Payment>> {
     validate(&req)?;
     let payment_method = req.payment_method.trim();
-    sqlx::query(
+    let inserted: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO payments (order_id, amount_cents, currency, payment_method)
-         VALUES ($1, $2, $3, $4) ON CONFLICT (order_id) DO NOTHING",
-    )
+         VALUES ($1, $2, $3, $4) ON CONFLICT (order_id) DO NOTHING RETURNING {COLUMNS}"
+    )))
     .bind(req.order_id)
     .bind(req.amount_cents)
     .bind(&req.currency)
     .bind(payment_method)
-    .execute(&state.db)
+    .fetch_optional(&state.db)
     .await?;
-    let row = load(&state.db, req.order_id)
-        .await?
-        .ok_or_else(|| ApiError::internal("payment row vanished after insert"))?;
+    // A replay: the payment recorded the first time.
+    let row = match inserted {
+        Some(row) => row,
+        None => load(&state.db, req.order_id)
+            .await?
+            .ok_or_else(|| ApiError::internal("payment row vanished after insert"))?,
+    };
     if row.amount_cents != req.amount_cents
         || row.currency != req.currency
         || row.payment_method != payment_method
@@ -215,12 +219,13 @@ async fn charge(
         Err(e) => return Err(stripe_error(e)),
     };
     // Never move a payment back from a final state a webhook may have set meanwhile.
-    sqlx::query(
+    let updated: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE payments SET status = $2, payment_intent_id = COALESCE($3, payment_intent_id),
                 failure_code = $4, failure_message = $5, client_secret = $6, next_action = $7,
-                updated_at = now()
-         WHERE order_id = $1 AND status IN ('pending', 'processing', 'requires_action')",
-    )
+                status_from_webhook = false, updated_at = now()
+         WHERE order_id = $1 AND status IN ('pending', 'processing', 'requires_action')
+         RETURNING {COLUMNS}"
+    )))
     .bind(req.order_id)
     .bind(status)
     .bind(&pi)
@@ -228,12 +233,15 @@ async fn charge(
     .bind(&message)
     .bind(&action.0)
     .bind(action.1.map(sqlx::types::Json))
-    .execute(&state.db)
+    .fetch_optional(&state.db)
     .await?;
     tracing::info!(order_id = %req.order_id, %status, payment_intent_id = ?pi, "charge");
-    let row = load(&state.db, req.order_id)
-        .await?
-        .ok_or_else(|| ApiError::internal("payment row vanished"))?;
+    let row = match updated {
+        Some(row) => row,
+        None => load(&state.db, req.order_id)
+            .await?
+            .ok_or_else(|| ApiError::internal("payment row vanished"))?,
+    };
     Ok(Json(row.into()))
 }
 
@@ -271,7 +279,7 @@ async fn settle(db: &PgPool, order_id: Uuid, status: PaymentStatus) -> ApiResult
     sqlx::query(
         "UPDATE payments SET status = $2,
                 failure_code = CASE WHEN $2 = 'failed' THEN COALESCE(failure_code, 'payment_failed') END,
-                updated_at = now()
+                status_from_webhook = false, updated_at = now()
          WHERE order_id = $1 AND status IN ('pending', 'processing', 'requires_action')",
     )
     .bind(order_id)
@@ -392,7 +400,7 @@ async fn refund(
     };
     sqlx::query(
         "UPDATE payments SET status = 'refunded', refund_id = COALESCE($2, refund_id),
-                amount_refunded_cents = amount_cents, updated_at = now()
+                amount_refunded_cents = amount_cents, status_from_webhook = false, updated_at = now()
          WHERE order_id = $1",
     )
     .bind(order_id)

@@ -138,29 +138,39 @@ pub(crate) async fn receive(
 
     // The payment: by PaymentIntent, else by the order id Stripe carries in its metadata
     // (the webhook may overtake the charge's own answer).
-    let mut order_id: Option<Uuid> = match payment_intent_id {
+    let mut found: Option<Found> = match payment_intent_id {
         Some(pi) => {
-            sqlx::query_scalar("SELECT order_id FROM payments WHERE payment_intent_id = $1")
-                .bind(pi)
-                .fetch_optional(&state.db)
-                .await?
+            sqlx::query_as(
+                "SELECT order_id, status, status_from_webhook FROM payments
+                 WHERE payment_intent_id = $1",
+            )
+            .bind(pi)
+            .fetch_optional(&state.db)
+            .await?
         }
         None => None,
     };
-    if order_id.is_none()
+    if found.is_none()
         && let Some(hint) = order_hint.and_then(|h| h.parse::<Uuid>().ok())
     {
-        order_id = sqlx::query_scalar("SELECT order_id FROM payments WHERE order_id = $1")
-            .bind(hint)
-            .fetch_optional(&state.db)
-            .await?
-            .or(Some(hint));
+        found = sqlx::query_as(
+            "SELECT order_id, status, status_from_webhook FROM payments WHERE order_id = $1",
+        )
+        .bind(hint)
+        .fetch_optional(&state.db)
+        .await?
+        .or(Some(Found {
+            order_id: hint,
+            status: None,
+            status_from_webhook: false,
+        }));
     }
-    let Some(order_id) = order_id else {
+    let Some(found) = found else {
         tracing::warn!(event_id = %event.id, kind, ?payment_intent_id, "webhook event for no known payment");
         record(&state, &event.id, kind).await?;
         return Ok(received());
     };
+    let order_id = found.order_id;
 
     // Final states are not left for an earlier one (Stripe does not promise ordering).
     let allowed_from: &[PaymentStatus] = match new_status {
@@ -201,7 +211,7 @@ pub(crate) async fn receive(
     } else {
         sqlx::query(
             "UPDATE payments
-         SET status = $2,
+         SET status = $2, status_from_webhook = true,
              payment_intent_id = COALESCE(payment_intent_id, $3),
              failure_code = CASE WHEN $2 = 'failed' THEN COALESCE(failure_code, 'payment_failed')
                                  WHEN $2 = 'succeeded' THEN NULL ELSE failure_code END,
@@ -219,6 +229,18 @@ pub(crate) async fn receive(
         .rows_affected()
     };
     tracing::info!(event_id = %event.id, kind, %order_id, updated, "webhook event processed");
+
+    // The event repeats the answer the order service got to its own call (the charge's, most
+    // often): it knows already, so no notice. A status that an earlier delivery of a webhook
+    // set is told again, since that delivery's notice may have failed.
+    if updated == 0
+        && amount_refunded.is_none()
+        && found.status == Some(new_status)
+        && !found.status_from_webhook
+    {
+        record(&state, &event.id, kind).await?;
+        return Ok(received());
+    }
 
     let notice = PaymentEvent {
         event_id: event.id.clone(),
@@ -253,6 +275,15 @@ pub(crate) async fn receive(
     }
     record(&state, &event.id, kind).await?;
     Ok(received())
+}
+
+/// The payment an event is about, as it was before the event.
+#[derive(sqlx::FromRow)]
+struct Found {
+    order_id: Uuid,
+    /// None: no payment recorded for the order yet (the charge's own call has not reached us).
+    status: Option<PaymentStatus>,
+    status_from_webhook: bool,
 }
 
 /// The event has been applied everywhere: later deliveries are acknowledged at once.
