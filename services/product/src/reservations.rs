@@ -133,20 +133,23 @@ async fn load(conn: &mut PgConnection, order_id: Uuid) -> ApiResult<Option<Reser
     let Some((status, expires_at)) = head else {
         return Ok(None);
     };
-    let lines = sqlx::query_as(
+    Ok(Some(Reservation {
+        order_id,
+        status,
+        expires_at,
+        lines: lines(conn, order_id).await?,
+    }))
+}
+
+async fn lines(conn: &mut PgConnection, order_id: Uuid) -> ApiResult<Vec<ReservationLine>> {
+    Ok(sqlx::query_as(
         "SELECT product_id, variant_id, option_values, sku, name, quantity, unit_price_cents,
                 currency
          FROM reservation_lines WHERE order_id = $1 ORDER BY variant_id",
     )
     .bind(order_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(Some(Reservation {
-        order_id,
-        status,
-        expires_at,
-        lines,
-    }))
+    .fetch_all(conn)
+    .await?)
 }
 
 /// 409: the stock of a released (or expired) reservation can no longer be committed or held.
@@ -371,6 +374,11 @@ fn step(step: Step) -> axum::routing::MethodRouter<AppState> {
 #[tracing::instrument(skip(state))]
 async fn settle(state: &AppState, order_id: &str, step: Step) -> ApiResult<Reservation> {
     let order_id = parse_id(order_id, "reservation")?;
+    if step == Step::Commit
+        && let Some(committed) = commit_reserved(state, order_id).await?
+    {
+        return Ok(committed);
+    }
     let mut tx = state.db.begin().await?;
     match (step, lock_status(&mut tx, order_id).await?.as_str()) {
         (Step::Commit, "released") => return Err(released()),
@@ -406,6 +414,29 @@ async fn settle(state: &AppState, order_id: &str, step: Step) -> ApiResult<Reser
         forget_stock(state, &reservation);
     }
     Ok(reservation)
+}
+
+/// A paid order's usual case, in one statement and no transaction: a `reserved` reservation
+/// becomes `committed` (no stock moves). None: it was in another state, for the locked path.
+async fn commit_reserved(state: &AppState, order_id: Uuid) -> ApiResult<Option<Reservation>> {
+    let committed: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "UPDATE reservations SET status = 'committed', updated_at = now()
+         WHERE order_id = $1 AND status = 'reserved' RETURNING expires_at",
+    )
+    .bind(order_id)
+    .fetch_optional(&state.db)
+    .await?;
+    let Some(expires_at) = committed else {
+        return Ok(None);
+    };
+    tracing::info!(%order_id, "reservation committed");
+    let mut conn = state.db.acquire().await?;
+    Ok(Some(Reservation {
+        order_id,
+        status: "committed".into(),
+        expires_at,
+        lines: lines(&mut conn, order_id).await?,
+    }))
 }
 
 /// Stock may have come back to these lines' products: this replica's next catalog read shows it
