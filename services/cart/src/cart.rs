@@ -107,6 +107,15 @@ struct Row {
 }
 
 pub async fn render(state: &AppState, user: Uuid) -> ApiResult<CartView> {
+    render_knowing(state, user, None).await
+}
+
+/// The cart, with `known` (just read from the catalog by this request) not asked for again.
+async fn render_knowing(
+    state: &AppState,
+    user: Uuid,
+    known: Option<CatalogEntry>,
+) -> ApiResult<CartView> {
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT variant_id, product_id, quantity, last_name, last_unit_price_cents, last_currency,
                 last_option_values
@@ -115,10 +124,17 @@ pub async fn render(state: &AppState, user: Uuid) -> ApiResult<CartView> {
     .bind(user)
     .fetch_all(&state.db)
     .await?;
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.variant_id).collect();
+    let ids: Vec<Uuid> = rows
+        .iter()
+        .map(|r| r.variant_id)
+        .filter(|id| known.as_ref().is_none_or(|k| k.id != *id))
+        .collect();
     let fresh: Option<HashMap<Uuid, CatalogEntry>> =
         match catalog::lookup(&state.products, &ids).await {
-            Ok(map) => Some(map),
+            Ok(mut map) => {
+                map.extend(known.map(|k| (k.id, k)));
+                Some(map)
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "catalog unavailable; showing last known prices");
                 None
@@ -449,7 +465,9 @@ pub(crate) async fn add(
         return Err(insufficient(&product));
     }
     tx.commit().await?;
-    render(&state, user.id).await.map(Json)
+    render_knowing(&state, user.id, Some(product))
+        .await
+        .map(Json)
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -626,47 +644,32 @@ async fn ordered(
         *sums.entry(item.variant()).or_insert(0) += i64::from(item.quantity);
     }
     let (ids, quantities): (Vec<Uuid>, Vec<i64>) = sums.into_iter().unzip();
-    let mut tx = state.db.begin().await?;
-    let first: Option<Uuid> = sqlx::query_scalar(
-        "INSERT INTO cart_orders (order_id, user_id) VALUES ($1, $2)
-         ON CONFLICT (order_id) DO NOTHING RETURNING order_id",
+    // One statement, so one round trip and all or nothing. The first time for this order id
+    // (`bought`), the lines lose what it bought (a line bought whole goes) and the code it
+    // redeemed is spent; every time, the checkout's claim ends with the purchase.
+    sqlx::query(
+        "WITH bought AS (
+           INSERT INTO cart_orders (order_id, user_id) VALUES ($4, $1)
+           ON CONFLICT (order_id) DO NOTHING RETURNING order_id),
+         gone AS (
+           DELETE FROM cart_items c USING unnest($2::uuid[], $3::bigint[]) AS x(id, q)
+           WHERE EXISTS (SELECT 1 FROM bought)
+             AND c.user_id = $1 AND c.variant_id = x.id AND c.quantity <= x.q),
+         fewer AS (
+           UPDATE cart_items c SET quantity = c.quantity - x.q, updated_at = now()
+           FROM unnest($2::uuid[], $3::bigint[]) AS x(id, q)
+           WHERE EXISTS (SELECT 1 FROM bought)
+             AND c.user_id = $1 AND c.variant_id = x.id AND c.quantity > x.q),
+         spent AS (
+           DELETE FROM cart_promotions
+           WHERE EXISTS (SELECT 1 FROM bought) AND user_id = $1)
+         DELETE FROM cart_claims WHERE user_id = $1 AND order_id = $4",
     )
-    .bind(body.order_id)
     .bind(user_id)
-    .fetch_optional(&mut *tx)
+    .bind(&ids)
+    .bind(&quantities)
+    .bind(body.order_id)
+    .execute(&state.db)
     .await?;
-    if first.is_some() {
-        sqlx::query(
-            "DELETE FROM cart_items c USING unnest($2::uuid[], $3::bigint[]) AS x(id, q)
-             WHERE c.user_id = $1 AND c.variant_id = x.id AND c.quantity <= x.q",
-        )
-        .bind(user_id)
-        .bind(&ids)
-        .bind(&quantities)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE cart_items c SET quantity = c.quantity - x.q, updated_at = now()
-             FROM unnest($2::uuid[], $3::bigint[]) AS x(id, q)
-             WHERE c.user_id = $1 AND c.variant_id = x.id AND c.quantity > x.q",
-        )
-        .bind(user_id)
-        .bind(&ids)
-        .bind(&quantities)
-        .execute(&mut *tx)
-        .await?;
-        // The order redeemed the cart's code: it is spent with the lines it bought.
-        sqlx::query("DELETE FROM cart_promotions WHERE user_id = $1")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-    }
-    // Paid: the checkout's claim ends with the lines it bought.
-    sqlx::query("DELETE FROM cart_claims WHERE user_id = $1 AND order_id = $2")
-        .bind(user_id)
-        .bind(body.order_id)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

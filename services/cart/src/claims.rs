@@ -40,19 +40,24 @@ async fn claim(
     // Edits of the cart wait for this claim's outcome, and it for theirs (see `edit`).
     crate::edit::lock_cart(&mut tx, user_id).await?;
     // A concurrent claim of the same cart waits here for the first one's outcome.
-    sqlx::query(
+    let claimed: Option<Uuid> = sqlx::query_scalar(
         "INSERT INTO cart_claims (user_id, order_id) VALUES ($1, $2)
-         ON CONFLICT (user_id) DO NOTHING",
+         ON CONFLICT (user_id) DO NOTHING RETURNING order_id",
     )
     .bind(user_id)
     .bind(body.order_id)
-    .execute(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await?;
-    let holder: Uuid =
-        sqlx::query_scalar("SELECT order_id FROM cart_claims WHERE user_id = $1 FOR UPDATE")
-            .bind(user_id)
-            .fetch_one(&mut *tx)
-            .await?;
+    // Claimed before (a replay of this order's claim, or another order's): who holds it.
+    let holder: Uuid = match claimed {
+        Some(holder) => holder,
+        None => {
+            sqlx::query_scalar("SELECT order_id FROM cart_claims WHERE user_id = $1 FOR UPDATE")
+                .bind(user_id)
+                .fetch_one(&mut *tx)
+                .await?
+        }
+    };
     if holder != body.order_id {
         // Held by another checkout: the order service decides (it knows whether that order
         // is still running, or died and left a stale claim to release).
@@ -62,14 +67,17 @@ async fn claim(
             promotion_code: None,
         }));
     }
-    let items: Vec<CartItem> = sqlx::query_as(
-        "SELECT product_id, variant_id, quantity FROM cart_items WHERE user_id = $1
-         ORDER BY created_at, variant_id",
+    // Each line carries the cart's promotion code, so one statement reads both.
+    let lines: Vec<(Uuid, Option<Uuid>, i32, Option<String>)> = sqlx::query_as(
+        "SELECT i.product_id, i.variant_id, i.quantity,
+                (SELECT code FROM cart_promotions WHERE user_id = $1)
+         FROM cart_items i WHERE i.user_id = $1
+         ORDER BY i.created_at, i.variant_id",
     )
     .bind(user_id)
     .fetch_all(&mut *tx)
     .await?;
-    if items.is_empty() {
+    if lines.is_empty() {
         // Nothing to buy: no claim either, or it would block the next checkout for nothing.
         sqlx::query("DELETE FROM cart_claims WHERE user_id = $1")
             .bind(user_id)
@@ -81,12 +89,16 @@ async fn claim(
             "the cart is empty",
         ));
     }
-    let promotion_code: Option<String> =
-        sqlx::query_scalar("SELECT code FROM cart_promotions WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_optional(&mut *tx)
-            .await?;
     tx.commit().await?;
+    let promotion_code = lines[0].3.clone();
+    let items = lines
+        .into_iter()
+        .map(|(product_id, variant_id, quantity, _)| CartItem {
+            product_id,
+            variant_id,
+            quantity,
+        })
+        .collect();
     Ok(Json(Claim {
         order_id: holder,
         items,
