@@ -13,6 +13,7 @@
 //! | `SOUK_LOAD_REGISTER_CONCURRENCY` | 4 | concurrent registrations (argon2: CPU-bound) |
 //! | `SOUK_LOAD_SUMMARY` | unset | also write the per-endpoint summary there as JSON |
 //! | `SOUK_LOAD_SEED_ONLY` | unset | `1`: seed and exit |
+//! | `SOUK_LOAD_READY_FILE` | unset | created when seeding is done and the shoppers start (a benchmark's cue to start counting: seeding's sign-ins are not the load) |
 //!
 //! Data seeding makes is reused by later runs (existing SKUs and e-mails are looked up).
 
@@ -83,6 +84,9 @@ async fn run() -> anyhow::Result<bool> {
     scenarios::DATA
         .set(seeded)
         .map_err(|_| anyhow::anyhow!("seeded twice"))?;
+    if let Ok(path) = std::env::var("SOUK_LOAD_READY_FILE") {
+        std::fs::write(&path, b"").with_context(|| format!("writing {path}"))?;
+    }
 
     let metrics = GooseAttack::initialize()?
         .register_scenario(scenarios::browse()?.set_weight(3)?)
