@@ -150,7 +150,7 @@ pub async fn advance(state: &AppState, id: Uuid, driver: Driver) -> Stop {
 
 /// Advances the saga as far as it goes; with the stop, the order's row as the last step left
 /// it, when that step returned it (the checkout answers with it without reading it again).
-#[tracing::instrument(skip_all, fields(order_id = %id, ?driver))]
+#[tracing::instrument(name = "advance", skip_all, fields(order_id = %id, ?driver))]
 pub async fn drive(state: &AppState, id: Uuid, driver: Driver) -> (Stop, Next) {
     let mut next: Next = None;
     loop {
