@@ -316,21 +316,8 @@ async fn payment_intent_json(app: &App, id: &str) -> Value {
 async fn signed_webhook_event_is_processed_once() {
     let app = App::spawn_shop().await;
     let db = app.db("payment").await;
-    let order = Uuid::now_v7();
-    let paid = charge(&app, charge_body(order, 4200, "pm_card_visa")).await;
-    let pi = paid.expect(200, None)["payment_intent_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-
     // The emulator's own delivery reaches the payment service through the gateway, verified.
-    eventually(
-        "the emulator's payment_intent.succeeded webhook",
-        ARRIVES_WITHIN,
-        async || processed(&db, "payment_succeeded").await,
-        |count| *count == 1,
-    )
-    .await;
+    let (order, pi) = charge_and_await_webhook(&app, &db).await;
 
     // An event of our own, signed with the endpoint's secret.
     let (event_id, event) = succeeded_event(&app, &pi).await;
@@ -380,6 +367,25 @@ async fn signed_webhook_event_is_processed_once() {
     assert_eq!(rows, 1);
 }
 
+/// Charges a new order 42.00 with a card that succeeds, and waits until the emulator's
+/// `payment_intent.succeeded` webhook has been processed; returns the order and PaymentIntent.
+async fn charge_and_await_webhook(app: &App, db: &sqlx::PgPool) -> (Uuid, String) {
+    let order = Uuid::now_v7();
+    let paid = charge(app, charge_body(order, 4200, "pm_card_visa")).await;
+    let pi = paid.expect(200, None)["payment_intent_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    eventually(
+        "the emulator's payment_intent.succeeded webhook",
+        ARRIVES_WITHIN,
+        async || processed(db, "payment_succeeded").await,
+        |count| *count == 1,
+    )
+    .await;
+    (order, pi)
+}
+
 /// A signed `payment_intent.succeeded` event of our own for `pi`; returns its id and body.
 async fn succeeded_event(app: &App, pi: &str) -> (String, String) {
     let event_id = format!("evt_souk_test_{}", Uuid::new_v4().simple());
@@ -410,22 +416,9 @@ async fn relayed(app: &App) -> i64 {
 async fn a_webhook_repeating_the_charges_answer_is_not_relayed_but_one_that_set_the_status_is() {
     let app = App::spawn_shop().await;
     let db = app.db("payment").await;
-    let order = Uuid::now_v7();
-    let paid = charge(&app, charge_body(order, 4200, "pm_card_visa")).await;
-    let pi = paid.expect(200, None)["payment_intent_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-
     // The emulator's delivery says what the charge's answer said: the order service, which
     // made the charge, is not told again.
-    eventually(
-        "the emulator's payment_intent.succeeded webhook",
-        ARRIVES_WITHIN,
-        async || processed(&db, "payment_succeeded").await,
-        |count| *count == 1,
-    )
-    .await;
+    let (order, pi) = charge_and_await_webhook(&app, &db).await;
     assert_eq!(relayed(&app).await, 0);
 
     // A status that a webhook set is told on every delivery: the first delivery's notice may
